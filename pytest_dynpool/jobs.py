@@ -1,0 +1,160 @@
+"""From ``@pytest.mark.dynpool`` declarations to jobs, with usage errors that name the test."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+MARKER_NAME = "dynpool"
+MARKER_HELP = (
+    "dynpool(max_concurrency, *, job=None): run this test (class, module) on the "
+    "dynpool thread pool with at most max_concurrency of its job in flight at once."
+)
+UNMARKED_JOB = "unmarked"
+FIX_HINT = (
+    "use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, "
+    'optionally job="name"'
+)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What one marker declares."""
+
+    max_concurrency: int
+    job: str | None = None
+
+
+@dataclass(frozen=True)
+class JobAssignment:
+    """An item's job: its name, declared cap and where that was declared."""
+
+    name: str
+    max_concurrency: int
+    declared_at: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A group of items sharing one cap; ``cap`` includes command-line overrides."""
+
+    name: str
+    cap: int
+    declared_cap: int
+    declared_at: str
+
+
+@dataclass
+class Plan:
+    """How the selected items run: alone, one at a time, or in the pool."""
+
+    jobs: list[Job] = field(default_factory=list)
+    exclusive: list[pytest.Item] = field(default_factory=list)
+    pooled: list[pytest.Item] = field(default_factory=list)
+    job_of_pooled: list[int] = field(default_factory=list)
+    unknown_overrides: list[str] = field(default_factory=list)
+
+
+def _dynpool(max_concurrency: int, *, job: str | None = None) -> JobSpec:
+    """Mirror of the marker's signature, so Python itself rejects bad arguments."""
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+        raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}")
+    if max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+    if job is not None and (not isinstance(job, str) or not job):
+        raise TypeError(f"job must be a non-empty string, got {job!r}")
+    return JobSpec(max_concurrency=max_concurrency, job=job)
+
+
+def parse_marker(mark: pytest.Mark, where: str) -> JobSpec:
+    """Validate one dynpool mark; ``where`` names the test in the error."""
+    try:
+        return _dynpool(*mark.args, **mark.kwargs)
+    except (TypeError, ValueError) as error:
+        message = str(error).replace("_dynpool()", "dynpool()")
+        raise pytest.UsageError(
+            f"{where}: invalid @pytest.mark.dynpool{_format_args(mark)}: {message}; {FIX_HINT}"
+        ) from None
+
+
+def _format_args(mark: pytest.Mark) -> str:
+    parts = [repr(arg) for arg in mark.args]
+    parts += [f"{key}={value!r}" for key, value in mark.kwargs.items()]
+    return f"({', '.join(parts)})"
+
+
+def _declaring_node_id(item: pytest.Item, node: pytest.Item | pytest.Collector,
+                       mark: pytest.Mark) -> str:
+    """Default job name: the node id of where the marker was written.
+
+    A marker on a test function applies to all of its parametrized items, which
+    pytest represents only as items; the function's id is the item id without
+    the parameter suffix. A marker given to one ``pytest.param`` stays per item.
+    """
+    if node is not item:
+        return node.nodeid
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and any(mark is own for own in callspec.marks):
+        return item.nodeid
+    original_name = getattr(item, "originalname", None)
+    if original_name is None or item.parent is None:
+        return item.nodeid
+    return f"{item.parent.nodeid}::{original_name}"
+
+
+def assignment_from_marker(item: pytest.Item) -> JobAssignment | None:
+    """The closest dynpool declaration of ``item``, or None when it has none."""
+    for node, mark in item.iter_markers_with_node(MARKER_NAME):
+        spec = parse_marker(mark, item.nodeid)
+        declared_at = _declaring_node_id(item, node, mark)
+        return JobAssignment(
+            name=spec.job or declared_at,
+            max_concurrency=spec.max_concurrency,
+            declared_at=declared_at,
+        )
+    return None
+
+
+def build_plan(
+    items: Sequence[pytest.Item],
+    assignments: Sequence[JobAssignment | None],
+    cap_overrides: Mapping[str, int],
+    unmarked_in_pool: bool,
+    workers: int,
+) -> Plan:
+    """Group items into jobs; one name declared with two caps is a usage error."""
+    plan = Plan()
+    job_index: dict[str, int] = {}
+    for item, assignment in zip(items, assignments, strict=True):
+        if assignment is None:
+            if not unmarked_in_pool:
+                plan.exclusive.append(item)
+                continue
+            assignment = JobAssignment(UNMARKED_JOB, workers, "--dynpool-unmarked=pool")
+        index = job_index.get(assignment.name)
+        if index is None:
+            index = job_index[assignment.name] = len(plan.jobs)
+            cap = cap_overrides.get(assignment.name, assignment.max_concurrency)
+            plan.jobs.append(
+                Job(assignment.name, cap, assignment.max_concurrency, assignment.declared_at)
+            )
+        else:
+            _check_same_cap(plan.jobs[index], assignment, item)
+        plan.pooled.append(item)
+        plan.job_of_pooled.append(index)
+    plan.unknown_overrides = sorted(set(cap_overrides) - set(job_index))
+    return plan
+
+
+def _check_same_cap(job: Job, assignment: JobAssignment, item: pytest.Item) -> None:
+    if job.declared_cap == assignment.max_concurrency:
+        return
+    raise pytest.UsageError(
+        f'dynpool job "{job.name}" is declared with two different caps: '
+        f"max_concurrency={job.declared_cap} at {job.declared_at} and "
+        f"max_concurrency={assignment.max_concurrency} at {assignment.declared_at} "
+        f"(test {item.nodeid}); give every declaration of the job the same "
+        "max_concurrency, or use different job names"
+    )

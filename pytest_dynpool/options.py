@@ -1,0 +1,140 @@
+"""Command-line options and ini keys, validated into one frozen ``Settings``.
+
+Every ``--dynpool-*`` flag has a matching ini key; the flag wins. Bad values are
+usage errors that name the option and say what would be accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+import pytest
+
+
+class Unmarked(str, Enum):
+    """Where tests without a dynpool marker run."""
+
+    EXCLUSIVE = "exclusive"
+    POOL = "pool"
+
+
+def auto_workers() -> int:
+    """Default pool size: threads mostly wait on I/O, so allow more than cores.
+
+    Same rule as ``concurrent.futures.ThreadPoolExecutor``: cores + 4, at most 32.
+    """
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def parse_workers(value: str) -> int:
+    """``auto`` or an integer >= 1 (argparse ``type=`` and ini share this)."""
+    text = str(value).strip()
+    if text == "auto":
+        return auto_workers()
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--dynpool-workers / dynpool_workers: expected an integer >= 1 or 'auto', "
+            f"got {value!r}"
+        ) from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError(
+            f"--dynpool-workers / dynpool_workers: expected an integer >= 1 or 'auto', "
+            f"got {workers}"
+        )
+    return workers
+
+
+def parse_cap_override(value: str) -> tuple[str, int]:
+    """``JOB=K``: the job name may itself contain ``=``; K is after the last one."""
+    name, sep, cap_text = str(value).strip().rpartition("=")
+    try:
+        cap = int(cap_text)
+    except ValueError:
+        cap = 0
+    if not sep or not name or cap < 1:
+        raise argparse.ArgumentTypeError(
+            f"--dynpool-cap / dynpool_caps: expected JOB=K with an integer K >= 1, "
+            f"got {value!r} (e.g. --dynpool-cap 'tests/test_api.py::TestLegacy=1')"
+        )
+    return name, cap
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``--dynpool-*`` flags and their ini keys."""
+    group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
+    group.addoption(
+        "--dynpool-workers",
+        dest="dynpool_workers",
+        type=parse_workers,
+        default=None,
+        metavar="N",
+        help="Worker threads shared by all jobs: an integer >= 1 or 'auto' "
+        "(cores + 4, at most 32; the default). ini: dynpool_workers.",
+    )
+    group.addoption(
+        "--dynpool-cap",
+        dest="dynpool_caps",
+        type=parse_cap_override,
+        action="append",
+        default=None,
+        metavar="JOB=K",
+        help="Override a job's max_concurrency without touching code (repeatable). "
+        "ini: dynpool_caps, one JOB=K per line.",
+    )
+    group.addoption(
+        "--dynpool-unmarked",
+        dest="dynpool_unmarked",
+        choices=[choice.value for choice in Unmarked],
+        default=None,
+        help="Unmarked tests run 'exclusive' (alone, one at a time; the default) "
+        "or in the 'pool' under one job capped at the pool size. ini: dynpool_unmarked.",
+    )
+    parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').",
+                  default="auto")
+    parser.addini("dynpool_caps", "dynpool cap overrides, one JOB=K per line.",
+                  type="linelist", default=[])
+    parser.addini("dynpool_unmarked", "where unmarked tests run: exclusive or pool.",
+                  default=Unmarked.EXCLUSIVE.value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated dynpool configuration of one run."""
+
+    workers: int
+    cap_overrides: dict[str, int]
+    unmarked: Unmarked
+
+
+def _usage_error(error: argparse.ArgumentTypeError) -> pytest.UsageError:
+    return pytest.UsageError(str(error))
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Flags first, then ini keys; ini values get the same validation as flags."""
+    try:
+        workers = config.getoption("dynpool_workers")
+        if workers is None:
+            workers = parse_workers(str(config.getini("dynpool_workers")))
+        overrides = dict(_ini_caps(config.getini("dynpool_caps")))
+        overrides.update(config.getoption("dynpool_caps") or [])
+    except argparse.ArgumentTypeError as error:
+        raise _usage_error(error) from None
+    unmarked_text = config.getoption("dynpool_unmarked") or str(config.getini("dynpool_unmarked"))
+    try:
+        unmarked = Unmarked(unmarked_text.strip())
+    except ValueError:
+        raise pytest.UsageError(
+            f"dynpool_unmarked: expected 'exclusive' or 'pool', got {unmarked_text!r}"
+        ) from None
+    return Settings(workers=workers, cap_overrides=overrides, unmarked=unmarked)
+
+
+def _ini_caps(lines: Iterable[str]) -> Iterable[tuple[str, int]]:
+    return (parse_cap_override(line) for line in lines if line.strip())

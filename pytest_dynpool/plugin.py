@@ -1,0 +1,121 @@
+"""pytest entry point: options, marker, planning after collection, the run loop, summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import hookspecs
+from .executor import PoolExecutor
+from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
+from .options import Settings, Unmarked, add_options, read_settings
+from .pytest_compat import (
+    check_pytest_version,
+    install_fixture_store,
+    uninstall_fixture_store,
+    xdist_is_active,
+)
+from .summary import JobStats, RunStats, format_summary
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+DISABLED_REASON_KEY = pytest.StashKey[str]()
+PLAN_KEY = pytest.StashKey[Plan]()
+STATS_KEY = pytest.StashKey[RunStats]()
+STORE_INSTALLED_KEY = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    check_pytest_version()
+    config.stash[SETTINGS_KEY] = read_settings(config)
+    if xdist_is_active(config):
+        config.stash[DISABLED_REASON_KEY] = "pytest-xdist is active (-n); markers are ignored"
+    elif config.getoption("usepdb", False) or config.getoption("trace", False):
+        config.stash[DISABLED_REASON_KEY] = "--pdb/--trace: every test runs alone"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    settings = config.stash[SETTINGS_KEY]
+    reason = config.stash.get(DISABLED_REASON_KEY, None)
+    if reason is not None:
+        return f"dynpool: off ({reason})"
+    return f"dynpool: {settings.workers} workers, unmarked tests: {settings.unmarked.value}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_dynpool_job_for_item(item: pytest.Item) -> JobAssignment | None:
+    return assignment_from_marker(item)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if DISABLED_REASON_KEY in config.stash:
+        return
+    settings = config.stash[SETTINGS_KEY]
+    assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in session.items]
+    config.stash[PLAN_KEY] = build_plan(
+        session.items,
+        assignments,
+        settings.cap_overrides,
+        unmarked_in_pool=settings.unmarked is Unmarked.POOL,
+        workers=settings.workers,
+    )
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    plan = config.stash.get(PLAN_KEY, None)
+    if plan is None or not plan.pooled:
+        return None
+    return (
+        f"dynpool: {len(plan.jobs)} jobs, {len(plan.pooled)} pooled items, "
+        f"{len(plan.exclusive)} exclusive items"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    config = session.config
+    plan = config.stash.get(PLAN_KEY, None)
+    collection_failed = session.testsfailed and not config.option.continue_on_collection_errors
+    if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
+        return None  # pytest's own loop: plain behaviour, or its collection-error exit
+    stats = RunStats(
+        workers=config.stash[SETTINGS_KEY].workers,
+        jobs=[JobStats(job) for job in plan.jobs],
+        exclusive_items=len(plan.exclusive),
+        unknown_overrides=plan.unknown_overrides,
+    )
+    for index in plan.job_of_pooled:
+        stats.jobs[index].items += 1
+    config.stash[STATS_KEY] = stats
+    install_fixture_store(session)
+    config.stash[STORE_INSTALLED_KEY] = True
+    try:
+        PoolExecutor(session, plan, stats).run()
+    finally:
+        config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
+    return True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # After pytest's own session teardown, which still needs the fixture store.
+    if session.config.stash.get(STORE_INSTALLED_KEY, False):
+        session.config.stash[STORE_INSTALLED_KEY] = False
+        uninstall_fixture_store()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    stats = terminalreporter.config.stash.get(STATS_KEY, None)
+    if stats is None:
+        return
+    terminalreporter.write_sep("=", "dynpool")
+    for line in format_summary(stats):
+        terminalreporter.write_line(line)

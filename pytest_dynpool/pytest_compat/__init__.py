@@ -1,0 +1,69 @@
+"""Every use of pytest's and pluggy's private API, in one place, behind a version check.
+
+Supported: pytest 8.4 to 9.x. Each private name used here is covered by the
+test suite, which CI runs against the oldest and the newest supported pytest.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+MIN_PYTEST = (8, 4)
+MAX_PYTEST_MAJOR = 9
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def check_pytest_version(version: str = pytest.__version__) -> None:
+    """Refuse to run on a pytest whose internals we have not checked."""
+    found = _version_tuple(version)
+    if found < MIN_PYTEST or found[0] > MAX_PYTEST_MAJOR:
+        raise pytest.UsageError(
+            f"pytest-dynpool supports pytest >= {'.'.join(map(str, MIN_PYTEST))} and "
+            f"< {MAX_PYTEST_MAJOR + 1}, found pytest {version}; install a supported "
+            "pytest or disable the plugin with -p no:dynpool"
+        )
+
+
+from .fixtures import (  # noqa: E402 - the version check is importable on any pytest
+    CURRENT_ITEM,
+    FixtureStore,
+    current_item,
+    install_fixture_store,
+    uninstall_fixture_store,
+)
+from .runtime import HOOK_SINK, HookCall, HookRouter, thread_safe_runtime  # noqa: E402
+from .setupstate import ConcurrentSetupState  # noqa: E402
+
+
+def replace_setup_state(session: pytest.Session, state: ConcurrentSetupState) -> None:
+    """Make ``state`` the session's setup state until the session ends."""
+    session._setupstate = state  # type: ignore[assignment]
+
+
+def xdist_is_active(config: pytest.Config) -> bool:
+    """True under pytest-xdist, as controller (-n) or as a worker."""
+    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
+
+
+__all__ = [
+    "CURRENT_ITEM",
+    "HOOK_SINK",
+    "ConcurrentSetupState",
+    "FixtureStore",
+    "HookCall",
+    "HookRouter",
+    "check_pytest_version",
+    "current_item",
+    "install_fixture_store",
+    "replace_setup_state",
+    "thread_safe_runtime",
+    "uninstall_fixture_store",
+    "xdist_is_active",
+]

@@ -1,0 +1,257 @@
+"""Fixture values per scope instance, so that items in flight never share state wrongly.
+
+pytest keeps a fixture's value and finalizers on the ``FixtureDef``, which is
+shared by every item: two items in flight would see each other's function
+fixtures, and two parameter values of a module fixture would tear each other
+down. While a dynpool run is active, ``FixtureDef.cached_result`` and
+``FixtureDef._finalizers`` become views into a ``FixtureStore`` keyed by the
+*scope instance* the current item needs:
+
+    (fixturedef, item)                         for function scope
+    (fixturedef, scope node, parameter values) for wider scopes
+
+The current item travels in a ``ContextVar``; ``execute`` and ``finish`` set it
+from their request, so a finalizer run by another item's teardown still finds
+the instance it belongs to. Creation of a wider-scoped instance holds a lock
+per instance: fixtures depend only on equal or wider scopes, along a DAG, so
+these locks are always taken in one order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import pytest
+from _pytest.fixtures import FixtureDef, SubRequest, get_scope_node, get_scope_package
+from _pytest.scope import Scope
+
+try:  # pytest >= 9: the "request" fixture is a FixtureDef subclass
+    from _pytest.fixtures import RequestFixtureDef
+except ImportError:  # pragma: no cover - pytest 8.4
+    RequestFixtureDef = None  # type: ignore[assignment,misc]
+
+CURRENT_ITEM: ContextVar[pytest.Item | None] = ContextVar("dynpool_current_item", default=None)
+FIXTURE_STORE_KEY = pytest.StashKey["FixtureStore"]()
+
+
+@contextmanager
+def current_item(item: pytest.Item) -> Iterator[None]:
+    """Mark ``item`` as the item whose fixtures this thread is working with."""
+    token = CURRENT_ITEM.set(item)
+    try:
+        yield
+    finally:
+        CURRENT_ITEM.reset(token)
+
+
+class FixtureInstance:
+    """One live value of a fixture, with its own finalizers and creation lock."""
+
+    __slots__ = ("cached_result", "finalizers", "lock")
+
+    def __init__(self) -> None:
+        self.cached_result: Any = None
+        self.finalizers: list[Callable[[], object]] = []
+        self.lock = threading.RLock()
+
+
+def _hashable(value: object) -> Hashable:
+    try:
+        hash(value)
+    except TypeError:
+        return ("dynpool-unhashable", id(value))
+    return value  # type: ignore[return-value]
+
+
+class FixtureStore:
+    """The fixture instances of one session."""
+
+    def __init__(self) -> None:
+        self._instances: dict[Hashable, FixtureInstance] = {}
+        self._lock = threading.Lock()
+        self._param_names: dict[tuple[FixtureDef[Any], int], tuple[str, ...]] = {}
+
+    def key(self, fixturedef: FixtureDef[Any], item: pytest.Item) -> Hashable:
+        """The scope instance ``item`` uses, derived exactly like ``SubRequest.node``."""
+        callspec = getattr(item, "callspec", None)
+        scope = fixturedef._scope
+        if callspec is not None and fixturedef.argname in callspec.params:
+            scope = callspec._arg2scope[fixturedef.argname]
+        if scope is Scope.Function:
+            return (fixturedef, item)
+        if scope is Scope.Package:
+            node = get_scope_package(item, fixturedef)
+        else:
+            node = get_scope_node(item, scope)
+        if node is None:
+            node = item
+        if callspec is None or not callspec.params:
+            return (fixturedef, node)
+        params = tuple(
+            (name, _hashable(callspec.params[name]))
+            for name in self._parametrizing_names(fixturedef, item)
+            if name in callspec.params
+        )
+        return (fixturedef, node, params)
+
+    def _parametrizing_names(self, fixturedef: FixtureDef[Any], item: pytest.Item) -> tuple[str, ...]:
+        """Names whose parameter can change this fixture's value: itself and its dependencies."""
+        fixtureinfo = getattr(item, "_fixtureinfo", None)
+        cache_key = (fixturedef, id(fixtureinfo))
+        names = self._param_names.get(cache_key)
+        if names is None:
+            name2defs = fixtureinfo.name2fixturedefs if fixtureinfo is not None else {}
+            seen = {fixturedef.argname}
+            todo = list(fixturedef.argnames)
+            while todo:
+                name = todo.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                for definition in name2defs.get(name, ()):
+                    todo.extend(definition.argnames)
+            names = self._param_names[cache_key] = tuple(sorted(seen))
+        return names
+
+    def find(self, key: Hashable) -> FixtureInstance | None:
+        return self._instances.get(key)
+
+    def get_or_create(self, key: Hashable) -> FixtureInstance:
+        instance = self._instances.get(key)
+        if instance is None:
+            with self._lock:
+                instance = self._instances.setdefault(key, FixtureInstance())
+        return instance
+
+    def discard_if_finished(self, key: Hashable) -> None:
+        with self._lock:
+            instance = self._instances.get(key)
+            if instance is not None and instance.cached_result is None and not instance.finalizers:
+                del self._instances[key]
+
+    def __len__(self) -> int:
+        return len(self._instances)
+
+
+def _store_for(item: pytest.Item | None) -> FixtureStore | None:
+    if item is None:
+        return None
+    return item.config.stash.get(FIXTURE_STORE_KEY, None)
+
+
+def _get_cached_result(fixturedef: FixtureDef[Any]) -> Any:
+    item = CURRENT_ITEM.get()
+    store = _store_for(item)
+    if store is None or item is None:
+        return fixturedef.__dict__.get("cached_result")
+    instance = store.find(store.key(fixturedef, item))
+    return None if instance is None else instance.cached_result
+
+
+def _set_cached_result(fixturedef: FixtureDef[Any], value: Any) -> None:
+    item = CURRENT_ITEM.get()
+    store = _store_for(item)
+    if store is None or item is None:
+        fixturedef.__dict__["cached_result"] = value
+        return
+    store.get_or_create(store.key(fixturedef, item)).cached_result = value
+
+
+def _get_finalizers(fixturedef: FixtureDef[Any]) -> list[Callable[[], object]]:
+    item = CURRENT_ITEM.get()
+    store = _store_for(item)
+    if store is None or item is None:
+        finalizers: list[Callable[[], object]] = fixturedef.__dict__.setdefault("_finalizers", [])
+        return finalizers
+    return store.get_or_create(store.key(fixturedef, item)).finalizers
+
+
+def _set_finalizers(fixturedef: FixtureDef[Any], value: list[Callable[[], object]]) -> None:
+    item = CURRENT_ITEM.get()
+    store = _store_for(item)
+    if store is None or item is None:
+        fixturedef.__dict__["_finalizers"] = value
+        return
+    store.get_or_create(store.key(fixturedef, item)).finalizers = value
+
+
+_original_execute = FixtureDef.execute
+_original_finish = FixtureDef.finish
+
+
+def _execute(self: FixtureDef[Any], request: SubRequest) -> Any:
+    item = request._pyfuncitem
+    store = _store_for(item)
+    if store is None:
+        return _original_execute(self, request)
+    with current_item(item):
+        if request._scope is Scope.Function:
+            return _original_execute(self, request)
+        with store.get_or_create(store.key(self, item)).lock:
+            return _original_execute(self, request)
+
+
+def _finish(self: FixtureDef[Any], request: SubRequest) -> None:
+    item = request._pyfuncitem
+    store = _store_for(item)
+    if store is None:
+        _original_finish(self, request)
+        return
+    with current_item(item):
+        key = store.key(self, item)
+        try:
+            _original_finish(self, request)
+        finally:
+            store.discard_if_finished(key)
+
+
+def _plain_attribute(name: str) -> property:
+    def get(self: object) -> Any:
+        return self.__dict__.get(name)
+
+    def set_(self: object, value: Any) -> None:
+        self.__dict__[name] = value
+
+    return property(get, set_)
+
+
+_install_lock = threading.Lock()
+_install_count = 0
+
+
+def install_fixture_store(session: pytest.Session) -> FixtureStore:
+    """Route fixture state of ``session`` through a new store (nestable for pytester)."""
+    global _install_count
+    store = FixtureStore()
+    session.config.stash[FIXTURE_STORE_KEY] = store
+    with _install_lock:
+        if _install_count == 0:
+            FixtureDef.cached_result = property(_get_cached_result, _set_cached_result)  # type: ignore[assignment,method-assign]
+            FixtureDef._finalizers = property(_get_finalizers, _set_finalizers)  # type: ignore[assignment,method-assign]
+            FixtureDef.execute = _execute  # type: ignore[method-assign]
+            FixtureDef.finish = _finish  # type: ignore[method-assign]
+            if RequestFixtureDef is not None:
+                RequestFixtureDef.cached_result = _plain_attribute("cached_result")  # type: ignore[assignment,method-assign]
+                RequestFixtureDef._finalizers = _plain_attribute("_finalizers")  # type: ignore[assignment,method-assign]
+        _install_count += 1
+    return store
+
+
+def uninstall_fixture_store() -> None:
+    """Undo one ``install_fixture_store``; the last one restores pytest's classes."""
+    global _install_count
+    with _install_lock:
+        _install_count -= 1
+        if _install_count:
+            return
+        del FixtureDef.cached_result
+        del FixtureDef._finalizers
+        FixtureDef.execute = _original_execute  # type: ignore[method-assign]
+        FixtureDef.finish = _original_finish  # type: ignore[method-assign]
+        if RequestFixtureDef is not None:
+            del RequestFixtureDef.cached_result
+            del RequestFixtureDef._finalizers

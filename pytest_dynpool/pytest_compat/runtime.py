@@ -1,0 +1,205 @@
+"""Process-global pytest and pluggy state made safe for items running on worker threads.
+
+Each piece is installed for the pooled phase only and undone afterwards:
+
+- report hooks called on a worker are handed to the coordinator (pluggy's
+  ``_inner_hookexec`` is its documented tracing seam);
+- ``PYTEST_CURRENT_TEST`` is updated under a lock;
+- the assertion-rewrite helpers in ``_pytest.assertion.util`` become per thread,
+  so each test keeps its own rich ``assert`` explanations;
+- warning filters and root-logger handlers, swapped by every item, are restored;
+- per-phase output capture becomes per item at the ``sys`` level (a routing
+  stream), instead of one global capture suspended and resumed by every item.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import threading
+import types
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import pytest
+from _pytest import runner
+from _pytest.assertion import util as assertion_util
+
+ROUTED_HOOKS = frozenset(
+    {
+        "pytest_runtest_logstart",
+        "pytest_runtest_logreport",
+        "pytest_runtest_logfinish",
+        "pytest_warning_recorded",
+    }
+)
+
+
+@dataclass(frozen=True)
+class HookCall:
+    """A hook call made on a worker, to be replayed on the coordinator."""
+
+    name: str
+    methods: Sequence[Any]
+    kwargs: Mapping[str, object]
+    firstresult: bool
+
+
+HookSink = Callable[[HookCall], None]
+HOOK_SINK: ContextVar[HookSink | None] = ContextVar("dynpool_hook_sink", default=None)
+
+InnerHookExec = Callable[[str, Sequence[Any], Mapping[str, object], bool], object]
+
+
+class HookRouter:
+    """Sends report hooks from worker threads to whoever replays them."""
+
+    def __init__(self, pluginmanager: pytest.PytestPluginManager) -> None:
+        self._pluginmanager = pluginmanager
+        self._original: InnerHookExec = pluginmanager._inner_hookexec
+
+    def install(self) -> None:
+        self._pluginmanager._inner_hookexec = self._route  # type: ignore[assignment]
+
+    def uninstall(self) -> None:
+        if self._pluginmanager._inner_hookexec == self._route:
+            self._pluginmanager._inner_hookexec = self._original  # type: ignore[assignment]
+
+    def _route(self, name: str, methods: Sequence[Any], kwargs: Mapping[str, object],
+               firstresult: bool) -> object:
+        sink = HOOK_SINK.get()
+        if sink is None or name not in ROUTED_HOOKS:
+            return self._original(name, methods, kwargs, firstresult)
+        sink(HookCall(name, list(methods), kwargs, firstresult))
+        return None if firstresult else []
+
+    def replay(self, call: HookCall) -> object:
+        return self._original(call.name, call.methods, call.kwargs, call.firstresult)
+
+
+_current_test_lock = threading.Lock()
+_original_update_current_test_var = runner._update_current_test_var
+
+
+def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
+    # pytest pops the variable unconditionally: two threads would raise KeyError.
+    with _current_test_lock:
+        if when:
+            os.environ["PYTEST_CURRENT_TEST"] = f"{item.nodeid} ({when})".replace("\x00", "(null)")
+        else:
+            os.environ.pop("PYTEST_CURRENT_TEST", None)
+
+
+class _PerThreadAssertionHooks(types.ModuleType):
+    """``_pytest.assertion.util`` with its three per-test globals kept per thread."""
+
+    _dynpool_local = threading.local()
+
+    def _dynpool_get(self, name: str) -> Any:
+        return getattr(self._dynpool_local, name, None)
+
+    def _dynpool_set(self, name: str, value: Any) -> None:
+        setattr(self._dynpool_local, name, value)
+
+
+for _name in ("_reprcompare", "_assertion_pass", "_config"):
+    setattr(
+        _PerThreadAssertionHooks,
+        _name,
+        property(
+            lambda self, _n=_name: self._dynpool_get(_n),
+            lambda self, value, _n=_name: self._dynpool_set(_n, value),
+        ),
+    )
+
+
+CAPTURE_BUFFERS: ContextVar[tuple[io.StringIO, io.StringIO] | None] = ContextVar(
+    "dynpool_capture_buffers", default=None
+)
+
+
+class RoutingStream:
+    """Stands in for ``sys.stdout``/``sys.stderr``: writes go to the item in flight."""
+
+    def __init__(self, target: TextIO, index: int) -> None:
+        self._target = target
+        self._index = index
+
+    def write(self, text: str) -> int:
+        buffers = CAPTURE_BUFFERS.get()
+        if buffers is None:
+            return self._target.write(text)
+        return buffers[self._index].write(text)
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if CAPTURE_BUFFERS.get() is None:
+            self._target.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+@contextmanager
+def _capture_item_phase(when: str, item: pytest.Item) -> Iterator[None]:
+    out, err = io.StringIO(), io.StringIO()
+    token = CAPTURE_BUFFERS.set((out, err))
+    try:
+        yield
+    finally:
+        CAPTURE_BUFFERS.reset(token)
+        item.add_report_section(when, "stdout", out.getvalue())
+        item.add_report_section(when, "stderr", err.getvalue())
+
+
+@contextmanager
+def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[None]:
+    """Everything above, installed for the duration of the pooled phase."""
+    router.install()
+    runner._update_current_test_var = _update_current_test_var
+    saved_assertion_class = assertion_util.__class__
+    assertion_util.__class__ = _PerThreadAssertionHooks
+    capman = config.pluginmanager.getplugin("capturemanager")
+    capture_on = capman is not None and capman.is_globally_capturing()
+    saved_streams = sys.stdout, sys.stderr
+    if capture_on:
+        original_item_capture = capman.item_capture
+
+        @contextmanager
+        def item_capture(when: str, item: pytest.Item) -> Iterator[None]:
+            if HOOK_SINK.get() is None:  # not a worker: the item runs alone
+                with original_item_capture(when, item):
+                    yield
+            else:
+                with _capture_item_phase(when, item):
+                    yield
+
+        capman.item_capture = item_capture
+        sys.stdout = RoutingStream(sys.stdout, 0)  # type: ignore[assignment]
+        sys.stderr = RoutingStream(sys.stderr, 1)  # type: ignore[assignment]
+    root_logger = logging.getLogger()
+    saved_handlers, saved_level = list(root_logger.handlers), root_logger.level
+    try:
+        # Per-item warning capture swaps process-wide filters from several
+        # threads; whatever order they restore in, the run continues with the
+        # filters it had before the pooled phase.
+        with warnings.catch_warnings():
+            yield
+    finally:
+        root_logger.handlers[:] = saved_handlers
+        root_logger.setLevel(saved_level)
+        if capture_on:
+            sys.stdout, sys.stderr = saved_streams
+            del capman.item_capture
+        assertion_util.__class__ = saved_assertion_class
+        runner._update_current_test_var = _original_update_current_test_var
+        router.uninstall()

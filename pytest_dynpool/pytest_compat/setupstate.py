@@ -1,0 +1,160 @@
+"""A ``SetupState`` for items in flight at once: a reference-counted tree, not a stack.
+
+pytest's ``SetupState`` is a stack that asserts the previous item was torn down
+before the next one is set up. Here each collector (session, package, module,
+class) is set up once, by whichever item reaches it first, and torn down by the
+item that releases it last; an item knows which item it is from the
+``CURRENT_ITEM`` context. ``teardown_exact(None)`` outside any item (pytest's
+``pytest_sessionfinish``) tears down whatever is still active, innermost first.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from _pytest.outcomes import OutcomeException
+
+from .fixtures import CURRENT_ITEM
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+TEST_OUTCOME = (OutcomeException, Exception)
+Finalizer = Callable[[], object]
+
+
+@dataclass
+class _NodeState:
+    finalizers: list[Finalizer]
+    users: int = 0
+    error: tuple[BaseException, types.TracebackType | None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ready: bool = False
+
+
+class _ActiveView:
+    """``node in setupstate.stack``: what pytest >= 9.1 asks of the stack."""
+
+    def __init__(self, owner: ConcurrentSetupState) -> None:
+        self._owner = owner
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._owner._active
+
+    def __iter__(self) -> Iterator[pytest.Item | pytest.Collector]:
+        return iter(list(self._owner._active))
+
+    def __len__(self) -> int:
+        return len(self._owner._active)
+
+
+class ConcurrentSetupState:
+    """Drop-in for ``session._setupstate`` while items run concurrently."""
+
+    def __init__(self, items: Iterable[pytest.Item], is_stopping: Callable[[], bool]) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[pytest.Item | pytest.Collector, _NodeState] = {}
+        self._users: dict[pytest.Item | pytest.Collector, int] = {}
+        self._expected = 0
+        self._is_stopping = is_stopping
+        for item in items:
+            for node in item.listchain()[:-1]:
+                self._users[node] = self._users.get(node, 0) + 1
+        self.stack = _ActiveView(self)
+
+    def is_node_active(self, node: pytest.Item | pytest.Collector) -> bool:
+        return node in self._active
+
+    def expect(self, item: pytest.Item) -> None:
+        """Count ``item`` as in flight from dispatch until its teardown."""
+        with self._lock:
+            self._expected += 1
+
+    def setup(self, item: pytest.Item) -> None:
+        for collector in item.listchain()[:-1]:
+            self._setup_collector(collector)
+        state = _NodeState(finalizers=[item.teardown], ready=True)
+        with self._lock:
+            self._active[item] = state
+        item.setup()
+
+    def _setup_collector(self, collector: pytest.Item | pytest.Collector) -> None:
+        with self._lock:
+            state = self._active.get(collector)
+            if state is None:
+                state = self._active[collector] = _NodeState(finalizers=[collector.teardown])
+        with state.lock:
+            if not state.ready:
+                state.ready = True
+                try:
+                    collector.setup()
+                except TEST_OUTCOME as exc:
+                    state.error = (exc, exc.__traceback__)
+        if state.error is not None:
+            # Like pytest: a failed collector fails its whole subtree with one exception.
+            raise state.error[0].with_traceback(state.error[1])
+
+    def addfinalizer(self, finalizer: Finalizer, node: pytest.Item | pytest.Collector) -> None:
+        assert callable(finalizer)
+        state = self._active.get(node)
+        assert state is not None, (node, "is not set up")
+        state.finalizers.append(finalizer)
+
+    def teardown_exact(self, nextitem: pytest.Item | None) -> None:
+        """Tear down the current item and every collector it was the last user of."""
+        item = CURRENT_ITEM.get()
+        if item is None:
+            self._teardown_nodes(self._pop_all())
+            return
+        self._teardown_nodes(self._release(item))
+
+    def _release(self, item: pytest.Item) -> list[tuple[pytest.Item | pytest.Collector, _NodeState]]:
+        with self._lock:
+            released = []
+            state = self._active.pop(item, None)
+            if state is not None:
+                released.append((item, state))
+            for node in reversed(item.listchain()[:-1]):
+                self._users[node] -= 1
+                if self._users[node] == 0 and node in self._active:
+                    released.append((node, self._active.pop(node)))
+            self._expected -= 1
+            if self._expected == 0 and self._is_stopping():
+                # -x / Ctrl-C: the last item in flight tears everything down, as
+                # pytest does for the item that stops the session.
+                released.extend(self._pop_all_locked())
+        return released
+
+    def _pop_all(self) -> list[tuple[pytest.Item | pytest.Collector, _NodeState]]:
+        with self._lock:
+            return self._pop_all_locked()
+
+    def _pop_all_locked(self) -> list[tuple[pytest.Item | pytest.Collector, _NodeState]]:
+        popped = list(reversed(self._active.items()))
+        self._active.clear()
+        return popped
+
+    def _teardown_nodes(self, nodes: list[tuple[pytest.Item | pytest.Collector, _NodeState]]) -> None:
+        exceptions: list[BaseException] = []
+        for node, state in nodes:
+            these_exceptions = []
+            while state.finalizers:
+                finalizer = state.finalizers.pop()
+                try:
+                    finalizer()
+                except TEST_OUTCOME as exc:
+                    these_exceptions.append(exc)
+            if len(these_exceptions) == 1:
+                exceptions.extend(these_exceptions)
+            elif these_exceptions:
+                msg = f"errors while tearing down {node!r}"
+                exceptions.append(BaseExceptionGroup(msg, these_exceptions[::-1]))
+        if len(exceptions) == 1:
+            raise exceptions[0]
+        if exceptions:
+            raise BaseExceptionGroup("errors during test teardown", exceptions[::-1])

@@ -1,0 +1,117 @@
+"""What a run measured, and the ``dynpool`` section of the terminal summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .jobs import Job
+
+
+class Outcome(str, Enum):
+    """The summary outcome of one item, worst report wins."""
+
+    PASSED = "passed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+_RANK = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.FAILED: 2}
+
+
+def worse(current: Outcome | None, new: Outcome) -> Outcome:
+    if current is None or _RANK[new] > _RANK[current]:
+        return new
+    return current
+
+
+@dataclass
+class JobStats:
+    """Figures for one job's row."""
+
+    job: Job
+    items: int = 0
+    peak_in_flight: int = 0
+    busy_seconds: float = 0.0
+    durations: list[float] = field(default_factory=list)
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
+
+    def count(self, outcome: Outcome) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+@dataclass
+class RunStats:
+    """Everything the summary shows; filled by the executor on the coordinator."""
+
+    workers: int
+    jobs: list[JobStats] = field(default_factory=list)
+    exclusive_items: int = 0
+    pool_wall_seconds: float = 0.0
+    pool_peak_in_flight: int = 0
+    not_started: int = 0
+    unknown_overrides: list[str] = field(default_factory=list)
+
+    def lower_bound(self) -> float:
+        """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
+        return lower_bound(
+            self.workers,
+            [(min(stats.job.cap, self.workers), stats.durations) for stats in self.jobs],
+        )
+
+
+def lower_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> float:
+    """No schedule of these durations under these caps can finish sooner."""
+    all_durations = [d for _, durations in jobs for d in durations]
+    if not all_durations:
+        return 0.0
+    per_job = max(sum(durations) / cap for cap, durations in jobs)
+    return max(sum(all_durations) / workers, per_job, max(all_durations))
+
+
+def format_summary(stats: RunStats) -> list[str]:
+    """Lines of the ``dynpool`` summary section."""
+    header = ("job", "cap", "items", "passed", "failed", "skipped", "peak", "busy s")
+    rows = [header]
+    for job_stats in stats.jobs:
+        job = job_stats.job
+        cap = str(job.cap)
+        if job.cap != job.declared_cap:
+            cap += f" (declared {job.declared_cap})"
+        if job.cap > stats.workers:
+            cap += f" (pool bounds it to {stats.workers})"
+        rows.append(
+            (
+                job.name,
+                cap,
+                str(job_stats.items),
+                str(job_stats.outcomes.get(Outcome.PASSED, 0)),
+                str(job_stats.outcomes.get(Outcome.FAILED, 0)),
+                str(job_stats.outcomes.get(Outcome.SKIPPED, 0)),
+                str(job_stats.peak_in_flight),
+                f"{job_stats.busy_seconds:.2f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
+                  for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
+    bound = stats.lower_bound()
+    ratio = f"{stats.pool_wall_seconds / bound:.2f}" if bound > 0 else "n/a"
+    lines.append(
+        f"pool: {stats.workers} workers, peak {stats.pool_peak_in_flight} in flight, "
+        f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound:.2f}s, wall/LB {ratio}"
+    )
+    if stats.exclusive_items:
+        lines.append(f"exclusive: {stats.exclusive_items} unmarked items ran alone")
+    if stats.not_started:
+        lines.append(f"not started: {stats.not_started} pooled items (run stopped early)")
+    if stats.unknown_overrides:
+        lines.append(
+            "warning: --dynpool-cap/dynpool_caps name no selected job: "
+            + ", ".join(stats.unknown_overrides)
+        )
+    return lines
