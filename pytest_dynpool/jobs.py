@@ -85,19 +85,8 @@ def _format_args(mark: pytest.Mark) -> str:
     return f"({', '.join(parts)})"
 
 
-def _declaring_node_id(item: pytest.Item, node: pytest.Item | pytest.Collector,
-                       mark: pytest.Mark) -> str:
-    """Default job name: the node id of where the marker was written.
-
-    A marker on a test function applies to all of its parametrized items, which
-    pytest represents only as items; the function's id is the item id without
-    the parameter suffix. A marker given to one ``pytest.param`` stays per item.
-    """
-    if node is not item:
-        return node.nodeid
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and any(mark is own for own in callspec.marks):
-        return item.nodeid
+def _function_id(item: pytest.Item) -> str:
+    """A test function's id: its items' ids without the parameter suffix."""
     original_name = getattr(item, "originalname", None)
     if original_name is None or item.parent is None:
         return item.nodeid
@@ -105,16 +94,25 @@ def _declaring_node_id(item: pytest.Item, node: pytest.Item | pytest.Collector,
 
 
 def assignment_from_marker(item: pytest.Item) -> JobAssignment | None:
-    """The closest dynpool declaration of ``item``, or None when it has none."""
+    """The closest dynpool declaration of ``item``, or None when it has none.
+
+    A marker given to one ``pytest.param`` is closest of all and makes a job of
+    that item alone. A marker on a test function applies to all its
+    parametrized items, which pytest keeps only as items, so the job is named
+    after the function.
+    """
+    callspec = getattr(item, "callspec", None)
+    for mark in getattr(callspec, "marks", ()):
+        if mark.name == MARKER_NAME:
+            return _assignment(parse_marker(mark, item.nodeid), item.nodeid)
     for node, mark in item.iter_markers_with_node(MARKER_NAME):
-        spec = parse_marker(mark, item.nodeid)
-        declared_at = _declaring_node_id(item, node, mark)
-        return JobAssignment(
-            name=spec.job or declared_at,
-            max_concurrency=spec.max_concurrency,
-            declared_at=declared_at,
-        )
+        declared_at = _function_id(item) if node is item else node.nodeid
+        return _assignment(parse_marker(mark, item.nodeid), declared_at)
     return None
+
+
+def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
+    return JobAssignment(spec.job or declared_at, spec.max_concurrency, declared_at)
 
 
 def build_plan(

@@ -54,6 +54,7 @@ def pytest_dynpool_job_for_item(item: pytest.Item) -> JobAssignment | None:
     return assignment_from_marker(item)
 
 
+@pytest.hookimpl(tryfirst=True)  # before the terminal asks for our collection line
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if DISABLED_REASON_KEY in config.stash:

@@ -1,0 +1,16 @@
+"""Shared helpers for the plugin's own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, str]]]:
+    """Every (phase, outcome) that an in-process run logged, per node id, sorted."""
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    by_nodeid: dict[str, list[tuple[str, str]]] = {}
+    for report in reports:
+        by_nodeid.setdefault(report.nodeid, []).append((report.when, report.outcome))
+    return {nodeid: sorted(phases) for nodeid, phases in by_nodeid.items()}
