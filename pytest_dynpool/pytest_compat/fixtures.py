@@ -90,7 +90,7 @@ class FixtureStore:
         if node is None:
             node = item
         if callspec is None or not callspec.params:
-            return (fixturedef, node)
+            return (fixturedef, node, ())
         params = tuple(
             (name, _hashable(callspec.params[name]))
             for name in self._parametrizing_names(fixturedef, item)
