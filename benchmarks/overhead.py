@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+if sys.platform != "win32":
+    import resource
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -39,8 +42,24 @@ CAPS = (2, 4, 8)
 PARAMS_PER_MODULE_SHARE = 4
 """One test in this many per module is an item of a parametrized function."""
 
-ENV_TO_DROP = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
-"""Environment that would change what the subprocess pytest runs."""
+ENV_TO_DROP = (
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+    "PYTHONDONTWRITEBYTECODE",
+)
+"""Environment that would change what the subprocess pytest runs, or how fast it starts.
+
+Without bytecode caching every run would re-parse and assertion-rewrite the whole
+generated suite: a cost shared by all variants that would only dilute the ratios.
+Bytecode goes to a cache under the temporary directory instead (``PYTHONPYCACHEPREFIX``).
+"""
+
+PYTEST_INI = """\
+[pytest]
+markers =
+    dynpool: registered here too, so that -p no:dynpool runs warn about nothing
+"""
 
 PASSED_RE = re.compile(r"\b(\d+) passed\b")
 BAD_OUTCOME_RE = re.compile(r"\b\d+ (failed|errors?|skipped|xfailed|xpassed|deselected)\b")
@@ -59,14 +78,27 @@ class Variant:
 
 @dataclass
 class Timings:
-    """Wall times of one variant, in seconds, one per round."""
+    """Wall and CPU (user + system) times of one variant, in seconds, one per round."""
 
     variant: Variant
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu_seconds) if self.cpu_seconds else None
+
+
+def children_cpu_seconds() -> float | None:
+    """User + system time of all waited-for children so far (None where unknown)."""
+    if sys.platform == "win32":
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def split_counts(total: int, parts: int) -> list[int]:
@@ -99,22 +131,25 @@ def generate_suite(root: Path, tests: int, files: int, marked: bool) -> None:
     """Write ``files`` test modules holding ``tests`` items in all, plus a bare pytest.ini."""
     root.mkdir(parents=True)
     # An own, empty config: the suite must not pick up any enclosing project's settings.
-    (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (root / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
     for index, count in enumerate(split_counts(tests, files)):
         cap = CAPS[index % len(CAPS)] if marked else None
         path = root / f"test_bench_{index:03d}.py"
         path.write_text(module_source(count, cap), encoding="utf-8")
 
 
-def subprocess_env() -> dict[str, str]:
+def subprocess_env(pycache: Path) -> dict[str, str]:
     env = dict(os.environ)
     for name in ENV_TO_DROP:
         env.pop(name, None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 
 
-def run_once(suite: Path, variant: Variant, expected: int, env: dict[str, str]) -> float:
-    """Run pytest on ``suite`` once; return its wall time. Exits loudly on any surprise."""
+def run_once(
+    suite: Path, variant: Variant, expected: int, env: dict[str, str]
+) -> tuple[float, float | None]:
+    """Run pytest on ``suite`` once; return its wall and CPU time. Exits loudly on surprises."""
     command = [
         sys.executable,
         "-m",
@@ -127,11 +162,14 @@ def run_once(suite: Path, variant: Variant, expected: int, env: dict[str, str]) 
         str(suite),
         str(suite),
     ]
+    cpu_before = children_cpu_seconds()
     started = time.perf_counter()
     completed = subprocess.run(
         command, cwd=suite, env=env, capture_output=True, text=True, check=False
     )
     elapsed = time.perf_counter() - started
+    cpu_after = children_cpu_seconds()
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     output = completed.stdout + completed.stderr
     passed = PASSED_RE.findall(output)
     bad = BAD_OUTCOME_RE.search(output)
@@ -142,7 +180,7 @@ def run_once(suite: Path, variant: Variant, expected: int, env: dict[str, str]) 
             f"{completed.returncode}, expected '{expected} passed'.\n"
             f"command: {' '.join(command)}\n--- last lines of output ---\n{tail}"
         )
-    return elapsed
+    return elapsed, cpu
 
 
 def format_table(
@@ -158,13 +196,20 @@ def format_table(
         f"pytest-dynpool overhead: {tests} trivial tests, {workers} workers, "
         f"{rounds} round(s), Python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
         "",
-        "| variant | what runs | median s | min s | ratio to plain | net us/test "
-        "| net ratio to plain |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| variant | what runs | median s | ratio to plain | min s | min ratio "
+        "| CPU s | CPU ratio | net us/test | net ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     baseline_net = baseline.median - startup.median
+    baseline_cpu = baseline.cpu_median
     for timings in results:
         ratio = timings.median / baseline.median
+        min_ratio = min(timings.seconds) / min(baseline.seconds)
+        cpu = timings.cpu_median
+        if cpu is not None and baseline_cpu:
+            cpu_cells = f"{cpu:.3f} | {cpu / baseline_cpu:.2f}x"
+        else:
+            cpu_cells = "n/a | n/a"
         net = timings.median - startup.median
         if baseline_net > 0:
             net_cells = f"{net / tests * 1e6:.0f} | {net / baseline_net:.2f}x"
@@ -172,13 +217,14 @@ def format_table(
             net_cells = "n/a | n/a"
         lines.append(
             f"| {timings.variant.name} | {timings.variant.description} "
-            f"| {timings.median:.3f} | {min(timings.seconds):.3f} | {ratio:.2f}x "
-            f"| {net_cells} |"
+            f"| {timings.median:.3f} | {ratio:.2f}x | {min(timings.seconds):.3f} "
+            f"| {min_ratio:.2f}x | {cpu_cells} | {net_cells} |"
         )
     lines += [
         "",
         f"startup (plain pytest, one test): median {startup.median:.3f}s, "
-        f"min {min(startup.seconds):.3f}s; net = median - startup.",
+        f"min {min(startup.seconds):.3f}s; net = median - startup. "
+        "CPU = user + system time of the pytest process (median).",
     ]
     if baseline_net <= 0:
         lines.append("net figures n/a: start-up noise exceeds the tests' time; use more --tests.")
@@ -221,8 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     sizes = {"marked": tests, "unmarked": tests, "startup": 1}
     results = {variant.name: Timings(variant) for variant in variants}
-    env = subprocess_env()
     with tempfile.TemporaryDirectory(prefix="dynpool-overhead-") as tmp:
+        env = subprocess_env(Path(tmp) / "pycache")
         suites = {name: Path(tmp) / name for name in sizes}
         generate_suite(suites["marked"], tests, args.files, marked=True)
         generate_suite(suites["unmarked"], tests, args.files, marked=False)
@@ -233,10 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # ABAB...: alternate variants, rotating the order so none always goes first.
             shift = round_index % len(variants)
             for variant in variants[shift:] + variants[:shift]:
-                seconds = run_once(suites[variant.suite], variant, sizes[variant.suite], env)
+                seconds, cpu = run_once(suites[variant.suite], variant, sizes[variant.suite], env)
                 results[variant.name].seconds.append(seconds)
+                if cpu is not None:
+                    results[variant.name].cpu_seconds.append(cpu)
+                cpu_text = "" if cpu is None else f"  cpu {cpu:7.3f}s"
                 print(
-                    f"round {round_index + 1}/{rounds} {variant.name:<8} {seconds:7.3f}s",
+                    f"round {round_index + 1}/{rounds} {variant.name:<8} {seconds:7.3f}s{cpu_text}",
                     file=sys.stderr,
                     flush=True,
                 )

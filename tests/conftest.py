@@ -15,9 +15,3 @@ def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, st
         by_nodeid.setdefault(report.nodeid, []).append((report.when, report.outcome))
     return {nodeid: sorted(phases) for nodeid, phases in by_nodeid.items()}
 
-
-@pytest.fixture(autouse=True)
-def _quiet_inner_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The outer run has imported pytest_dynpool already, so inner runs cannot
-    # assert-rewrite it and would warn about that in every summary.
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
