@@ -75,9 +75,7 @@ class PoolExecutor:
 
     def _stopping(self) -> bool:
         session = self.session
-        return bool(
-            session.shouldfail or session.shouldstop or self._error or self._interrupt
-        )
+        return bool(session.shouldfail or session.shouldstop or self._error or self._interrupt)
 
     def run(self) -> None:
         replace_setup_state(self.session, self.setup_state)
@@ -209,8 +207,13 @@ class _WorkerPool:
 class _Coordinator:
     """The main-thread loop of the pooled phase."""
 
-    def __init__(self, executor: PoolExecutor, scheduler: CappedScheduler,
-                 router: HookRouter, pool: _WorkerPool) -> None:
+    def __init__(
+        self,
+        executor: PoolExecutor,
+        scheduler: CappedScheduler,
+        router: HookRouter,
+        pool: _WorkerPool,
+    ) -> None:
         self.executor = executor
         self.scheduler = scheduler
         self.router = router

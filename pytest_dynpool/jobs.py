@@ -14,8 +14,7 @@ MARKER_HELP = (
 )
 UNMARKED_JOB = "unmarked"
 FIX_HINT = (
-    "use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, "
-    'optionally job="name"'
+    'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name"'
 )
 
 

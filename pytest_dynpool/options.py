@@ -95,12 +95,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="Unmarked tests run 'exclusive' (alone, one at a time; the default) "
         "or in the 'pool' under one job capped at the pool size. ini: dynpool_unmarked.",
     )
-    parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').",
-                  default="auto")
-    parser.addini("dynpool_caps", "dynpool cap overrides, one JOB=K per line.",
-                  type="linelist", default=[])
-    parser.addini("dynpool_unmarked", "where unmarked tests run: exclusive or pool.",
-                  default=Unmarked.EXCLUSIVE.value)
+    parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').", default="auto")
+    parser.addini(
+        "dynpool_caps", "dynpool cap overrides, one JOB=K per line.", type="linelist", default=[]
+    )
+    parser.addini(
+        "dynpool_unmarked",
+        "where unmarked tests run: exclusive or pool.",
+        default=Unmarked.EXCLUSIVE.value,
+    )
 
 
 @dataclass(frozen=True)

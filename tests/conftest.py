@@ -14,4 +14,3 @@ def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, st
     for report in reports:
         by_nodeid.setdefault(report.nodeid, []).append((report.when, report.outcome))
     return {nodeid: sorted(phases) for nodeid, phases in by_nodeid.items()}
-

@@ -121,8 +121,8 @@ def run(pytester: pytest.Pytester, *args: str) -> Run:
     log.unlink(missing_ok=True)
     result = pytester.runpytest(*args)
     lines = log.read_text().splitlines() if log.exists() else []
-    events = [tuple(json.loads(line)) for line in lines]
-    return Run(result, events)  # type: ignore[arg-type]
+    events = [(kind, tag) for kind, tag in map(json.loads, lines)]
+    return Run(result, events)
 
 
 def make_suite(pytester: pytest.Pytester, files: dict[str, str]) -> None:
@@ -259,7 +259,7 @@ SUITE = {
 @pytest.mark.parametrize("workers", ["1", "4", "8"])
 def test_every_fixture_scope_matches_plain_pytest(pytester: pytest.Pytester, workers: str) -> None:
     make_suite(pytester, SUITE)
-    plain, pooled = assert_same_as_plain(pytester, "--dynpool-workers", workers)
+    _, pooled = assert_same_as_plain(pytester, "--dynpool-workers", workers)
     pooled.result.assert_outcomes(passed=27, failed=1, skipped=1, xfailed=1)
     # One session instance; one per module and parameter value; one per class.
     assert pooled.counts("setup")["sess"] == 1
@@ -347,8 +347,7 @@ FAILING_SUITE = {
 
 
 def test_failing_setups_and_teardowns_error_the_same_tests(pytester: pytest.Pytester) -> None:
-    make_suite(pytester, {k: v for k, v in FAILING_SUITE.items()
-                          if "parallel" not in k})
+    make_suite(pytester, {k: v for k, v in FAILING_SUITE.items() if "parallel" not in k})
     _, pooled = assert_same_as_plain(pytester, "--dynpool-workers", "4")
     pooled.result.assert_outcomes(passed=6, errors=9)
     pooled.result.stdout.fnmatch_lines(["*RuntimeError: module setup failed*"])
@@ -356,15 +355,23 @@ def test_failing_setups_and_teardowns_error_the_same_tests(pytester: pytest.Pyte
 
 def test_wider_teardown_error_lands_on_one_item_of_its_scope(pytester: pytest.Pytester) -> None:
     """Which item reports a module's teardown error depends on which finishes last."""
-    make_suite(pytester, {"test_parallel_teardown_fails.py":
-                          FAILING_SUITE["test_parallel_teardown_fails.py"]})
+    make_suite(
+        pytester,
+        {"test_parallel_teardown_fails.py": FAILING_SUITE["test_parallel_teardown_fails.py"]},
+    )
     plain = run(pytester, "-p", "no:dynpool")
     pooled = run(pytester, "--dynpool-workers", "4")
     plain.result.assert_outcomes(passed=4, errors=1)
     pooled.result.assert_outcomes(passed=4, errors=1)
-    assert pooled.counts("setup") == plain.counts("setup") == Counter(
-        {"bad_module": 1, **{f"auto@test_parallel_teardown_fails.py::test_m[{n}]": 1
-                             for n in range(4)}}
+    assert (
+        pooled.counts("setup")
+        == plain.counts("setup")
+        == Counter(
+            {
+                "bad_module": 1,
+                **{f"auto@test_parallel_teardown_fails.py::test_m[{n}]": 1 for n in range(4)},
+            }
+        )
     )
     assert_torn_down_after_last_use(pooled.events)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+
 def glob_escape(text: str) -> str:
     return "".join(f"[{ch}]" if ch in "[]*?" else ch for ch in text)
 
 
 def job_rows(result: pytest.RunResult, *rows: tuple[str, int, int]) -> None:
     result.stdout.fnmatch_lines(
-        ["*= dynpool =*"]
-        + [f"{glob_escape(name)} *{cap}* {items} *" for name, cap, items in rows]
+        ["*= dynpool =*"] + [f"{glob_escape(name)} *{cap}* {items} *" for name, cap, items in rows]
     )
 
 
@@ -126,8 +126,10 @@ def test_bad_marker_is_a_usage_error_naming_the_test(
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        [f"ERROR: test_bad.py::test_target: invalid @pytest.mark.dynpool(*): *{message}*"
-         "use @pytest.mark.dynpool(max_concurrency=K)*"]
+        [
+            f"ERROR: test_bad.py::test_target: invalid @pytest.mark.dynpool(*): *{message}*"
+            "use @pytest.mark.dynpool(max_concurrency=K)*"
+        ]
     )
     result.stdout.no_fnmatch_line("*must not run*")
 
@@ -153,8 +155,10 @@ def test_one_job_name_with_two_caps_names_both_places(pytester: pytest.Pytester)
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ['ERROR: dynpool job "shared" is declared with two different caps: '
-         "max_concurrency=2 at test_a.py::test_a and max_concurrency=3 at test_b.py::TestB*"]
+        [
+            'ERROR: dynpool job "shared" is declared with two different caps: '
+            "max_concurrency=2 at test_a.py::test_a and max_concurrency=3 at test_b.py::TestB*"
+        ]
     )
 
 
@@ -180,8 +184,9 @@ def test_cap_overrides_from_cli_beat_ini_and_markers(pytester: pytest.Pytester) 
             pass
         """
     )
-    result = pytester.runpytest("--dynpool-workers", "4", "--dynpool-cap", "slow=1",
-                                "--dynpool-cap", "nosuchjob=3")
+    result = pytester.runpytest(
+        "--dynpool-workers", "4", "--dynpool-cap", "slow=1", "--dynpool-cap", "nosuchjob=3"
+    )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [

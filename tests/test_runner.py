@@ -49,8 +49,7 @@ _HEADER = ("platform ", "plugins: ", "rootdir: ", "cachedir: ", "dynpool: ")
 
 def stable_lines(result: pytest.RunResult) -> list[str]:
     """The output without timings and without the header lines that name plugins."""
-    return [_VOLATILE.sub("", line) for line in result.stdout.lines
-            if not line.startswith(_HEADER)]
+    return [_VOLATILE.sub("", line) for line in result.stdout.lines if not line.startswith(_HEADER)]
 
 
 @pytest.mark.parametrize("args", [[], ["-v"], ["-rA"], ["-x"], ["--tb=line", "-q"]])

@@ -106,8 +106,11 @@ def test_invariants_under_random_completion_order(
         # Work-conserving: if a worker is free, no job may have runnable work.
         if len(in_flight) < workers:
             for job, cap in enumerate(caps):
-                waiting = sum(1 for item in range(len(job_of_item))
-                              if job_of_item[item] == job and item not in dispatched)
+                waiting = sum(
+                    1
+                    for item in range(len(job_of_item))
+                    if job_of_item[item] == job and item not in dispatched
+                )
                 assert waiting == 0 or per_job[job] == cap
         if not in_flight:
             break

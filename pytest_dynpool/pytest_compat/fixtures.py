@@ -64,7 +64,7 @@ def _hashable(value: object) -> Hashable:
         hash(value)
     except TypeError:
         return ("dynpool-unhashable", id(value))
-    return value  # type: ignore[return-value]
+    return value
 
 
 class FixtureStore:
@@ -98,7 +98,9 @@ class FixtureStore:
         )
         return (fixturedef, node, params)
 
-    def _parametrizing_names(self, fixturedef: FixtureDef[Any], item: pytest.Item) -> tuple[str, ...]:
+    def _parametrizing_names(
+        self, fixturedef: FixtureDef[Any], item: pytest.Item
+    ) -> tuple[str, ...]:
         """Names whose parameter can change this fixture's value: itself and its dependencies."""
         fixtureinfo = getattr(item, "_fixtureinfo", None)
         cache_key = (fixturedef, id(fixtureinfo))
@@ -221,6 +223,34 @@ def _plain_attribute(name: str) -> property:
 
 _install_lock = threading.Lock()
 _install_count = 0
+_MISSING = object()
+_saved_attributes: list[tuple[type, str, object]] = []
+
+
+def _class_patches() -> list[tuple[type, dict[str, object]]]:
+    patches: list[tuple[type, dict[str, object]]] = [
+        (
+            FixtureDef,
+            {
+                "cached_result": property(_get_cached_result, _set_cached_result),
+                "_finalizers": property(_get_finalizers, _set_finalizers),
+                "execute": _execute,
+                "finish": _finish,
+            },
+        )
+    ]
+    if RequestFixtureDef is not None:
+        # The "request" pseudo-fixture keeps its value on itself, as before.
+        patches.append(
+            (
+                RequestFixtureDef,
+                {
+                    "cached_result": _plain_attribute("cached_result"),
+                    "_finalizers": _plain_attribute("_finalizers"),
+                },
+            )
+        )
+    return patches
 
 
 def install_fixture_store(session: pytest.Session) -> FixtureStore:
@@ -230,13 +260,10 @@ def install_fixture_store(session: pytest.Session) -> FixtureStore:
     session.config.stash[FIXTURE_STORE_KEY] = store
     with _install_lock:
         if _install_count == 0:
-            FixtureDef.cached_result = property(_get_cached_result, _set_cached_result)  # type: ignore[assignment,method-assign]
-            FixtureDef._finalizers = property(_get_finalizers, _set_finalizers)  # type: ignore[assignment,method-assign]
-            FixtureDef.execute = _execute  # type: ignore[method-assign]
-            FixtureDef.finish = _finish  # type: ignore[method-assign]
-            if RequestFixtureDef is not None:
-                RequestFixtureDef.cached_result = _plain_attribute("cached_result")  # type: ignore[assignment,method-assign]
-                RequestFixtureDef._finalizers = _plain_attribute("_finalizers")  # type: ignore[assignment,method-assign]
+            for cls, attributes in _class_patches():
+                for name, value in attributes.items():
+                    _saved_attributes.append((cls, name, cls.__dict__.get(name, _MISSING)))
+                    setattr(cls, name, value)
         _install_count += 1
     return store
 
@@ -248,10 +275,9 @@ def uninstall_fixture_store() -> None:
         _install_count -= 1
         if _install_count:
             return
-        del FixtureDef.cached_result
-        del FixtureDef._finalizers
-        FixtureDef.execute = _original_execute  # type: ignore[method-assign]
-        FixtureDef.finish = _original_finish  # type: ignore[method-assign]
-        if RequestFixtureDef is not None:
-            del RequestFixtureDef.cached_result
-            del RequestFixtureDef._finalizers
+        while _saved_attributes:
+            cls, name, saved = _saved_attributes.pop()
+            if saved is _MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, saved)

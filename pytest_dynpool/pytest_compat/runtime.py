@@ -71,8 +71,9 @@ class HookRouter:
         if self._pluginmanager._inner_hookexec == self._route:
             self._pluginmanager._inner_hookexec = self._original  # type: ignore[assignment]
 
-    def _route(self, name: str, methods: Sequence[Any], kwargs: Mapping[str, object],
-               firstresult: bool) -> object:
+    def _route(
+        self, name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
+    ) -> object:
         sink = HOOK_SINK.get()
         if sink is None or name not in ROUTED_HOOKS:
             return self._original(name, methods, kwargs, firstresult)
@@ -96,27 +97,23 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
             os.environ.pop("PYTEST_CURRENT_TEST", None)
 
 
+def _per_thread(name: str) -> property:
+    def get(module: _PerThreadAssertionHooks) -> Any:
+        return getattr(module._dynpool_local, name, None)
+
+    def set_(module: _PerThreadAssertionHooks, value: Any) -> None:
+        setattr(module._dynpool_local, name, value)
+
+    return property(get, set_)
+
+
 class _PerThreadAssertionHooks(types.ModuleType):
     """``_pytest.assertion.util`` with its three per-test globals kept per thread."""
 
     _dynpool_local = threading.local()
-
-    def _dynpool_get(self, name: str) -> Any:
-        return getattr(self._dynpool_local, name, None)
-
-    def _dynpool_set(self, name: str, value: Any) -> None:
-        setattr(self._dynpool_local, name, value)
-
-
-for _name in ("_reprcompare", "_assertion_pass", "_config"):
-    setattr(
-        _PerThreadAssertionHooks,
-        _name,
-        property(
-            lambda self, _n=_name: self._dynpool_get(_n),
-            lambda self, value, _n=_name: self._dynpool_set(_n, value),
-        ),
-    )
+    _reprcompare = _per_thread("_reprcompare")
+    _assertion_pass = _per_thread("_assertion_pass")
+    _config = _per_thread("_config")
 
 
 CAPTURE_BUFFERS: ContextVar[tuple[io.StringIO, io.StringIO] | None] = ContextVar(
@@ -184,8 +181,8 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[N
                     yield
 
         capman.item_capture = item_capture
-        sys.stdout = RoutingStream(sys.stdout, 0)  # type: ignore[assignment]
-        sys.stderr = RoutingStream(sys.stderr, 1)  # type: ignore[assignment]
+        sys.stdout = RoutingStream(sys.stdout, 0)
+        sys.stderr = RoutingStream(sys.stderr, 1)
     root_logger = logging.getLogger()
     saved_handlers, saved_level = list(root_logger.handlers), root_logger.level
     try:

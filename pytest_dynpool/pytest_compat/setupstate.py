@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from _pytest.nodes import Node
 from _pytest.outcomes import OutcomeException
 
 from .fixtures import CURRENT_ITEM
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 TEST_OUTCOME = (OutcomeException, Exception)
 Finalizer = Callable[[], object]
@@ -46,7 +47,7 @@ class _ActiveView:
     def __contains__(self, node: object) -> bool:
         return node in self._owner._active
 
-    def __iter__(self) -> Iterator[pytest.Item | pytest.Collector]:
+    def __iter__(self) -> Iterator[Node]:
         return iter(list(self._owner._active))
 
     def __len__(self) -> int:
@@ -58,8 +59,8 @@ class ConcurrentSetupState:
 
     def __init__(self, items: Iterable[pytest.Item], is_stopping: Callable[[], bool]) -> None:
         self._lock = threading.Lock()
-        self._active: dict[pytest.Item | pytest.Collector, _NodeState] = {}
-        self._users: dict[pytest.Item | pytest.Collector, int] = {}
+        self._active: dict[Node, _NodeState] = {}
+        self._users: dict[Node, int] = {}
         self._expected = 0
         self._is_stopping = is_stopping
         for item in items:
@@ -67,7 +68,7 @@ class ConcurrentSetupState:
                 self._users[node] = self._users.get(node, 0) + 1
         self.stack = _ActiveView(self)
 
-    def is_node_active(self, node: pytest.Item | pytest.Collector) -> bool:
+    def is_node_active(self, node: Node) -> bool:
         return node in self._active
 
     def expect(self, item: pytest.Item) -> None:
@@ -83,7 +84,7 @@ class ConcurrentSetupState:
             self._active[item] = state
         item.setup()
 
-    def _setup_collector(self, collector: pytest.Item | pytest.Collector) -> None:
+    def _setup_collector(self, collector: Node) -> None:
         with self._lock:
             state = self._active.get(collector)
             if state is None:
@@ -99,7 +100,7 @@ class ConcurrentSetupState:
             # Like pytest: a failed collector fails its whole subtree with one exception.
             raise state.error[0].with_traceback(state.error[1])
 
-    def addfinalizer(self, finalizer: Finalizer, node: pytest.Item | pytest.Collector) -> None:
+    def addfinalizer(self, finalizer: Finalizer, node: Node) -> None:
         assert callable(finalizer)
         state = self._active.get(node)
         assert state is not None, (node, "is not set up")
@@ -113,9 +114,9 @@ class ConcurrentSetupState:
             return
         self._teardown_nodes(self._release(item))
 
-    def _release(self, item: pytest.Item) -> list[tuple[pytest.Item | pytest.Collector, _NodeState]]:
+    def _release(self, item: pytest.Item) -> list[tuple[Node, _NodeState]]:
         with self._lock:
-            released = []
+            released: list[tuple[Node, _NodeState]] = []
             state = self._active.pop(item, None)
             if state is not None:
                 released.append((item, state))
@@ -130,16 +131,16 @@ class ConcurrentSetupState:
                 released.extend(self._pop_all_locked())
         return released
 
-    def _pop_all(self) -> list[tuple[pytest.Item | pytest.Collector, _NodeState]]:
+    def _pop_all(self) -> list[tuple[Node, _NodeState]]:
         with self._lock:
             return self._pop_all_locked()
 
-    def _pop_all_locked(self) -> list[tuple[pytest.Item | pytest.Collector, _NodeState]]:
+    def _pop_all_locked(self) -> list[tuple[Node, _NodeState]]:
         popped = list(reversed(self._active.items()))
         self._active.clear()
         return popped
 
-    def _teardown_nodes(self, nodes: list[tuple[pytest.Item | pytest.Collector, _NodeState]]) -> None:
+    def _teardown_nodes(self, nodes: list[tuple[Node, _NodeState]]) -> None:
         exceptions: list[BaseException] = []
         for node, state in nodes:
             these_exceptions = []
