@@ -35,9 +35,7 @@ def test_unknown_order_is_404(api: httpx.Client) -> None:
     assert response.json() == {"error": "no order 999"}
 
 
-def test_orders_never_exceeded_their_capacity(
-    api: httpx.Client, load_monitor: LoadMonitor
-) -> None:
+def test_orders_never_exceeded_their_capacity(api: httpx.Client, load_monitor: LoadMonitor) -> None:
     assert api.get("/orders/102").status_code == 200
     orders = load_monitor.loads["/orders"]
     assert 1 <= orders.peak <= orders.capacity
