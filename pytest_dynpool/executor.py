@@ -14,8 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -27,6 +26,7 @@ from .pytest_compat import (
     HookCall,
     HookRouter,
     current_item,
+    dots_only_progress,
     replace_setup_state,
     thread_safe_runtime,
 )
@@ -107,7 +107,10 @@ class PoolExecutor:
         router = HookRouter(self.session.config.pluginmanager)
         pool = _WorkerPool(self.stats.workers, self.plan.pooled)
         started = time.perf_counter()
-        with thread_safe_runtime(self.session.config, router), self._dots_only_progress():
+        with (
+            thread_safe_runtime(self.session.config, router),
+            dots_only_progress(self.session.config),
+        ):
             pool.start()
             try:
                 _Coordinator(self, scheduler, router, pool).run()
@@ -122,21 +125,6 @@ class PoolExecutor:
         if self._interrupt is not None:
             raise self._interrupt
         self._raise_if_session_stops()
-
-    @contextmanager
-    def _dots_only_progress(self) -> Iterator[None]:
-        """Interleaved files would start a new line per report: show dots only, as xdist."""
-        reporter = self.session.config.pluginmanager.getplugin("terminalreporter")
-        if reporter is None:
-            yield
-            return
-        previous = reporter.showfspath
-        reporter.ensure_newline()
-        reporter.showfspath = False
-        try:
-            yield
-        finally:
-            reporter.showfspath = previous
 
 
 class _WorkerPool:

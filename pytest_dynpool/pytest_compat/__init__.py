@@ -38,7 +38,7 @@ from .fixtures import (  # noqa: E402 - the version check is importable on any p
     install_fixture_store,
     uninstall_fixture_store,
 )
-from .runtime import HOOK_SINK, HookCall, HookRouter, thread_safe_runtime  # noqa: E402
+from .runtime import HOOK_SINK, HookCall, HookRouter, dots_only_progress, thread_safe_runtime  # noqa: E402
 from .setupstate import ConcurrentSetupState  # noqa: E402
 
 
@@ -61,6 +61,7 @@ __all__ = [
     "HookRouter",
     "check_pytest_version",
     "current_item",
+    "dots_only_progress",
     "install_fixture_store",
     "replace_setup_state",
     "thread_safe_runtime",

@@ -200,3 +200,25 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[N
         assertion_util.__class__ = saved_assertion_class
         runner._update_current_test_var = _original_update_current_test_var
         router.uninstall()
+
+
+@contextmanager
+def dots_only_progress(config: pytest.Config) -> Iterator[None]:
+    """Interleaved files would start a new line per report: show dots only, as xdist does."""
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if reporter is None:
+        yield
+        return
+    if (
+        reporter.currentfspath is not None
+        and reporter.verbosity <= 0
+        and reporter._show_progress_info
+    ):
+        reporter._write_progress_information_filling_space()  # close the exclusive items' line
+    reporter.ensure_newline()
+    previous = reporter.showfspath
+    reporter.showfspath = False
+    try:
+        yield
+    finally:
+        reporter.showfspath = previous
