@@ -345,7 +345,14 @@ def test_assertion_explanations_survive_concurrency(pytester: pytest.Pytester) -
     )
     result = pytester.runpytest("--dynpool-workers", "4")
     result.assert_outcomes(failed=4)
-    assert result.stdout.str().count("At index 2 diff:") == 4
+    calls = [
+        report
+        for report in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+        if report.when == "call"
+    ]
+    assert len(calls) == 4
+    for report in calls:
+        assert f"At index 2 diff: {report.nodeid[-2]} != -1" in str(report.longrepr)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="environment variable semantics")
