@@ -2,25 +2,30 @@
 
 Workers run the whole ``pytest_runtest_protocol`` hook of one item (so every
 plugin's wrapper still runs around it) with report hooks routed to the
-coordinator. The coordinator, on the main thread, dispatches items under the
-caps, replays each item's report hooks in one block when the item finishes,
-and decides when to stop. A failed report is handed over synchronously: the
-worker waits until it is logged, so ``-x`` stops the run before the failing
-item tears down, exactly as in plain pytest.
+coordinator, and claim their next item from the scheduler themselves, under
+one lock, so that no round trip through the main thread sits between two
+items. The coordinator, on the main thread, replays each item's report hooks
+in one block when the item finishes and decides when to stop. A failed report
+is handed over at once and the worker waits until it is logged, so ``-x``
+stops the run before the failing item tears down, exactly as in plain pytest.
 """
 
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
 
 import pytest
 
 from .jobs import Plan
 from .pytest_compat import (
+    CURRENT_ITEM,
     HOOK_SINK,
     ConcurrentSetupState,
     HookCall,
@@ -36,20 +41,33 @@ from .summary import JobStats, Outcome, RunStats, worse
 
 @dataclass(frozen=True)
 class _Reported:
+    """Report hooks of an item so far, ending with a failed report to log now."""
+
     index: int
-    call: HookCall
-    logged: threading.Event | None
+    calls: list[HookCall]
+    logged: threading.Event
 
 
 @dataclass(frozen=True)
 class _Finished:
     index: int
+    calls: list[HookCall]
     started: float
     ended: float
     error: BaseException | None
 
 
-_Event = _Reported | _Finished
+@dataclass(frozen=True)
+class _WorkerExited:
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class _Interrupted:
+    """Ctrl-C arrived: stop dispatching, let the items in flight finish."""
+
+
+_Event = _Reported | _Finished | _WorkerExited | _Interrupted
 
 
 def _outcome_of(report: pytest.TestReport) -> Outcome:
@@ -67,15 +85,15 @@ class PoolExecutor:
         self.session = session
         self.plan = plan
         self.stats = stats
-        self._error: BaseException | None = None
-        self._interrupt: KeyboardInterrupt | None = None
+        self.error: BaseException | None = None
+        self.interrupt: KeyboardInterrupt | None = None
         self.setup_state = ConcurrentSetupState(
-            [*plan.exclusive, *plan.pooled], is_stopping=self._stopping
+            [*plan.exclusive, *plan.pooled], is_stopping=self.stopping
         )
 
-    def _stopping(self) -> bool:
+    def stopping(self) -> bool:
         session = self.session
-        return bool(session.shouldfail or session.shouldstop or self._error or self._interrupt)
+        return bool(session.shouldfail or session.shouldstop or self.error or self.interrupt)
 
     def run(self) -> None:
         replace_setup_state(self.session, self.setup_state)
@@ -99,163 +117,218 @@ class PoolExecutor:
     def _run_pool(self) -> None:
         if not self.plan.pooled:
             return
+        for item in self.plan.pooled:
+            # A cached_property, which takes one lock shared by all items before
+            # Python 3.12: fill it here rather than on contending workers.
+            item.location  # noqa: B018
         scheduler = CappedScheduler(
             self.stats.workers,
             [job_stats.job.cap for job_stats in self.stats.jobs],
             self.plan.job_of_pooled,
         )
         router = HookRouter(self.session.config.pluginmanager)
-        pool = _WorkerPool(self.stats.workers, self.plan.pooled)
+        pool = _WorkerPool(self, scheduler)
         started = time.perf_counter()
-        with (
-            thread_safe_runtime(self.session.config, router),
-            dots_only_progress(self.session.config),
-        ):
-            pool.start()
-            try:
-                _Coordinator(self, scheduler, router, pool).run()
-            finally:
-                pool.stop(wait=scheduler.in_flight == 0)
-        self.stats.pool_wall_seconds = time.perf_counter() - started
-        self.stats.pool_peak_in_flight = scheduler.peak_in_flight
-        for job_stats, job_queue in zip(self.stats.jobs, scheduler.jobs, strict=True):
-            job_stats.peak_in_flight = job_queue.peak
-        if self._error is not None:
-            raise self._error
-        if self._interrupt is not None:
-            raise self._interrupt
+        config = self.session.config
+        try:
+            with thread_safe_runtime(config, router), dots_only_progress(config):
+                _Coordinator(self, router, pool).run()
+        finally:
+            self.stats.pool_wall_seconds = time.perf_counter() - started
+            self.stats.pool_peak_in_flight = scheduler.peak_in_flight
+            self.stats.not_started = scheduler.pending
+            for job_stats, job_queue in zip(self.stats.jobs, scheduler.jobs, strict=True):
+                job_stats.peak_in_flight = job_queue.peak
+        if self.error is not None:
+            raise self.error
+        if self.interrupt is not None:
+            raise self.interrupt
         self._raise_if_session_stops()
 
 
-class _WorkerPool:
-    """N daemon threads running items handed out through one queue."""
+@dataclass
+class _ItemReports:
+    """Collects the report hooks of one item on its worker."""
 
-    def __init__(self, size: int, items: list[pytest.Item]) -> None:
-        self.items = items
-        self.tasks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    index: int
+    events: queue.SimpleQueue[_Event]
+    pool_closed: threading.Event
+    calls: list[HookCall] = field(default_factory=list)
+
+    def __call__(self, call: HookCall) -> None:
+        self.calls.append(call)
+        report = call.kwargs.get("report")
+        if getattr(report, "failed", False) and not self.pool_closed.is_set():
+            logged = threading.Event()
+            self.events.put(_Reported(self.index, self.calls, logged))
+            self.calls = []
+            while not logged.wait(timeout=1.0):
+                if self.pool_closed.is_set():
+                    return
+
+
+class _WorkerPool:
+    """N daemon threads that claim items from the shared scheduler."""
+
+    def __init__(self, executor: PoolExecutor, scheduler: CappedScheduler) -> None:
+        self.executor = executor
+        self.scheduler = scheduler
+        self.items = executor.plan.pooled
         self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
-        self.closed = False
-        self._threads = [
+        self.closed = threading.Event()
+        self.go = threading.Event()
+        self._slots = threading.Condition()
+        self.threads = [
             threading.Thread(target=self._work, name=f"dynpool-worker-{n}", daemon=True)
-            for n in range(size)
+            for n in range(executor.stats.workers)
         ]
 
     def start(self) -> None:
-        for thread in self._threads:
+        """Start every worker; none claims an item before ``go`` is set."""
+        for thread in self.threads:
             thread.start()
 
-    def stop(self, wait: bool) -> None:
-        """End the workers; ``wait`` only when none is running an item.
+    def wake(self) -> None:
+        """Let idle workers re-check whether the run is stopping."""
+        with self._slots:
+            self._slots.notify_all()
 
-        Otherwise the coordinator has given up (second Ctrl-C, internal error):
-        workers still in flight are daemons and must not block on a hand-over.
-        """
-        self.closed = True
-        for _ in self._threads:
-            self.tasks.put(None)
-        if wait:
-            for thread in self._threads:
-                thread.join()
-            return
+    def close(self) -> None:
+        """The coordinator gave up: no worker may wait for a hand-over any more."""
+        self.closed.set()
+        self.go.set()
+        self.wake()
         while True:
             try:
                 event = self.events.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(event, _Reported) and event.logged is not None:
+            if isinstance(event, _Reported):
                 event.logged.set()
 
-    def _sink(self, index: int) -> Callable[[HookCall], None]:
-        def hand_over(call: HookCall) -> None:
-            report = call.kwargs.get("report")
-            failed = getattr(report, "failed", False) and not self.closed
-            logged = threading.Event() if failed else None
-            self.events.put(_Reported(index, call, logged))
-            if logged is not None:
-                logged.wait()
+    def _claim(self) -> int | None:
+        with self._slots:
+            while not self.executor.stopping() and not self.closed.is_set():
+                index = self.scheduler.next_dispatch()
+                if index is not None:
+                    self.executor.setup_state.expect(self.items[index])
+                    return index
+                if self.scheduler.pending == 0:
+                    return None
+                self._slots.wait()  # every job with waiting items is at its cap
+            return None
 
-        return hand_over
+    def _release(self, index: int) -> None:
+        with self._slots:
+            self.scheduler.complete(index)
+            self._slots.notify_all()
 
     def _work(self) -> None:
-        while (index := self.tasks.get()) is not None:
-            item = self.items[index]
-            token = HOOK_SINK.set(self._sink(index))
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                with current_item(item):
-                    item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
-            except BaseException as exc:  # handed to the coordinator, which re-raises it
-                error = exc
-            finally:
-                HOOK_SINK.reset(token)
-            self.events.put(_Finished(index, started, time.perf_counter(), error))
+        error: BaseException | None = None
+        try:
+            self.go.wait()
+            while (index := self._claim()) is not None:
+                self._run(index)
+                self._release(index)
+        except BaseException as exc:  # a bug of ours: surface it, never hang
+            error = exc
+        finally:
+            self.events.put(_WorkerExited(error))
+
+    def _run(self, index: int) -> None:
+        item = self.items[index]
+        reports = _ItemReports(index, self.events, self.closed)
+        sink_token = HOOK_SINK.set(reports)
+        item_token = CURRENT_ITEM.set(item)
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+        except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
+            error = exc
+        finally:
+            CURRENT_ITEM.reset(item_token)
+            HOOK_SINK.reset(sink_token)
+        self.events.put(_Finished(index, reports.calls, started, time.perf_counter(), error))
 
 
 class _Coordinator:
     """The main-thread loop of the pooled phase."""
 
-    def __init__(
-        self,
-        executor: PoolExecutor,
-        scheduler: CappedScheduler,
-        router: HookRouter,
-        pool: _WorkerPool,
-    ) -> None:
+    def __init__(self, executor: PoolExecutor, router: HookRouter, pool: _WorkerPool) -> None:
         self.executor = executor
-        self.scheduler = scheduler
         self.router = router
         self.pool = pool
-        self.buffered: dict[int, list[HookCall]] = {}
         self.outcomes: dict[int, Outcome] = {}
 
     def run(self) -> None:
-        executor = self.executor
-        while True:
-            if executor._stopping():
-                dropped = self.scheduler.cancel_pending()
-                executor.stats.not_started += len(dropped)
-            else:
-                self._dispatch()
-            if self.scheduler.in_flight == 0:
-                return
-            try:
-                event = self.pool.events.get()
-            except KeyboardInterrupt as interrupt:
-                if executor._interrupt is not None:
-                    raise  # a second Ctrl-C: stop waiting for items in flight
-                executor._interrupt = interrupt
-                continue
-            self._handle(event)
+        try:
+            self.pool.start()
+        except KeyboardInterrupt:
+            self.pool.close()  # no item has started yet: nothing to wait for
+            raise
+        running = len(self.pool.threads)
+        try:
+            with self._first_ctrl_c_stops_dispatch():
+                self.pool.go.set()
+                while running:
+                    event = self.pool.events.get()
+                    if isinstance(event, _WorkerExited):
+                        running -= 1
+                        self._record_error(event.error)
+                    elif isinstance(event, _Interrupted):
+                        self.pool.wake()
+                    else:
+                        self._handle(event)
+        finally:
+            if running:
+                self.pool.close()
 
-    def _dispatch(self) -> None:
-        while (index := self.scheduler.next_dispatch()) is not None:
-            self.executor.setup_state.expect(self.pool.items[index])
-            self.pool.tasks.put(index)
+    @contextmanager
+    def _first_ctrl_c_stops_dispatch(self) -> Iterator[None]:
+        """The first SIGINT becomes an event, so that no item's reports are cut in half.
 
-    def _handle(self, event: _Event) -> None:
-        if isinstance(event, _Reported):
-            if event.logged is None:
-                self.buffered.setdefault(event.index, []).append(event.call)
-                return
-            try:
-                self._flush(event.index)
-                self._replay(event.index, event.call)
-            finally:
-                event.logged.set()
+        A second one raises ``KeyboardInterrupt`` at once. Only when pytest's
+        default handler is in place and we are on the main thread; otherwise
+        Ctrl-C raises as usual and the run ends without waiting.
+        """
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        if not on_main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
             return
-        self._flush(event.index)
-        self._account(event)
-        self.scheduler.complete(event.index)
-        if event.error is not None and self.executor._error is None:
-            self.executor._error = event.error
 
-    def _flush(self, index: int) -> None:
-        for call in self.buffered.pop(index, []):
-            self._replay(index, call)
+        def on_sigint(signum: int, frame: FrameType | None) -> None:
+            if self.executor.interrupt is not None:
+                raise KeyboardInterrupt
+            self.executor.interrupt = KeyboardInterrupt()
+            self.pool.events.put(_Interrupted())  # SimpleQueue.put is safe in a handler
+
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _record_error(self, error: BaseException | None) -> None:
+        if error is not None and self.executor.error is None:
+            self.executor.error = error
+            self.pool.wake()
+
+    def _handle(self, event: _Reported | _Finished) -> None:
+        try:
+            for call in event.calls:
+                self._replay(event.index, call)
+        finally:
+            if isinstance(event, _Reported):
+                event.logged.set()
+        if isinstance(event, _Finished):
+            self._account(event)
+            self._record_error(event.error)
+        if self.executor.stopping():
+            self.pool.wake()
 
     def _replay(self, index: int, call: HookCall) -> None:
-        if self.executor._error is not None:
+        if self.executor.error is not None:
             return  # after an internal error pytest would log nothing more
         report = call.kwargs.get("report")
         if call.name == "pytest_runtest_logreport" and isinstance(report, pytest.TestReport):
@@ -263,7 +336,7 @@ class _Coordinator:
         try:
             self.router.replay(call)
         except BaseException as exc:
-            self.executor._error = exc
+            self._record_error(exc)
 
     def _account(self, event: _Finished) -> None:
         stats = self.executor.stats

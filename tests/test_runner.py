@@ -264,7 +264,15 @@ def test_sigint_mid_run_stops_dispatch_and_exits_interrupted(pytester: pytest.Py
     )
     result = pytester.runpytest_subprocess("--dynpool-workers", "2", timeout=120)
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["*KeyboardInterrupt*", "*2 passed*"])
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    # When the main thread handles the signal depends on the machine: items
+    # dispatched before that finish; whatever the timing, every item is either
+    # reported or counted as not started, and the one that sent it finished.
+    passed = result.parseoutcomes().get("passed", 0)
+    match = re.search(r"not started: (\d+) pooled items", result.stdout.str())
+    not_started = int(match.group(1)) if match else 0
+    assert passed >= 2
+    assert passed + not_started == 6
 
 
 def test_error_in_a_report_hook_is_an_internal_error_not_a_hang(pytester: pytest.Pytester) -> None:

@@ -62,6 +62,7 @@ class ConcurrentSetupState:
         self._active: dict[Node, _NodeState] = {}
         self._users: dict[Node, int] = {}
         self._expected = 0
+        self._chains: dict[pytest.Item, list[Node]] = {}
         self._is_stopping = is_stopping
         for item in items:
             for node in item.listchain()[:-1]:
@@ -73,11 +74,17 @@ class ConcurrentSetupState:
 
     def expect(self, item: pytest.Item) -> None:
         """Count ``item`` as in flight from dispatch until its teardown."""
+        chain = item.listchain()
         with self._lock:
             self._expected += 1
+            self._chains[item] = chain
+
+    def _chain(self, item: pytest.Item) -> list[Node]:
+        chain = self._chains.get(item)
+        return item.listchain() if chain is None else chain
 
     def setup(self, item: pytest.Item) -> None:
-        for collector in item.listchain()[:-1]:
+        for collector in self._chain(item)[:-1]:
             self._setup_collector(collector)
         state = _NodeState(finalizers=[item.teardown], ready=True)
         with self._lock:
@@ -120,7 +127,8 @@ class ConcurrentSetupState:
             state = self._active.pop(item, None)
             if state is not None:
                 released.append((item, state))
-            for node in reversed(item.listchain()[:-1]):
+            chain = self._chains.pop(item, None) or item.listchain()
+            for node in reversed(chain[:-1]):
                 self._users[node] -= 1
                 if self._users[node] == 0 and node in self._active:
                     released.append((node, self._active.pop(node)))
