@@ -116,7 +116,26 @@ class _PerThreadAssertionHooks(types.ModuleType):
     _config = _per_thread("_config")
 
 
-CAPTURE_BUFFERS: ContextVar[tuple[io.StringIO, io.StringIO] | None] = ContextVar(
+class _ItemOutput:
+    """One phase's stdout and stderr of one item; buffers made on the first write."""
+
+    __slots__ = ("streams",)
+
+    def __init__(self) -> None:
+        self.streams: list[io.StringIO | None] = [None, None]
+
+    def write(self, index: int, text: str) -> int:
+        stream = self.streams[index]
+        if stream is None:
+            stream = self.streams[index] = io.StringIO()
+        return stream.write(text)
+
+    def text(self, index: int) -> str:
+        stream = self.streams[index]
+        return "" if stream is None else stream.getvalue()
+
+
+CAPTURE_BUFFERS: ContextVar[_ItemOutput | None] = ContextVar(
     "dynpool_capture_buffers", default=None
 )
 
@@ -129,10 +148,10 @@ class RoutingStream:
         self._index = index
 
     def write(self, text: str) -> int:
-        buffers = CAPTURE_BUFFERS.get()
-        if buffers is None:
+        output = CAPTURE_BUFFERS.get()
+        if output is None:
             return self._target.write(text)
-        return buffers[self._index].write(text)
+        return output.write(self._index, text)
 
     def writelines(self, lines: list[str]) -> None:
         for line in lines:
@@ -148,14 +167,14 @@ class RoutingStream:
 
 @contextmanager
 def _capture_item_phase(when: str, item: pytest.Item) -> Iterator[None]:
-    out, err = io.StringIO(), io.StringIO()
-    token = CAPTURE_BUFFERS.set((out, err))
+    output = _ItemOutput()
+    token = CAPTURE_BUFFERS.set(output)
     try:
         yield
     finally:
         CAPTURE_BUFFERS.reset(token)
-        item.add_report_section(when, "stdout", out.getvalue())
-        item.add_report_section(when, "stderr", err.getvalue())
+        item.add_report_section(when, "stdout", output.text(0))
+        item.add_report_section(when, "stderr", output.text(1))
 
 
 @contextmanager

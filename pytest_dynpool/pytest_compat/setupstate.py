@@ -92,17 +92,21 @@ class ConcurrentSetupState:
         item.setup()
 
     def _setup_collector(self, collector: Node) -> None:
-        with self._lock:
-            state = self._active.get(collector)
-            if state is None:
-                state = self._active[collector] = _NodeState(finalizers=[collector.teardown])
-        with state.lock:
-            if not state.ready:
-                state.ready = True
-                try:
-                    collector.setup()
-                except TEST_OUTCOME as exc:
-                    state.error = (exc, exc.__traceback__)
+        state = self._active.get(collector)
+        if state is None or not state.ready:
+            with self._lock:
+                state = self._active.get(collector)
+                if state is None:
+                    state = self._active[collector] = _NodeState(finalizers=[collector.teardown])
+        if not state.ready:
+            with state.lock:
+                if not state.ready:
+                    try:
+                        collector.setup()
+                    except TEST_OUTCOME as exc:
+                        state.error = (exc, exc.__traceback__)
+                    finally:
+                        state.ready = True  # only now may others pass without the lock
         if state.error is not None:
             # Like pytest: a failed collector fails its whole subtree with one exception.
             raise state.error[0].with_traceback(state.error[1])
