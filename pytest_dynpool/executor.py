@@ -176,6 +176,7 @@ class _WorkerPool:
         self.items = executor.plan.pooled
         self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
         self.closed = threading.Event()
+        self.no_more_claims = threading.Event()
         self.go = threading.Event()
         self._slots = threading.Condition()
         self.threads = [
@@ -196,6 +197,7 @@ class _WorkerPool:
     def close(self) -> None:
         """The coordinator gave up: no worker may wait for a hand-over any more."""
         self.closed.set()
+        self.no_more_claims.set()
         self.go.set()
         self.wake()
         while True:
@@ -208,7 +210,7 @@ class _WorkerPool:
 
     def _claim(self) -> int | None:
         with self._slots:
-            while not self.executor.stopping() and not self.closed.is_set():
+            while not self.executor.stopping() and not self.no_more_claims.is_set():
                 index = self.scheduler.next_dispatch()
                 if index is not None:
                     self.executor.setup_state.expect(self.items[index])
@@ -228,14 +230,18 @@ class _WorkerPool:
         try:
             self.go.wait()
             while (index := self._claim()) is not None:
-                self._run(index)
+                if not self._run(index):
+                    # KeyboardInterrupt or pytest.exit() in a test: nothing more
+                    # may start, before the coordinator has even seen it.
+                    self.no_more_claims.set()
                 self._release(index)
         except BaseException as exc:  # a bug of ours: surface it, never hang
             error = exc
         finally:
             self.events.put(_WorkerExited(error))
 
-    def _run(self, index: int) -> None:
+    def _run(self, index: int) -> bool:
+        """Run one item; False when it raised out of pytest's protocol."""
         item = self.items[index]
         reports = _ItemReports(index, self.events, self.closed)
         sink_token = HOOK_SINK.set(reports)
@@ -250,6 +256,7 @@ class _WorkerPool:
             CURRENT_ITEM.reset(item_token)
             HOOK_SINK.reset(sink_token)
         self.events.put(_Finished(index, reports.calls, started, time.perf_counter(), error))
+        return error is None
 
 
 class _Coordinator:

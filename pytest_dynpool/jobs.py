@@ -13,6 +13,11 @@ MARKER_HELP = (
     "dynpool thread pool with at most max_concurrency of its job in flight at once."
 )
 UNMARKED_JOB = "unmarked"
+# Fixtures that swap or read process-wide state and are not yet per test under
+# concurrency: an item using one runs alone, so its outcome is plain pytest's.
+ISOLATION_FIXTURES = frozenset(
+    {"capsys", "capsysbinary", "capfd", "capfdbinary", "caplog", "recwarn"}
+)
 FIX_HINT = (
     'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name"'
 )
@@ -54,6 +59,7 @@ class Plan:
     pooled: list[pytest.Item] = field(default_factory=list)
     job_of_pooled: list[int] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
+    kept_alone: int = 0
 
 
 def _dynpool(max_concurrency: int, *, job: str | None = None) -> JobSpec:
@@ -130,6 +136,10 @@ def build_plan(
                 plan.exclusive.append(item)
                 continue
             assignment = JobAssignment(UNMARKED_JOB, workers, "--dynpool-unmarked=pool")
+        if ISOLATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            plan.exclusive.append(item)
+            plan.kept_alone += 1
+            continue
         index = job_index.get(assignment.name)
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)

@@ -72,12 +72,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     plan = config.stash.get(PLAN_KEY, None)
-    if plan is None or not plan.pooled:
+    if plan is None or not (plan.pooled or plan.kept_alone):
         return None
-    return (
+    line = (
         f"dynpool: {len(plan.jobs)} jobs, {len(plan.pooled)} pooled items, "
         f"{len(plan.exclusive)} exclusive items"
     )
+    if plan.kept_alone:
+        line += f" ({plan.kept_alone} use capsys/capfd/caplog/recwarn and run alone)"
+    return line
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -91,6 +94,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         workers=config.stash[SETTINGS_KEY].workers,
         jobs=[JobStats(job) for job in plan.jobs],
         exclusive_items=len(plan.exclusive),
+        kept_alone=plan.kept_alone,
         unknown_overrides=plan.unknown_overrides,
     )
     for index in plan.job_of_pooled:

@@ -288,3 +288,43 @@ def test_conftest_hook_can_assign_jobs(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["legacy-host *1 *2 *", "*::test_marked *2 *1 *", "exclusive: 1 unmarked items ran alone"]
     )
+
+
+def test_items_using_capture_log_or_warning_fixtures_run_alone(pytester: pytest.Pytester) -> None:
+    """Until those fixtures are per test, such items keep plain pytest's outcomes."""
+    pytester.makepyfile(
+        test_iso="""
+        import logging
+        import warnings
+        import pytest
+
+        pytestmark = pytest.mark.dynpool(4)
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_capsys(n, capsys):
+            print(n)
+            assert capsys.readouterr().out == f"{n}\\n"
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_caplog(n, caplog):
+            logging.getLogger("x").warning("only %s", n)
+            assert [r.getMessage() for r in caplog.records] == [f"only {n}"]
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_recwarn(n, recwarn):
+            warnings.warn(UserWarning(str(n)))
+            assert len(recwarn) == 1
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_pooled(n):
+            pass
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "4")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(
+        [
+            "dynpool: 1 jobs, 3 pooled items, 9 exclusive items (9 use capsys/*run alone)",
+            "exclusive: 9 items of the pool ran alone because they use capsys*",
+        ]
+    )
