@@ -120,6 +120,17 @@ def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
     return JobAssignment(spec.job or declared_at, spec.max_concurrency, declared_at)
 
 
+def needs_isolation(item: pytest.Item) -> bool:
+    """Whether the item reads or swaps process-wide capture, log or warning state.
+
+    A ``filterwarnings`` mark changes the process-wide filters while its test
+    runs, which would turn other tests' warnings into errors too.
+    """
+    if ISOLATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    return item.get_closest_marker("filterwarnings") is not None
+
+
 def build_plan(
     items: Sequence[pytest.Item],
     assignments: Sequence[JobAssignment | None],
@@ -136,7 +147,7 @@ def build_plan(
                 plan.exclusive.append(item)
                 continue
             assignment = JobAssignment(UNMARKED_JOB, workers, "--dynpool-unmarked=pool")
-        if ISOLATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if needs_isolation(item):
             plan.exclusive.append(item)
             plan.kept_alone += 1
             continue

@@ -79,7 +79,7 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
         f"{len(plan.exclusive)} exclusive items"
     )
     if plan.kept_alone:
-        line += f" ({plan.kept_alone} use capsys/capfd/caplog/recwarn and run alone)"
+        line += f" ({plan.kept_alone} run alone: capture, log or warning fixtures/marks)"
     return line
 
 

@@ -114,7 +114,7 @@ def format_summary(stats: RunStats) -> list[str]:
     if stats.kept_alone:
         lines.append(
             f"exclusive: {stats.kept_alone} items of the pool ran alone because they use "
-            "capsys, capfd, caplog or recwarn, which are not yet per test under concurrency"
+            "capsys, capfd, caplog, recwarn or a filterwarnings mark, not yet per test"
         )
     if stats.not_started:
         lines.append(f"not started: {stats.not_started} pooled items (run stopped early)")

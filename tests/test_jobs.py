@@ -292,6 +292,7 @@ def test_conftest_hook_can_assign_jobs(pytester: pytest.Pytester) -> None:
 
 def test_items_using_capture_log_or_warning_fixtures_run_alone(pytester: pytest.Pytester) -> None:
     """Until those fixtures are per test, such items keep plain pytest's outcomes."""
+    pytester.makeini("[pytest]\nfilterwarnings =\n    always::UserWarning\n")
     pytester.makepyfile(
         test_iso="""
         import logging
@@ -315,16 +316,21 @@ def test_items_using_capture_log_or_warning_fixtures_run_alone(pytester: pytest.
             warnings.warn(UserWarning(str(n)))
             assert len(recwarn) == 1
 
+        @pytest.mark.filterwarnings("error")
+        def test_strict_warnings():
+            with pytest.raises(UserWarning):
+                warnings.warn(UserWarning("raised here only"))
+
         @pytest.mark.parametrize("n", range(3))
         def test_pooled(n):
-            pass
+            warnings.warn(UserWarning("must not become an error"))
         """
     )
     result = pytester.runpytest("--dynpool-workers", "4")
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=13, warnings=3)
     result.stdout.fnmatch_lines(
         [
-            "dynpool: 1 jobs, 3 pooled items, 9 exclusive items (9 use capsys/*run alone)",
-            "exclusive: 9 items of the pool ran alone because they use capsys*",
+            "dynpool: 1 jobs, 3 pooled items, 10 exclusive items (10 run alone: *)",
+            "exclusive: 10 items of the pool ran alone because they use capsys*",
         ]
     )
