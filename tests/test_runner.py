@@ -149,14 +149,19 @@ def test_exitfirst_lets_in_flight_items_finish_and_starts_nothing_new(
     pytester.makeconftest(STOP_SUITE)
     pytester.makepyfile(
         test_stop="""
+        import threading
         import pytest
         from conftest import failure_logged
+
+        second_started = threading.Event()
 
         @pytest.mark.dynpool(2)
         @pytest.mark.parametrize("n", range(10))
         def test_n(n):
             if n == 0:
+                second_started.wait(timeout=30)  # both in flight before the failure
                 raise AssertionError("first failure")
+            second_started.set()
             # Item 1 is in flight with item 0: it finishes after the failure is logged.
             assert failure_logged.wait(timeout=30)
         """
