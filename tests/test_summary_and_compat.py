@@ -1,0 +1,69 @@
+"""The summary's arithmetic, the run-finished hook, and the pytest version gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_dynpool.jobs import Job
+from pytest_dynpool.pytest_compat import check_pytest_version
+from pytest_dynpool.summary import JobStats, Outcome, RunStats, format_summary, lower_bound
+
+
+def test_lower_bound_takes_the_largest_of_its_three_terms() -> None:
+    # pool term: 8 items of 1 s on 2 workers -> 4 s
+    assert lower_bound(2, [(8, [1.0] * 8)]) == 4.0
+    # job term: 4 items of 1 s capped at 1 -> 4 s, though 8 workers would take 0.5 s
+    assert lower_bound(8, [(1, [1.0] * 4)]) == 4.0
+    # longest item: one 5 s item dominates
+    assert lower_bound(8, [(8, [5.0, 0.1, 0.1])]) == 5.0
+    assert lower_bound(4, []) == 0.0
+
+
+def test_summary_rows_and_pool_line() -> None:
+    job = Job(name="api", cap=2, declared_cap=3, declared_at="test_api.py")
+    stats = RunStats(workers=4, jobs=[JobStats(job, items=4, peak_in_flight=2)])
+    stats.jobs[0].durations = [1.0, 1.0, 1.0, 1.0]
+    stats.jobs[0].busy_seconds = 4.0
+    for outcome in (Outcome.PASSED, Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED):
+        stats.jobs[0].count(outcome)
+    stats.pool_wall_seconds = 2.2
+    stats.pool_peak_in_flight = 2
+    lines = format_summary(stats)
+    assert lines[1].split() == ["api", "2", "(declared", "3)", "4", "2", "1", "1", "2", "4.00"]
+    assert lines[2] == (
+        "pool: 4 workers, peak 2 in flight, wall 2.20s, lower bound 2.00s, wall/LB 1.10"
+    )
+
+
+def test_run_finished_hook_sees_the_figures(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_dynpool_run_finished(config, stats):
+            print(f"\\nFIGURES {stats.workers} {[j.items for j in stats.jobs]} "
+                  f"{stats.pool_peak_in_flight}")
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.dynpool(1)
+        @pytest.mark.parametrize("n", range(3))
+        def test_n(n):
+            pass
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "2", "-s")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["FIGURES 2 [[]3[]] 1"])
+
+
+@pytest.mark.parametrize("version", ["8.3.5", "7.4.0", "10.0.0", "11.1"])
+def test_unsupported_pytest_versions_are_refused(version: str) -> None:
+    with pytest.raises(pytest.UsageError, match=f"found pytest {version}"):
+        check_pytest_version(version)
+
+
+@pytest.mark.parametrize("version", ["8.4.0", "8.4.2", "9.0.0", "9.2.0", "9.3.0.dev12+g1234"])
+def test_supported_pytest_versions_pass(version: str) -> None:
+    check_pytest_version(version)
