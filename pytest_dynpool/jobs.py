@@ -140,6 +140,7 @@ def build_plan(
 ) -> Plan:
     """Group items into jobs; one name declared with two caps is a usage error."""
     plan = Plan()
+    first_declaration: dict[str, JobAssignment] = {}
     job_index: dict[str, int] = {}
     for item, assignment in zip(items, assignments, strict=True):
         if assignment is None:
@@ -147,6 +148,8 @@ def build_plan(
                 plan.exclusive.append(item)
                 continue
             assignment = JobAssignment(UNMARKED_JOB, workers, "--dynpool-unmarked=pool")
+        first = first_declaration.setdefault(assignment.name, assignment)
+        _check_same_cap(first, assignment, item)
         if needs_isolation(item):
             plan.exclusive.append(item)
             plan.kept_alone += 1
@@ -154,24 +157,20 @@ def build_plan(
         index = job_index.get(assignment.name)
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)
-            cap = cap_overrides.get(assignment.name, assignment.max_concurrency)
-            plan.jobs.append(
-                Job(assignment.name, cap, assignment.max_concurrency, assignment.declared_at)
-            )
-        else:
-            _check_same_cap(plan.jobs[index], assignment, item)
+            cap = cap_overrides.get(assignment.name, first.max_concurrency)
+            plan.jobs.append(Job(first.name, cap, first.max_concurrency, first.declared_at))
         plan.pooled.append(item)
         plan.job_of_pooled.append(index)
-    plan.unknown_overrides = sorted(set(cap_overrides) - set(job_index))
+    plan.unknown_overrides = sorted(set(cap_overrides) - set(first_declaration))
     return plan
 
 
-def _check_same_cap(job: Job, assignment: JobAssignment, item: pytest.Item) -> None:
-    if job.declared_cap == assignment.max_concurrency:
+def _check_same_cap(first: JobAssignment, assignment: JobAssignment, item: pytest.Item) -> None:
+    if first.max_concurrency == assignment.max_concurrency:
         return
     raise pytest.UsageError(
-        f'dynpool job "{job.name}" is declared with two different caps: '
-        f"max_concurrency={job.declared_cap} at {job.declared_at} and "
+        f'dynpool job "{first.name}" is declared with two different caps: '
+        f"max_concurrency={first.max_concurrency} at {first.declared_at} and "
         f"max_concurrency={assignment.max_concurrency} at {assignment.declared_at} "
         f"(test {item.nodeid}); give every declaration of the job the same "
         "max_concurrency, or use different job names"
