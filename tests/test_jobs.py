@@ -334,3 +334,19 @@ def test_items_using_capture_log_or_warning_fixtures_run_alone(pytester: pytest.
             "exclusive: 10 items of the pool ran alone because they use capsys*",
         ]
     )
+
+
+def test_pdb_turns_pooling_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.dynpool(2)
+        def test_x():
+            pass
+        """
+    )
+    result = pytester.runpytest("--pdb")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["dynpool: off (--pdb/--trace: every test runs alone)"])
+    result.stdout.no_fnmatch_line("*= dynpool =*")
