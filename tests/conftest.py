@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 pytest_plugins = ["pytester"]
+
+# Generated pytester suites take about half a second per example.
+settings.register_profile("dynpool-ci", max_examples=30, deadline=None)
+settings.register_profile("dynpool-long", max_examples=500, deadline=None)
+settings.load_profile("dynpool-ci")
 
 
 def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, str]]]:

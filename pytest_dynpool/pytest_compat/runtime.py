@@ -7,6 +7,9 @@ Each piece is installed for the pooled phase only and undone afterwards:
 - ``PYTEST_CURRENT_TEST`` is updated under a lock;
 - the assertion-rewrite helpers in ``_pytest.assertion.util`` become per thread,
   so each test keeps its own rich ``assert`` explanations;
+- ``ast.parse``, which pytest calls to show failing source, is serialised:
+  CPython 3.11 raises "AST constructor recursion depth mismatch" when two
+  threads parse at once;
 - warning filters and root-logger handlers, swapped by every item, are restored;
 - per-phase output capture becomes per item at the ``sys`` level (a routing
   stream), instead of one global capture suspended and resumed by every item.
@@ -14,6 +17,7 @@ Each piece is installed for the pooled phase only and undone afterwards:
 
 from __future__ import annotations
 
+import ast
 import io
 import logging
 import os
@@ -177,10 +181,20 @@ def _capture_item_phase(when: str, item: pytest.Item) -> Iterator[None]:
         item.add_report_section(when, "stderr", output.text(1))
 
 
+_ast_lock = threading.RLock()
+_original_ast_parse = ast.parse
+
+
+def _serialised_ast_parse(*args: Any, **kwargs: Any) -> Any:
+    with _ast_lock:
+        return _original_ast_parse(*args, **kwargs)
+
+
 @contextmanager
 def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[None]:
     """Everything above, installed for the duration of the pooled phase."""
     router.install()
+    ast.parse = _serialised_ast_parse
     runner._update_current_test_var = _update_current_test_var
     saved_assertion_class = assertion_util.__class__
     assertion_util.__class__ = _PerThreadAssertionHooks
@@ -218,6 +232,7 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[N
             del capman.item_capture
         assertion_util.__class__ = saved_assertion_class
         runner._update_current_test_var = _original_update_current_test_var
+        ast.parse = _original_ast_parse
         router.uninstall()
 
 
