@@ -178,7 +178,7 @@ class _WorkerPool:
         self.closed = threading.Event()
         self.no_more_claims = threading.Event()
         self.go = threading.Event()
-        self._slots = threading.Condition()
+        self._slots = threading.Condition(threading.Lock())
         self.threads = [
             threading.Thread(target=self._work, name=f"dynpool-worker-{n}", daemon=True)
             for n in range(executor.stats.workers)

@@ -4,7 +4,7 @@ Each piece is installed for the pooled phase only and undone afterwards:
 
 - report hooks called on a worker are handed to the coordinator (pluggy's
   ``_inner_hookexec`` is its documented tracing seam);
-- ``PYTEST_CURRENT_TEST`` is updated under a lock;
+- ``PYTEST_CURRENT_TEST`` is updated without the KeyError of two threads popping it;
 - the assertion-rewrite helpers in ``_pytest.assertion.util`` become per thread,
   so each test keeps its own rich ``assert`` explanations;
 - ``ast.parse``, which pytest calls to show failing source, is serialised:
@@ -88,17 +88,17 @@ class HookRouter:
         return self._original(call.name, call.methods, call.kwargs, call.firstresult)
 
 
-_current_test_lock = threading.Lock()
 _original_update_current_test_var = runner._update_current_test_var
 
 
 def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     # pytest pops the variable unconditionally: two threads would raise KeyError.
-    with _current_test_lock:
-        if when:
-            os.environ["PYTEST_CURRENT_TEST"] = f"{item.nodeid} ({when})".replace("\x00", "(null)")
-        else:
-            os.environ.pop("PYTEST_CURRENT_TEST", None)
+    # No lock: a lock held across os.environ's C calls convoys the workers on the
+    # GIL, and with several tests in flight any one of them is "current" anyway.
+    if when:
+        os.environ["PYTEST_CURRENT_TEST"] = f"{item.nodeid} ({when})".replace("\x00", "(null)")
+    else:
+        os.environ.pop("PYTEST_CURRENT_TEST", None)
 
 
 def _per_thread(name: str) -> property:

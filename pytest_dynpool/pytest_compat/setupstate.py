@@ -62,10 +62,12 @@ class ConcurrentSetupState:
         self._active: dict[Node, _NodeState] = {}
         self._users: dict[Node, int] = {}
         self._expected = 0
-        self._chains: dict[pytest.Item, list[Node]] = {}
         self._is_stopping = is_stopping
+        # Chains are computed once, here on the main thread, not per phase on workers.
+        self._chains: dict[pytest.Item, list[Node]] = {}
         for item in items:
-            for node in item.listchain()[:-1]:
+            chain = self._chains[item] = item.listchain()
+            for node in chain[:-1]:
                 self._users[node] = self._users.get(node, 0) + 1
         self.stack = _ActiveView(self)
 
@@ -74,10 +76,8 @@ class ConcurrentSetupState:
 
     def expect(self, item: pytest.Item) -> None:
         """Count ``item`` as in flight from dispatch until its teardown."""
-        chain = item.listchain()
         with self._lock:
             self._expected += 1
-            self._chains[item] = chain
 
     def _chain(self, item: pytest.Item) -> list[Node]:
         chain = self._chains.get(item)
@@ -131,8 +131,7 @@ class ConcurrentSetupState:
             state = self._active.pop(item, None)
             if state is not None:
                 released.append((item, state))
-            chain = self._chains.pop(item, None) or item.listchain()
-            for node in reversed(chain[:-1]):
+            for node in reversed(self._chain(item)[:-1]):
                 self._users[node] -= 1
                 if self._users[node] == 0 and node in self._active:
                     released.append((node, self._active.pop(node)))
