@@ -67,3 +67,31 @@ def test_unsupported_pytest_versions_are_refused(version: str) -> None:
 @pytest.mark.parametrize("version", ["8.4.0", "8.4.2", "9.0.0", "9.2.0", "9.3.0.dev12+g1234"])
 def test_supported_pytest_versions_pass(version: str) -> None:
     check_pytest_version(version)
+
+
+def test_current_test_variable_survives_threads_setting_and_unsetting_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """os.environ.pop(key, None) is not atomic: two threads may both find the key."""
+    import threading
+
+    from pytest_dynpool.pytest_compat.runtime import _update_current_test_var
+
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    item = pytester.getitem("def test_func(): pass")
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(20_000):
+                _update_current_test_var(item, "call")
+                _update_current_test_var(item, None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

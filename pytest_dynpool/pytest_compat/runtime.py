@@ -18,6 +18,7 @@ Each piece is installed for the pooled phase only and undone afterwards:
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import logging
 import os
@@ -98,7 +99,8 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     if when:
         os.environ["PYTEST_CURRENT_TEST"] = f"{item.nodeid} ({when})".replace("\x00", "(null)")
     else:
-        os.environ.pop("PYTEST_CURRENT_TEST", None)
+        with contextlib.suppress(KeyError):  # os.environ.pop is not atomic either
+            del os.environ["PYTEST_CURRENT_TEST"]
 
 
 def _per_thread(name: str) -> property:
