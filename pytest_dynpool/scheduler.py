@@ -22,9 +22,6 @@ class Scheduler(Protocol):
     def complete(self, item: int) -> None:
         """Give back the slot of a finished item."""
 
-    def cancel_pending(self) -> list[int]:
-        """Drop every item not yet dispatched (``-x``, Ctrl-C) and return them."""
-
     @property
     def in_flight(self) -> int:
         """Items dispatched and not yet completed."""
@@ -120,14 +117,3 @@ class CappedScheduler:
         job.in_flight -= 1
         self._in_flight -= 1
         self._offer(job_index)
-
-    def cancel_pending(self) -> list[int]:
-        dropped: list[int] = []
-        for job in self.jobs:
-            dropped.extend(job.waiting)
-            job.waiting.clear()
-        self._heap.clear()
-        for job in self.jobs:
-            job.queued_in_heap = False
-        self._pending = 0
-        return sorted(dropped)

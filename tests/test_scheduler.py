@@ -44,17 +44,6 @@ def test_pool_size_bounds_everything() -> None:
     assert scheduler.peak_in_flight == 3
 
 
-def test_cancel_pending_drops_only_undispatched() -> None:
-    scheduler = CappedScheduler(workers=1, caps=[1], job_of_item=[0, 0, 0])
-    first = scheduler.next_dispatch()
-    assert scheduler.cancel_pending() == [1, 2]
-    assert scheduler.next_dispatch() is None
-    assert first is not None
-    scheduler.complete(first)
-    assert scheduler.in_flight == 0
-    assert scheduler.pending == 0
-
-
 @pytest.mark.parametrize(
     ("workers", "caps"), [(0, [1]), (1, [0]), (1, [-1])], ids=["no-workers", "cap-0", "cap-neg"]
 )

@@ -135,9 +135,6 @@ class FixtureStore:
             if instance is not None and instance.cached_result is None and not instance.finalizers:
                 del self._instances[key]
 
-    def __len__(self) -> int:
-        return len(self._instances)
-
 
 def _store_for(item: pytest.Item | None) -> FixtureStore | None:
     if item is None:
