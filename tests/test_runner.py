@@ -387,3 +387,28 @@ def test_pytest_current_test_never_breaks_a_test(pytester: pytest.Pytester) -> N
     )
     result = pytester.runpytest("--dynpool-workers", "8")
     result.assert_outcomes(passed=301)
+
+
+def test_setup_show_from_workers_leaves_capture_alone(pytester: pytest.Pytester) -> None:
+    """--setup-show suspends and resumes the global capture around its lines.
+
+    A subprocess, because only a real terminal shows output the fd capture let through.
+    """
+    pytester.makepyfile(
+        test_show="""
+        import pytest
+
+        @pytest.fixture
+        def resource():
+            return 1
+
+        @pytest.mark.dynpool(4)
+        @pytest.mark.parametrize("n", range(8))
+        def test_n(n, resource):
+            print(f"captured output {n}")
+        """
+    )
+    result = pytester.runpytest_subprocess("--dynpool-workers", "4", "--setup-show")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*SETUP    F resource*"])
+    result.stdout.no_fnmatch_line("*captured output*")

@@ -216,6 +216,24 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[N
                     yield
 
         capman.item_capture = item_capture
+        # The global capture stays suspended while the pool runs (the routing
+        # streams replace it); --setup-show and others suspend and resume it
+        # around their output, which from a worker would redirect every thread.
+        original_resume, original_suspend = (
+            capman.resume_global_capture,
+            capman.suspend_global_capture,
+        )
+
+        def resume_global_capture() -> None:
+            if HOOK_SINK.get() is None:
+                original_resume()
+
+        def suspend_global_capture(in_: bool = False) -> None:
+            if HOOK_SINK.get() is None:
+                original_suspend(in_)
+
+        capman.resume_global_capture = resume_global_capture
+        capman.suspend_global_capture = suspend_global_capture
         sys.stdout = RoutingStream(sys.stdout, 0)
         sys.stderr = RoutingStream(sys.stderr, 1)
     root_logger = logging.getLogger()
@@ -232,6 +250,8 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[N
         if capture_on:
             sys.stdout, sys.stderr = saved_streams
             del capman.item_capture
+            del capman.resume_global_capture
+            del capman.suspend_global_capture
         assertion_util.__class__ = saved_assertion_class
         runner._update_current_test_var = _original_update_current_test_var
         ast.parse = _original_ast_parse
