@@ -18,7 +18,6 @@ Each piece is installed for the pooled phase only and undone afterwards:
 from __future__ import annotations
 
 import ast
-import contextlib
 import io
 import logging
 import os
@@ -27,7 +26,7 @@ import threading
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -99,7 +98,7 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     if when:
         os.environ["PYTEST_CURRENT_TEST"] = f"{item.nodeid} ({when})".replace("\x00", "(null)")
     else:
-        with contextlib.suppress(KeyError):  # os.environ.pop is not atomic either
+        with suppress(KeyError):  # os.environ.pop is not atomic either
             del os.environ["PYTEST_CURRENT_TEST"]
 
 
