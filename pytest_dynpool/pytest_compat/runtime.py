@@ -81,7 +81,7 @@ class HookRouter:
         sink = HOOK_SINK.get()
         if sink is None or name not in ROUTED_HOOKS:
             return self._original(name, methods, kwargs, firstresult)
-        sink(HookCall(name, list(methods), kwargs, firstresult))
+        sink(HookCall(name, methods, kwargs, firstresult))  # pluggy passes a fresh list
         return None if firstresult else []
 
     def replay(self, call: HookCall) -> object:

@@ -32,7 +32,6 @@ Finalizer = Callable[[], object]
 @dataclass
 class _NodeState:
     finalizers: list[Finalizer]
-    users: int = 0
     error: tuple[BaseException, types.TracebackType | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     ready: bool = False
