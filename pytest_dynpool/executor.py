@@ -32,6 +32,7 @@ from .pytest_compat import (
     HookRouter,
     current_item,
     dots_only_progress,
+    item_context,
     replace_setup_state,
     thread_safe_runtime,
 )
@@ -131,8 +132,11 @@ class PoolExecutor:
         started = time.perf_counter()
         config = self.session.config
         try:
-            with thread_safe_runtime(config, router), dots_only_progress(config):
-                _Coordinator(self, router, pool).run()
+            with thread_safe_runtime(config, router) as outside, dots_only_progress(config):
+                try:
+                    _Coordinator(self, router, pool).run()
+                finally:
+                    self.stats.outside_tests_output = outside.text()
         finally:
             self.stats.pool_wall_seconds = time.perf_counter() - started
             self.stats.pool_peak_in_flight = scheduler.peak_in_flight
@@ -249,7 +253,8 @@ class _WorkerPool:
         started = time.perf_counter()
         error: BaseException | None = None
         try:
-            item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+            with item_context(item):
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
         except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
             error = exc
         finally:

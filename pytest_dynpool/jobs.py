@@ -13,11 +13,6 @@ MARKER_HELP = (
     "dynpool thread pool with at most max_concurrency of its job in flight at once."
 )
 UNMARKED_JOB = "unmarked"
-# Fixtures that swap or read process-wide state and are not yet per test under
-# concurrency: an item using one runs alone, so its outcome is plain pytest's.
-ISOLATION_FIXTURES = frozenset(
-    {"capsys", "capsysbinary", "capfd", "capfdbinary", "caplog", "recwarn"}
-)
 FIX_HINT = (
     'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name"'
 )
@@ -59,7 +54,6 @@ class Plan:
     pooled: list[pytest.Item] = field(default_factory=list)
     job_of_pooled: list[int] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
-    kept_alone: int = 0
 
 
 def _dynpool(max_concurrency: int, *, job: str | None = None) -> JobSpec:
@@ -120,17 +114,6 @@ def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
     return JobAssignment(spec.job or declared_at, spec.max_concurrency, declared_at)
 
 
-def needs_isolation(item: pytest.Item) -> bool:
-    """Whether the item reads or swaps process-wide capture, log or warning state.
-
-    A ``filterwarnings`` mark changes the process-wide filters while its test
-    runs, which would turn other tests' warnings into errors too.
-    """
-    if ISOLATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-        return True
-    return item.get_closest_marker("filterwarnings") is not None
-
-
 def build_plan(
     items: Sequence[pytest.Item],
     assignments: Sequence[JobAssignment | None],
@@ -150,10 +133,6 @@ def build_plan(
             assignment = JobAssignment(UNMARKED_JOB, workers, "--dynpool-unmarked=pool")
         first = first_declaration.setdefault(assignment.name, assignment)
         _check_same_cap(first, assignment, item)
-        if needs_isolation(item):
-            plan.exclusive.append(item)
-            plan.kept_alone += 1
-            continue
         index = job_index.get(assignment.name)
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)

@@ -72,15 +72,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     plan = config.stash.get(PLAN_KEY, None)
-    if plan is None or not (plan.pooled or plan.kept_alone):
+    if plan is None or not plan.pooled:
         return None
-    line = (
+    return (
         f"dynpool: {len(plan.jobs)} jobs, {len(plan.pooled)} pooled items, "
         f"{len(plan.exclusive)} exclusive items"
     )
-    if plan.kept_alone:
-        line += f" ({plan.kept_alone} run alone: capture, log or warning fixtures/marks)"
-    return line
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -94,7 +91,6 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         workers=config.stash[SETTINGS_KEY].workers,
         jobs=[JobStats(job) for job in plan.jobs],
         exclusive_items=len(plan.exclusive),
-        kept_alone=plan.kept_alone,
         unknown_overrides=plan.unknown_overrides,
     )
     for index in plan.job_of_pooled:
@@ -124,3 +120,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("=", "dynpool")
     for line in format_summary(stats):
         terminalreporter.write_line(line)
+    if stats.outside_tests_output and _shows_passed_output(terminalreporter):
+        terminalreporter.write_sep("-", "dynpool: output of threads outside any test")
+        terminalreporter.write(stats.outside_tests_output)
+
+
+def _shows_passed_output(terminalreporter: pytest.TerminalReporter) -> bool:
+    """Shown when captured output is: with -rP/-rA, or when something failed."""
+    chars = terminalreporter.reportchars
+    return "P" in chars or "A" in chars or bool(terminalreporter.stats.get("failed"))

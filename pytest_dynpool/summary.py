@@ -48,11 +48,11 @@ class RunStats:
     workers: int
     jobs: list[JobStats] = field(default_factory=list)
     exclusive_items: int = 0
-    kept_alone: int = 0
     pool_wall_seconds: float = 0.0
     pool_peak_in_flight: int = 0
     not_started: int = 0
     unknown_overrides: list[str] = field(default_factory=list)
+    outside_tests_output: str = ""
 
     def lower_bound(self) -> float:
         """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
@@ -108,16 +108,15 @@ def format_summary(stats: RunStats) -> list[str]:
         f"pool: {stats.workers} workers, peak {stats.pool_peak_in_flight} in flight, "
         f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound:.2f}s, wall/LB {ratio}"
     )
-    unmarked_alone = stats.exclusive_items - stats.kept_alone
-    if unmarked_alone:
-        lines.append(f"exclusive: {unmarked_alone} unmarked items ran alone")
-    if stats.kept_alone:
-        lines.append(
-            f"exclusive: {stats.kept_alone} items of the pool ran alone because they use "
-            "capsys, capfd, caplog, recwarn or a filterwarnings mark, not yet per test"
-        )
+    if stats.exclusive_items:
+        lines.append(f"exclusive: {stats.exclusive_items} unmarked items ran alone")
     if stats.not_started:
         lines.append(f"not started: {stats.not_started} pooled items (run stopped early)")
+    if stats.outside_tests_output:
+        count = len(stats.outside_tests_output.splitlines())
+        lines.append(
+            f"outside tests: {count} lines of output or log from threads of no running test"
+        )
     if stats.unknown_overrides:
         lines.append(
             "warning: --dynpool-cap/dynpool_caps name no selected job: "

@@ -290,52 +290,6 @@ def test_conftest_hook_can_assign_jobs(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_items_using_capture_log_or_warning_fixtures_run_alone(pytester: pytest.Pytester) -> None:
-    """Until those fixtures are per test, such items keep plain pytest's outcomes."""
-    pytester.makeini("[pytest]\nfilterwarnings =\n    always::UserWarning\n")
-    pytester.makepyfile(
-        test_iso="""
-        import logging
-        import warnings
-        import pytest
-
-        pytestmark = pytest.mark.dynpool(4)
-
-        @pytest.mark.parametrize("n", range(3))
-        def test_capsys(n, capsys):
-            print(n)
-            assert capsys.readouterr().out == f"{n}\\n"
-
-        @pytest.mark.parametrize("n", range(3))
-        def test_caplog(n, caplog):
-            logging.getLogger("x").warning("only %s", n)
-            assert [r.getMessage() for r in caplog.records] == [f"only {n}"]
-
-        @pytest.mark.parametrize("n", range(3))
-        def test_recwarn(n, recwarn):
-            warnings.warn(UserWarning(str(n)))
-            assert len(recwarn) == 1
-
-        @pytest.mark.filterwarnings("error")
-        def test_strict_warnings():
-            with pytest.raises(UserWarning):
-                warnings.warn(UserWarning("raised here only"))
-
-        @pytest.mark.parametrize("n", range(3))
-        def test_pooled(n):
-            warnings.warn(UserWarning("must not become an error"))
-        """
-    )
-    result = pytester.runpytest("--dynpool-workers", "4")
-    result.assert_outcomes(passed=13, warnings=3)
-    result.stdout.fnmatch_lines(
-        [
-            "dynpool: 1 jobs, 3 pooled items, 10 exclusive items (10 run alone: *)",
-            "exclusive: 10 items of the pool ran alone because they use capsys*",
-        ]
-    )
-
-
 def test_pdb_turns_pooling_off(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

@@ -38,7 +38,13 @@ from .fixtures import (  # noqa: E402 - the version check is importable on any p
     install_fixture_store,
     uninstall_fixture_store,
 )
-from .runtime import HOOK_SINK, HookCall, HookRouter, dots_only_progress, thread_safe_runtime  # noqa: E402
+from .item_context import HOOK_SINK, HookCall, item_context  # noqa: E402
+from .runtime import (  # noqa: E402
+    HookRouter,
+    OutsideTests,
+    dots_only_progress,
+    thread_safe_runtime,
+)
 from .setupstate import ConcurrentSetupState  # noqa: E402
 
 
@@ -59,10 +65,12 @@ __all__ = [
     "FixtureStore",
     "HookCall",
     "HookRouter",
+    "OutsideTests",
     "check_pytest_version",
     "current_item",
     "dots_only_progress",
     "install_fixture_store",
+    "item_context",
     "replace_setup_state",
     "thread_safe_runtime",
     "uninstall_fixture_store",

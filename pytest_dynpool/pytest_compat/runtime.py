@@ -10,30 +10,31 @@ Each piece is installed for the pooled phase only and undone afterwards:
 - ``ast.parse``, which pytest calls to show failing source, is serialised:
   CPython 3.11 raises "AST constructor recursion depth mismatch" when two
   threads parse at once;
-- warning filters and root-logger handlers, swapped by every item, are restored;
-- per-phase output capture becomes per item at the ``sys`` level (a routing
-  stream), instead of one global capture suspended and resumed by every item.
+- output capture, logging, warnings and thread errors become per item (see
+  ``capture``, ``logs``, ``warning_state`` and ``diagnostics``).
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import logging
 import os
-import sys
 import threading
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, TextIO
+from contextlib import ExitStack, contextmanager, suppress
+from typing import Any
 
 import pytest
 from _pytest import runner
 from _pytest.assertion import util as assertion_util
+
+from .capture import OrphanOutput, capture_per_item
+from .diagnostics import diagnostics_per_item
+from .item_context import HOOK_SINK, HookCall, threads_inherit_item_context
+from .logs import logging_per_item
+from .warning_state import warnings_per_item
 
 ROUTED_HOOKS = frozenset(
     {
@@ -44,19 +45,6 @@ ROUTED_HOOKS = frozenset(
     }
 )
 
-
-@dataclass(frozen=True)
-class HookCall:
-    """A hook call made on a worker, to be replayed on the coordinator."""
-
-    name: str
-    methods: Sequence[Any]
-    kwargs: Mapping[str, object]
-    firstresult: bool
-
-
-HookSink = Callable[[HookCall], None]
-HOOK_SINK: ContextVar[HookSink | None] = ContextVar("dynpool_hook_sink", default=None)
 
 InnerHookExec = Callable[[str, Sequence[Any], Mapping[str, object], bool], object]
 
@@ -85,6 +73,8 @@ class HookRouter:
         return None if firstresult else []
 
     def replay(self, call: HookCall) -> object:
+        if call.replay is not None:
+            return call.replay()
         return self._original(call.name, call.methods, call.kwargs, call.firstresult)
 
 
@@ -121,67 +111,6 @@ class _PerThreadAssertionHooks(types.ModuleType):
     _config = _per_thread("_config")
 
 
-class _ItemOutput:
-    """One phase's stdout and stderr of one item; buffers made on the first write."""
-
-    __slots__ = ("streams",)
-
-    def __init__(self) -> None:
-        self.streams: list[io.StringIO | None] = [None, None]
-
-    def write(self, index: int, text: str) -> int:
-        stream = self.streams[index]
-        if stream is None:
-            stream = self.streams[index] = io.StringIO()
-        return stream.write(text)
-
-    def text(self, index: int) -> str:
-        stream = self.streams[index]
-        return "" if stream is None else stream.getvalue()
-
-
-CAPTURE_BUFFERS: ContextVar[_ItemOutput | None] = ContextVar(
-    "dynpool_capture_buffers", default=None
-)
-
-
-class RoutingStream:
-    """Stands in for ``sys.stdout``/``sys.stderr``: writes go to the item in flight."""
-
-    def __init__(self, target: TextIO, index: int) -> None:
-        self._target = target
-        self._index = index
-
-    def write(self, text: str) -> int:
-        output = CAPTURE_BUFFERS.get()
-        if output is None:
-            return self._target.write(text)
-        return output.write(self._index, text)
-
-    def writelines(self, lines: list[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        if CAPTURE_BUFFERS.get() is None:
-            self._target.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
-
-
-@contextmanager
-def _capture_item_phase(when: str, item: pytest.Item) -> Iterator[None]:
-    output = _ItemOutput()
-    token = CAPTURE_BUFFERS.set(output)
-    try:
-        yield
-    finally:
-        CAPTURE_BUFFERS.reset(token)
-        item.add_report_section(when, "stdout", output.text(0))
-        item.add_report_section(when, "stderr", output.text(1))
-
-
 _ast_lock = threading.RLock()
 _original_ast_parse = ast.parse
 
@@ -191,70 +120,49 @@ def _serialised_ast_parse(*args: Any, **kwargs: Any) -> Any:
         return _original_ast_parse(*args, **kwargs)
 
 
+class OutsideTests:
+    """What threads that belong to no running pooled test wrote and logged."""
+
+    def __init__(self, output: OrphanOutput, log: logging.Handler | None) -> None:
+        self._output = output
+        self._log = log
+
+    def text(self) -> str:
+        parts = [self._output.text()]
+        stream = getattr(self._log, "stream", None)
+        if stream is not None:
+            parts.append(stream.getvalue())
+        return "".join(part if part.endswith("\n") else part + "\n" for part in parts if part)
+
+
 @contextmanager
-def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[None]:
+def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[OutsideTests]:
     """Everything above, installed for the duration of the pooled phase."""
+    root_logger = logging.getLogger()
+    saved_handlers, saved_level = list(root_logger.handlers), root_logger.level
     router.install()
     ast.parse = _serialised_ast_parse
     runner._update_current_test_var = _update_current_test_var
     saved_assertion_class = assertion_util.__class__
     assertion_util.__class__ = _PerThreadAssertionHooks
-    capman = config.pluginmanager.getplugin("capturemanager")
-    capture_on = capman is not None and capman.is_globally_capturing()
-    saved_streams = sys.stdout, sys.stderr
-    if capture_on:
-        original_item_capture = capman.item_capture
-
-        @contextmanager
-        def item_capture(when: str, item: pytest.Item) -> Iterator[None]:
-            if HOOK_SINK.get() is None:  # not a worker: the item runs alone
-                with original_item_capture(when, item):
-                    yield
-            else:
-                with _capture_item_phase(when, item):
-                    yield
-
-        capman.item_capture = item_capture
-        # The global capture stays suspended while the pool runs (the routing
-        # streams replace it); --setup-show and others suspend and resume it
-        # around their output, which from a worker would redirect every thread.
-        original_resume, original_suspend = (
-            capman.resume_global_capture,
-            capman.suspend_global_capture,
-        )
-
-        def resume_global_capture() -> None:
-            if HOOK_SINK.get() is None:
-                original_resume()
-
-        def suspend_global_capture(in_: bool = False) -> None:
-            if HOOK_SINK.get() is None:
-                original_suspend(in_)
-
-        capman.resume_global_capture = resume_global_capture
-        capman.suspend_global_capture = suspend_global_capture
-        sys.stdout = RoutingStream(sys.stdout, 0)
-        sys.stderr = RoutingStream(sys.stderr, 1)
-    root_logger = logging.getLogger()
-    saved_handlers, saved_level = list(root_logger.handlers), root_logger.level
     try:
-        # Per-item warning capture swaps process-wide filters from several
-        # threads; whatever order they restore in, the run continues with the
-        # filters it had before the pooled phase.
-        with warnings.catch_warnings():
-            yield
+        # The per-item states start from, and leave behind, the filters the
+        # run had before the pooled phase.
+        with ExitStack() as stack:
+            stack.enter_context(warnings.catch_warnings())
+            stack.enter_context(warnings_per_item())
+            output = stack.enter_context(capture_per_item(config))
+            log = stack.enter_context(logging_per_item(config))
+            stack.enter_context(diagnostics_per_item(config))
+            stack.enter_context(threads_inherit_item_context())
+            yield OutsideTests(output, log)
     finally:
-        root_logger.handlers[:] = saved_handlers
-        root_logger.setLevel(saved_level)
-        if capture_on:
-            sys.stdout, sys.stderr = saved_streams
-            del capman.item_capture
-            del capman.resume_global_capture
-            del capman.suspend_global_capture
         assertion_util.__class__ = saved_assertion_class
         runner._update_current_test_var = _original_update_current_test_var
         ast.parse = _original_ast_parse
         router.uninstall()
+        root_logger.handlers[:] = saved_handlers
+        root_logger.setLevel(saved_level)
 
 
 @contextmanager

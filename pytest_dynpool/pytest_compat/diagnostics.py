@@ -1,0 +1,138 @@
+"""Thread exceptions, unraisable exceptions and ``faulthandler_timeout``, per pooled item.
+
+pytest collects exceptions raised in threads and in ``__del__`` into one deque
+and turns whatever is in it into warnings at the end of each phase, so a
+pooled item could pick up its neighbour's. Under the pool each item's context
+has deques of its own: an error raised in a context goes to that context's
+item, and errors of threads that belong to no running test stay in pytest's
+deque, which pytest empties at the end of the session.
+
+``faulthandler.dump_traceback_later`` has one timer per process; on workers a
+timer per item takes its place, and the dump starts with the test's id.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import faulthandler
+import functools
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, TextIO
+
+import pytest
+from _pytest.threadexception import thread_exceptions
+from _pytest.unraisableexception import unraisable_exceptions
+
+from .item_context import ItemContext, active_context
+
+_DequeOf = Callable[[ItemContext], "collections.deque[Any]"]
+
+
+class _DequePerItem(collections.deque):  # type: ignore[type-arg]
+    """pytest's error deque, whose ends are the running item's own deque."""
+
+    def __init__(self, process: collections.deque[Any], deque_of: _DequeOf) -> None:
+        super().__init__()
+        self.process = process
+        self.deque_of = deque_of
+
+    def _current(self) -> collections.deque[Any]:
+        context = active_context()
+        return self.process if context is None else self.deque_of(context)
+
+    def append(self, value: Any) -> None:
+        self._current().append(value)
+
+    def pop(self) -> Any:
+        return self._current().pop()
+
+
+@contextmanager
+def _route_errors(
+    config: pytest.Config,
+    key: pytest.StashKey[Any],
+    hook_owner: Any,
+    hook_name: str,
+    deque_of: _DequeOf,
+) -> Iterator[None]:
+    process = config.stash.get(key, None)
+    hook = getattr(hook_owner, hook_name)
+    if process is None or not (isinstance(hook, functools.partial) and "append" in hook.keywords):
+        yield  # not pytest's hook any more (another plugin's): leave it alone
+        return
+    routed = _DequePerItem(process, deque_of)
+    config.stash[key] = routed
+    setattr(hook_owner, hook_name, functools.partial(hook, append=routed.append))
+    try:
+        yield
+    finally:
+        setattr(hook_owner, hook_name, hook)
+        config.stash[key] = process
+
+
+_original_dump_later = faulthandler.dump_traceback_later
+_original_cancel_dump_later = faulthandler.cancel_dump_traceback_later
+
+
+def _dump_later(
+    timeout: float, repeat: bool = False, file: TextIO | int = sys.stderr, exit: bool = False
+) -> None:
+    context = active_context()
+    if context is None:
+        _original_dump_later(timeout, repeat=repeat, file=file, exit=exit)
+        return
+    fd = file if isinstance(file, int) else file.fileno()
+    header = f"Timeout ({datetime.timedelta(seconds=timeout)})! {context.item.nodeid}:\n"
+
+    def dump() -> None:
+        os.write(fd, header.encode())
+        faulthandler.dump_traceback(file=fd, all_threads=True)
+
+    timer = threading.Timer(timeout, dump)
+    timer.daemon = True
+    timer.name = "dynpool-faulthandler-timeout"
+    context.faulthandler_timer = timer
+    timer.start()
+
+
+def _cancel_dump_later() -> None:
+    context = active_context()
+    if context is None:
+        _original_cancel_dump_later()
+    elif context.faulthandler_timer is not None:
+        context.faulthandler_timer.cancel()
+        context.faulthandler_timer = None
+
+
+@contextmanager
+def _faulthandler_timer_per_item() -> Iterator[None]:
+    faulthandler.dump_traceback_later = _dump_later
+    faulthandler.cancel_dump_traceback_later = _cancel_dump_later
+    try:
+        yield
+    finally:
+        faulthandler.dump_traceback_later = _original_dump_later
+        faulthandler.cancel_dump_traceback_later = _original_cancel_dump_later
+
+
+@contextmanager
+def diagnostics_per_item(config: pytest.Config) -> Iterator[None]:
+    """All of the above, for the pool's duration."""
+    with ExitStack() as stack:
+        stack.enter_context(
+            _route_errors(
+                config, thread_exceptions, threading, "excepthook", lambda c: c.thread_errors
+            )
+        )
+        stack.enter_context(
+            _route_errors(
+                config, unraisable_exceptions, sys, "unraisablehook", lambda c: c.unraisables
+            )
+        )
+        stack.enter_context(_faulthandler_timer_per_item())
+        yield

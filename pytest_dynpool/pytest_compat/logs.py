@@ -1,0 +1,164 @@
+"""Logging per pooled item: captured-log sections, ``caplog``, levels and live logs.
+
+pytest's logging plugin keeps one ``caplog`` handler and one report handler for
+the run, attaches them to the root logger around each phase, and lowers the
+root logger's level for the phase. Under the pool, each item gets handlers of
+its own that accept only the records logged from that item's context (its own
+thread and the threads it started), and logger levels set from an item
+(``caplog.set_level``, ``log_level``) hold in that item's context only.
+
+Live logs (``log_cli``) are written by the main thread: a record logged in a
+pooled item becomes an event in that item's report stream, replayed in order
+between its reports, under the section of the phase it was logged in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from _pytest.logging import LogCaptureHandler, LoggingPlugin, _LiveLoggingStreamHandler
+
+from .item_context import HOOK_SINK, HookCall, ItemContext, active_context
+
+_original_is_enabled_for = logging.Logger.isEnabledFor
+
+
+def _get_level(logger: logging.Logger) -> int:
+    context = active_context()
+    if context is not None and logger in context.logger_levels:
+        return context.logger_levels[logger]
+    level: int = logger.__dict__["level"]
+    return level
+
+
+def _set_level(logger: logging.Logger, level: int) -> None:
+    context = active_context()
+    if context is None or "level" not in logger.__dict__:
+        logger.__dict__["level"] = level
+    else:
+        context.logger_levels[logger] = level
+
+
+def _is_enabled_for(logger: logging.Logger, level: int) -> bool:
+    """``Logger.isEnabledFor`` without its cache, which would mix the items' levels."""
+    if logger.disabled or logger.manager.disable >= level:
+        return False
+    return level >= logger.getEffectiveLevel()
+
+
+class _OwnedBy(logging.Filter):
+    """Accept records logged from one item's context only."""
+
+    def __init__(self, context: ItemContext | None) -> None:
+        super().__init__()
+        self.context = context
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.context is None:  # the orphan handler: threads of no running test
+            return (
+                active_context() is None
+                and threading.current_thread() is not threading.main_thread()
+            )
+        return active_context() is self.context
+
+
+def _item_handler(plugin: LoggingPlugin, name: str) -> LogCaptureHandler:
+    shared: LogCaptureHandler = plugin.__dict__[name]
+    context = active_context()
+    if context is None:
+        return shared
+    handler = context.log_handlers.get(name)
+    if handler is None:
+        handler = LogCaptureHandler()
+        handler.setFormatter(shared.formatter)
+        handler.setLevel(shared.level)
+        handler.addFilter(_OwnedBy(context))
+        context.log_handlers[name] = handler
+    assert isinstance(handler, LogCaptureHandler)
+    return handler
+
+
+def _shared_setter(name: str) -> Any:
+    def set_(plugin: LoggingPlugin, handler: LogCaptureHandler) -> None:
+        plugin.__dict__[name] = handler
+
+    return set_
+
+
+class _ConcurrentLoggingPlugin(LoggingPlugin):
+    caplog_handler = property(  # type: ignore[assignment]
+        lambda self: _item_handler(self, "caplog_handler"), _shared_setter("caplog_handler")
+    )
+    report_handler = property(  # type: ignore[assignment]
+        lambda self: _item_handler(self, "report_handler"), _shared_setter("report_handler")
+    )
+
+
+class _LiveLogRelay(logging.Filter):
+    """Keeps pooled items' records off the terminal until the main thread replays them."""
+
+    def __init__(self, handler: _LiveLoggingStreamHandler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.set_when = handler.set_when
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = active_context()
+        sink = HOOK_SINK.get()
+        if context is None or sink is None:
+            return True
+        when = context.live_log_when
+        sink(HookCall("dynpool_live_log", (), {}, False, lambda: self.emit(record, when)))
+        return False
+
+    def emit(self, record: logging.LogRecord, when: str | None) -> None:
+        if self.handler._when != when:
+            self.set_when(when)
+        self.handler.handle(record)
+
+    def set_when_per_item(self, when: str | None) -> None:
+        context = active_context()
+        if context is None:
+            self.set_when(when)
+        else:
+            context.live_log_when = when
+
+
+@contextmanager
+def logging_per_item(config: pytest.Config) -> Iterator[LogCaptureHandler | None]:
+    """Install the above for the pool; yields the handler of threads outside any test."""
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    if not isinstance(plugin, LoggingPlugin):
+        yield None
+        return
+    logging.Logger.level = property(_get_level, _set_level)  # type: ignore[assignment]
+    logging.Logger.isEnabledFor = _is_enabled_for  # type: ignore[method-assign]
+    saved_class = plugin.__class__
+    plugin.__class__ = _ConcurrentLoggingPlugin
+    orphans = LogCaptureHandler()
+    orphans.setFormatter(plugin.__dict__["report_handler"].formatter)
+    orphans.setLevel(plugin.__dict__["report_handler"].level)
+    orphans.addFilter(_OwnedBy(None))
+    root = logging.getLogger()
+    root.addHandler(orphans)
+    live = plugin.log_cli_handler
+    relay = _LiveLogRelay(live) if isinstance(live, _LiveLoggingStreamHandler) else None
+    if relay is not None:
+        live.addFilter(relay)
+        live.set_when = relay.set_when_per_item  # type: ignore[method-assign]
+    try:
+        yield orphans
+    finally:
+        if relay is not None:
+            del live.set_when
+            live.removeFilter(relay)
+        root.removeHandler(orphans)
+        plugin.__class__ = saved_class
+        del logging.Logger.level  # type: ignore[misc]
+        logging.Logger.isEnabledFor = _original_is_enabled_for  # type: ignore[method-assign]
+        logging.Logger.manager._clear_cache()  # type: ignore[attr-defined]
