@@ -15,11 +15,10 @@ subprocesses write to fd 1 or 2 reaches the terminal.
 
 from __future__ import annotations
 
-import io
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import pytest
@@ -60,11 +59,10 @@ class _RoutingBuffer:
 
     def write(self, data: bytes) -> int:
         sink = self._stream.sink()
-        if isinstance(sink, io.TextIOWrapper):
-            return sink.buffer.write(data)
         if isinstance(sink, OrphanOutput):
             return sink.write(data.decode("utf-8", "replace"))
-        return sink.buffer.write(data)  # type: ignore[no-any-return]
+        written: int = sink.buffer.write(data)
+        return written
 
     def flush(self) -> None:
         self._stream.flush()
@@ -216,7 +214,7 @@ class _ConcurrentCaptureManager(CaptureManager):
     output, which from a worker would redirect every thread.
     """
 
-    _capture_fixture = property(_get_capture_fixture, _set_capture_fixture)  # type: ignore[assignment]
+    _capture_fixture = property(_get_capture_fixture, _set_capture_fixture)
 
     def resume_global_capture(self) -> None:
         if active_context() is None:
@@ -252,7 +250,7 @@ class _ConcurrentCaptureManager(CaptureManager):
             if do_fixture:
                 self.resume_fixture()
 
-    def item_capture(self, when: str, item: pytest.Item) -> AbstractContextManager[None]:
+    def item_capture(self, when: str, item: pytest.Item) -> Any:
         context = active_context()
         if context is None:
             return super().item_capture(when, item)
@@ -292,11 +290,11 @@ def capture_per_item(config: pytest.Config) -> Iterator[OrphanOutput]:
     saved_streams = sys.stdout, sys.stderr
     _REAL_STREAMS[:] = [sys.stdout, sys.stderr]
     keep_orphans = orphans if capman.is_globally_capturing() else None
-    sys.stdout = RoutingStream(saved_streams[0], STDOUT, keep_orphans)  # type: ignore[assignment]
-    sys.stderr = RoutingStream(saved_streams[1], STDERR, keep_orphans)  # type: ignore[assignment]
+    sys.stdout = RoutingStream(saved_streams[0], STDOUT, keep_orphans)
+    sys.stderr = RoutingStream(saved_streams[1], STDERR, keep_orphans)
     saved_class = capman.__class__
     capman.__class__ = _ConcurrentCaptureManager
-    CaptureFixture._start = _start  # type: ignore[method-assign]
+    CaptureFixture._start = _start  # type: ignore[method-assign,assignment]
     try:
         yield orphans
     finally:

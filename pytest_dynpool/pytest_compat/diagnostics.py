@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, TextIO
+from typing import Any
 
 import pytest
 from _pytest.threadexception import thread_exceptions
@@ -48,7 +48,7 @@ class _DequePerItem(collections.deque):  # type: ignore[type-arg]
     def append(self, value: Any) -> None:
         self._current().append(value)
 
-    def pop(self) -> Any:
+    def pop(self) -> Any:  # type: ignore[override]
         return self._current().pop()
 
 
@@ -80,7 +80,7 @@ _original_cancel_dump_later = faulthandler.cancel_dump_traceback_later
 
 
 def _dump_later(
-    timeout: float, repeat: bool = False, file: TextIO | int = sys.stderr, exit: bool = False
+    timeout: float, repeat: bool = False, file: Any = sys.stderr, exit: bool = False
 ) -> None:
     context = active_context()
     if context is None:

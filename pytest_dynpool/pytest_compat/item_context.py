@@ -126,9 +126,8 @@ def _start_in_callers_context(thread: threading.Thread) -> None:
                 run()
             except BaseException:
                 exc_type, exc_value, exc_traceback = sys.exc_info()
-                threading.excepthook(
-                    threading.ExceptHookArgs([exc_type, exc_value, exc_traceback, thread])  # type: ignore[call-arg,arg-type]
-                )
+                args = threading.ExceptHookArgs([exc_type, exc_value, exc_traceback, thread])
+                threading.excepthook(args)
 
         thread.run = lambda: context.run(run_and_report)  # type: ignore[method-assign]
     _original_thread_start(thread)
@@ -137,7 +136,7 @@ def _start_in_callers_context(thread: threading.Thread) -> None:
 @contextmanager
 def threads_inherit_item_context() -> Iterator[None]:
     """Threads that a pooled test starts belong to that test."""
-    threading.Thread.start = _start_in_callers_context  # type: ignore[method-assign]
+    threading.Thread.start = _start_in_callers_context  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

@@ -91,10 +91,10 @@ def _shared_setter(name: str) -> Any:
 
 
 class _ConcurrentLoggingPlugin(LoggingPlugin):
-    caplog_handler = property(  # type: ignore[assignment]
+    caplog_handler = property(
         lambda self: _item_handler(self, "caplog_handler"), _shared_setter("caplog_handler")
     )
-    report_handler = property(  # type: ignore[assignment]
+    report_handler = property(
         lambda self: _item_handler(self, "report_handler"), _shared_setter("report_handler")
     )
 
@@ -137,7 +137,7 @@ def logging_per_item(config: pytest.Config) -> Iterator[LogCaptureHandler | None
         yield None
         return
     logging.Logger.level = property(_get_level, _set_level)  # type: ignore[assignment]
-    logging.Logger.isEnabledFor = _is_enabled_for  # type: ignore[method-assign]
+    logging.Logger.isEnabledFor = _is_enabled_for  # type: ignore[method-assign,assignment]
     saved_class = plugin.__class__
     plugin.__class__ = _ConcurrentLoggingPlugin
     orphans = LogCaptureHandler()
@@ -159,6 +159,6 @@ def logging_per_item(config: pytest.Config) -> Iterator[LogCaptureHandler | None
             live.removeFilter(relay)
         root.removeHandler(orphans)
         plugin.__class__ = saved_class
-        del logging.Logger.level  # type: ignore[misc]
+        del logging.Logger.level
         logging.Logger.isEnabledFor = _original_is_enabled_for  # type: ignore[method-assign]
         logging.Logger.manager._clear_cache()  # type: ignore[attr-defined]

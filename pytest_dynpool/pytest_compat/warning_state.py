@@ -113,7 +113,7 @@ class _FiltersOfContext(list):  # type: ignore[type-arg]
     def __bool__(self) -> bool:
         return bool(_current_filters())
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def _showwarnmsg(msg: warnings.WarningMessage) -> None:
