@@ -114,7 +114,8 @@ class _ItemSysCapture:
         self._index = fd - 1
         self._binary = binary
         self._context = active_context()
-        self.tmpfile: CaptureIO = TeeCaptureIO(_real_stream(fd)) if tee else CaptureIO()
+        below: Any = _Below(self)
+        self.tmpfile: CaptureIO = TeeCaptureIO(below) if tee else CaptureIO()
         self._started = False
 
     def _stack(self) -> list[Any]:
@@ -148,16 +149,33 @@ class _ItemSysCapture:
         self.tmpfile.truncate()
         return data
 
+    def below(self) -> Any:
+        """What this capture covers: the phase's buffer, or the terminal."""
+        under = [sink for sink in self._stack() if sink is not self.tmpfile]
+        return under[-1] if under and under[-1] is not None else _real_stream(self._index + 1)
+
     def writeorg(self, data: Any) -> None:
         """Hand uncollected output on to whatever is under this capture, as pytest does."""
-        stack = self._stack()
-        below = [sink for sink in stack if sink is not self.tmpfile]
-        sink = below[-1] if below else _real_stream(self._index + 1)
+        sink = self.below()
         if self._binary:
             sink.buffer.write(data)
         else:
             sink.write(data)
         sink.flush()
+
+
+class _Below:
+    """The stream that ``capteesys`` echoes to: what its capture covers, as in pytest."""
+
+    def __init__(self, capture: _ItemSysCapture) -> None:
+        self._capture = capture
+
+    def write(self, text: str) -> int:
+        written: int = self._capture.below().write(text)
+        return written
+
+    def flush(self) -> None:
+        self._capture.below().flush()
 
 
 class _ItemSysCaptureBinary(_ItemSysCapture):
@@ -257,14 +275,42 @@ class _ConcurrentCaptureManager(CaptureManager):
         return _item_phase_capture(self, context, when, item)
 
 
+class _PhaseBuffer:
+    """One phase's stdout or stderr, made on the first write: most phases write nothing."""
+
+    __slots__ = ("_io", "_tee")
+
+    def __init__(self, tee: TextIO | None) -> None:
+        self._io: CaptureIO | None = None
+        self._tee = tee
+
+    def _open(self) -> CaptureIO:
+        if self._io is None:
+            self._io = CaptureIO() if self._tee is None else TeeCaptureIO(self._tee)
+        return self._io
+
+    def write(self, text: str) -> int:
+        return self._open().write(text)
+
+    @property
+    def buffer(self) -> Any:
+        return self._open().buffer
+
+    def flush(self) -> None:
+        pass
+
+    def getvalue(self) -> str:
+        return "" if self._io is None else self._io.getvalue()
+
+
 @contextmanager
 def _item_phase_capture(
     capman: _ConcurrentCaptureManager, context: ItemContext, when: str, item: pytest.Item
 ) -> Iterator[None]:
-    sinks: list[CaptureIO] = []
+    sinks: list[_PhaseBuffer] = []
     if capman.is_globally_capturing():
         tee = capman._method == "tee-sys"
-        sinks = [TeeCaptureIO(_real_stream(fd)) if tee else CaptureIO() for fd in (1, 2)]
+        sinks = [_PhaseBuffer(_real_stream(fd) if tee else None) for fd in (1, 2)]
         context.output[STDOUT].append(sinks[STDOUT])
         context.output[STDERR].append(sinks[STDERR])
     capman.activate_fixture()

@@ -14,6 +14,7 @@ between its reports, under the section of the phase it was logged in.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Iterator
@@ -67,17 +68,39 @@ class _OwnedBy(logging.Filter):
         return active_context() is self.context
 
 
+_handlers_of_thread = threading.local()
+
+
+def _own_copy(formatter: logging.Formatter | None) -> logging.Formatter | None:
+    """pytest's coloured formatter swaps its format string per record: one per thread."""
+    if formatter is None:
+        return None
+    duplicate = copy.copy(formatter)
+    duplicate._style = copy.copy(formatter._style)
+    return duplicate
+
+
 def _item_handler(plugin: LoggingPlugin, name: str) -> LogCaptureHandler:
+    """The item's own handler; each worker thread reuses its handlers from item to item."""
     shared: LogCaptureHandler = plugin.__dict__[name]
     context = active_context()
     if context is None:
         return shared
     handler = context.log_handlers.get(name)
     if handler is None:
-        handler = LogCaptureHandler()
-        handler.setFormatter(shared.formatter)
+        reusable: dict[str, tuple[LogCaptureHandler, _OwnedBy]] = getattr(
+            _handlers_of_thread, "handlers", {}
+        )
+        _handlers_of_thread.handlers = reusable
+        if name not in reusable:
+            fresh = LogCaptureHandler()
+            fresh.setFormatter(_own_copy(shared.formatter))
+            owner = _OwnedBy(context)
+            fresh.addFilter(owner)
+            reusable[name] = fresh, owner
+        handler, owner = reusable[name]
+        owner.context = context
         handler.setLevel(shared.level)
-        handler.addFilter(_OwnedBy(context))
         context.log_handlers[name] = handler
     assert isinstance(handler, LogCaptureHandler)
     return handler
@@ -129,6 +152,29 @@ class _LiveLogRelay(logging.Filter):
             context.live_log_when = when
 
 
+class _LoggerDict(dict):  # type: ignore[type-arg]
+    """``Manager.loggerDict`` whose ``values()`` is a copy.
+
+    pytest walks it on workers to attach handlers to non-propagating loggers,
+    while other threads may be creating loggers ("dictionary changed size").
+    """
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return list(super().values())
+
+
+@contextmanager
+def _logger_dict_safe_to_walk() -> Iterator[None]:
+    manager = logging.Logger.manager
+    original = manager.loggerDict
+    manager.loggerDict = _LoggerDict(original)
+    try:
+        yield
+    finally:
+        original.update(manager.loggerDict)
+        manager.loggerDict = original
+
+
 @contextmanager
 def logging_per_item(config: pytest.Config) -> Iterator[LogCaptureHandler | None]:
     """Install the above for the pool; yields the handler of threads outside any test."""
@@ -152,7 +198,8 @@ def logging_per_item(config: pytest.Config) -> Iterator[LogCaptureHandler | None
         live.addFilter(relay)
         live.set_when = relay.set_when_per_item  # type: ignore[method-assign]
     try:
-        yield orphans
+        with _logger_dict_safe_to_walk():
+            yield orphans
     finally:
         if relay is not None:
             del live.set_when
