@@ -101,6 +101,16 @@ class RoutingStream:
         if sink is self.target:
             self.target.flush()
 
+    def isatty(self) -> bool:
+        """A captured test sees no terminal, as under pytest's own capture."""
+        sink = self.sink()
+        return sink is self.target and self.target.isatty()
+
+    @property
+    def encoding(self) -> str:
+        sink = self.sink()
+        return self.target.encoding if sink is self.target else "UTF-8"
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.target, name)
 
