@@ -22,6 +22,9 @@ PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 STORE_INSTALLED_KEY = pytest.StashKey[bool]()
 
+# The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
+pytest_plugins = ["pytest_dynpool.fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
@@ -67,6 +70,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         settings.cap_overrides,
         unmarked_in_pool=settings.unmarked is Unmarked.POOL,
         workers=settings.workers,
+        rate_overrides=settings.rate_overrides,
     )
 
 
