@@ -133,6 +133,10 @@ class ConcurrencyLimiter:
     def in_use(self) -> int:
         return self._in_use
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
     def _take_locked(self) -> bool:
         if self._waiters or self._in_use >= self._capacity:
             return False
