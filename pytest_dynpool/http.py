@@ -143,8 +143,11 @@ class LimitedTransport(httpx.BaseTransport):
                 raise
             state.record(response.status_code, self._clock() - started, generation)
             if not _should_retry(state, request, response.status_code, attempt):
-                assert isinstance(response.stream, httpx.SyncByteStream)
-                response.stream = _ReleasingStream(response.stream, release)
+                if response.is_closed or isinstance(response.stream, httpx.ByteStream):
+                    release()  # a body already in memory (mock transports): nothing in flight
+                else:
+                    assert isinstance(response.stream, httpx.SyncByteStream)
+                    response.stream = _ReleasingStream(response.stream, release)
                 return response
             attempt += 1
             state.record_retry()
@@ -196,8 +199,11 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
                 raise
             state.record(response.status_code, self._clock() - started, generation)
             if not _should_retry(state, request, response.status_code, attempt):
-                assert isinstance(response.stream, httpx.AsyncByteStream)
-                response.stream = _AsyncReleasingStream(response.stream, release)
+                if response.is_closed or isinstance(response.stream, httpx.ByteStream):
+                    release()
+                else:
+                    assert isinstance(response.stream, httpx.AsyncByteStream)
+                    response.stream = _AsyncReleasingStream(response.stream, release)
                 return response
             attempt += 1
             state.record_retry()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -117,7 +118,7 @@ filterwarnings =
 
 def run_against_fragile(
     pytester: pytest.Pytester, open_at: int, tests: str, *args: str
-) -> tuple[pytest.RunResult, dict]:
+) -> tuple[pytest.RunResult, dict[str, Any]]:
     pytester.makeini(INI)
     pytester.makeconftest(CONFTEST.format(open_at=open_at))
     pytester.makepyfile(test_fragile=tests)
@@ -177,7 +178,9 @@ def test_adaptive_cap_eight_backs_off_and_passes_every_test(pytester: pytest.Pyt
     assert int(row["requests"]) == 12 + throttled
     assert int(row["429/503"]) == throttled
     assert int(row["retries"]) == throttled  # every 429 was retried
-    end, minimum, maximum = re.fullmatch(r"(\d+) \(min (\d+), max (\d+)\)", row["cap"]).groups()
+    cap = re.fullmatch(r"(\d+) \(min (\d+), max (\d+)\)", row["cap"])
+    assert cap is not None, row
+    end, minimum, maximum = cap.groups()
     assert int(minimum) <= 4  # halved at least once
     assert int(minimum) <= int(end) <= int(maximum) == 8
     result.stdout.fnmatch_lines(["fragile *8, adaptive *12 *12 *"])

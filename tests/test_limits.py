@@ -104,46 +104,48 @@ def test_rate_text_is_kept_for_the_summary() -> None:
     assert str(parse_rate(" 600 / m")) == "600/m"
 
 
-def _hold_threads(limiter: ConcurrencyLimiter, count: int) -> tuple[list[threading.Thread], dict]:
-    """``count`` threads that take a slot, note the peak and wait for ``release``."""
-    lock = threading.Lock()
-    observed = {"in": 0, "peak": 0, "entered": threading.Semaphore(0)}
-    release = threading.Event()
-    observed["release"] = release
+class Holders:
+    """``count`` threads that take a slot, note the peak and hold it until ``release``."""
 
-    def hold() -> None:
-        limiter.acquire()
-        with lock:
-            observed["in"] += 1
-            observed["peak"] = max(observed["peak"], observed["in"])
-        observed["entered"].release()
-        release.wait(30)
-        with lock:
-            observed["in"] -= 1
-        limiter.release()
+    def __init__(self, limiter: ConcurrencyLimiter, count: int) -> None:
+        self.limiter = limiter
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.peak = 0
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.threads = [threading.Thread(target=self._hold) for _ in range(count)]
+        for thread in self.threads:
+            thread.start()
 
-    threads = [threading.Thread(target=hold) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    return threads, observed
+    def _hold(self) -> None:
+        self.limiter.acquire()
+        with self.lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+        self.entered.release()
+        self.release.wait(30)
+        with self.lock:
+            self.inside -= 1
+        self.limiter.release()
 
 
 def test_limiter_holds_threads_at_capacity_and_grows_on_resize() -> None:
     limiter = ConcurrencyLimiter(2)
-    threads, observed = _hold_threads(limiter, 5)
+    holders = Holders(limiter, 5)
     for _ in range(2):
-        assert observed["entered"].acquire(timeout=30)
+        assert holders.entered.acquire(timeout=30)
     # Three wait: no third one gets in while the two hold their slots.
-    assert not observed["entered"].acquire(timeout=0.05)
-    assert limiter.in_use == 2
+    assert not holders.entered.acquire(timeout=0.05)
+    assert (limiter.in_use, limiter.waiting) == (2, 3)
     limiter.resize(4)
     for _ in range(2):
-        assert observed["entered"].acquire(timeout=30)
-    assert limiter.in_use == 4
-    observed["release"].set()
-    for thread in threads:
+        assert holders.entered.acquire(timeout=30)
+    assert (limiter.in_use, limiter.waiting) == (4, 1)
+    holders.release.set()
+    for thread in holders.threads:
         thread.join(30)
-    assert observed["peak"] == 4
+    assert holders.peak == 4
     assert limiter.in_use == 0
     assert limiter.peak == 4
 
@@ -254,8 +256,8 @@ def test_scheduler_starts_a_rate_limited_job_at_its_rate() -> None:
     scheduler = CappedScheduler(
         workers=8, caps=[2, 2], job_of_item=[0, 0, 0, 0, 1, 1], rates=[10.0, None], clock=clock
     )
-    first = [scheduler.next_dispatch() for _ in range(4)]
-    assert sorted(first) == [0, 1, 4, 5]  # the burst (= cap) starts at once
+    first = {scheduler.next_dispatch() for _ in range(4)}
+    assert first == {0, 1, 4, 5}  # the burst (= cap) starts at once
     assert scheduler.next_dispatch() is None
     scheduler.complete(0)
     scheduler.complete(1)
