@@ -375,3 +375,74 @@ def test_fixtures_work_with_the_pool_off(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:dynpool", "-p", "pytest_dynpool.fixtures")
     result.assert_outcomes(passed=2)
     result.stdout.no_fnmatch_line("*= dynpool =*")
+
+
+def test_a_rated_job_runs_every_test(pytester: pytest.Pytester) -> None:
+    # Test starts wait for tokens on the workers' condition (never a busy loop);
+    # how fast that goes is measured in benchmarks/rate.py, not here.
+    pytester.makepyfile(
+        test_rated="""
+        import pytest
+
+        @pytest.mark.dynpool(2, job="rated", rate="200/s")
+        @pytest.mark.parametrize("n", range(8))
+        def test_rated(n):
+            pass
+
+        @pytest.mark.dynpool(3)
+        @pytest.mark.parametrize("n", range(4))
+        def test_free(n):
+            pass
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "4")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["rated *2, rate 200/s *8 *8 *0 *0 *"])
+
+
+def test_the_scheduler_follows_an_adaptive_jobs_effective_cap(pytester: pytest.Pytester) -> None:
+    # test_shrink drives the job's effective cap from 4 to 1 (as three 429
+    # episodes would) while the other items that started with it wait at a gate.
+    # Every item dispatched afterwards must then run alone in the job: each waits
+    # briefly for company, which a scheduler still using cap 4 would give it.
+    pytester.makepyfile(
+        test_adaptive="""
+        import threading
+
+        import pytest
+
+        pytestmark = pytest.mark.dynpool(4, job="api", adaptive=True)
+        SHRUNK = threading.Event()
+        LOCK = threading.Lock()
+        RUNNING = set()
+        COMPANY = threading.Event()
+        SEEN_WITH_COMPANY = []
+
+
+        def test_shrink(dynpool_job):
+            for _ in range(2):
+                dynpool_job.record(429, 0.0, dynpool_job.generation)
+            assert dynpool_job.effective_cap == 1
+            SHRUNK.set()
+
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_started_before(n):
+            assert SHRUNK.wait(30)
+
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_after(n):
+            with LOCK:
+                if RUNNING:
+                    SEEN_WITH_COMPANY.append(n)
+                    COMPANY.set()
+                RUNNING.add(n)
+            COMPANY.wait(0.1)
+            with LOCK:
+                RUNNING.discard(n)
+            assert SEEN_WITH_COMPANY == []
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "8")
+    result.assert_outcomes(passed=8)
