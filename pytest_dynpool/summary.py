@@ -171,7 +171,7 @@ def format_summary(stats: RunStats) -> list[str]:
         lines.append(f"not started: {stats.not_started} pooled items (run stopped early)")
     if stats.unknown_overrides:
         lines.append(
-            "warning: --dynpool-cap/dynpool_caps name no selected job: "
-            + ", ".join(stats.unknown_overrides)
+            "warning: --dynpool-cap/dynpool_caps or --dynpool-rate/dynpool_rates name no "
+            "selected job: " + ", ".join(stats.unknown_overrides)
         )
     return lines

@@ -277,9 +277,17 @@ def test_dynpool_job_describes_the_items_job(pytester: pytest.Pytester) -> None:
                 "unmarked", 1, 1)
         """
     )
-    result = pytester.runpytest("--dynpool-workers", "4", "--dynpool-rate", "search=10/s")
+    result = pytester.runpytest(
+        "--dynpool-workers", "4", "--dynpool-rate", "search=10/s", "--dynpool-rate", "ghost=1/s"
+    )
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["search *3, rate 10/s (declared 600/m), adaptive *1 *1 *"])
+    result.stdout.fnmatch_lines(
+        [
+            "search *3, rate 10/s (declared 600/m), adaptive *1 *1 *",
+            "warning: --dynpool-cap/dynpool_caps or --dynpool-rate/dynpool_rates name no "
+            "selected job: ghost",
+        ]
+    )
     result.stdout.no_fnmatch_line("*= dynpool http =*")  # no request went through a client
 
 

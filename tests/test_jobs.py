@@ -197,7 +197,8 @@ def test_cap_overrides_from_cli_beat_ini_and_markers(pytester: pytest.Pytester) 
         [
             "slow *1 (declared 4)*",
             "fast *5 (declared 4) (pool bounds it to 4)*",
-            "warning: --dynpool-cap/dynpool_caps name no selected job: nosuchjob",
+            "warning: --dynpool-cap/dynpool_caps or --dynpool-rate/dynpool_rates name no "
+            "selected job: nosuchjob",
         ]
     )
 
