@@ -127,6 +127,7 @@ class PoolExecutor:
             if job_stats.job.adaptive:
                 state = registry.state(job_stats.job)
                 state.on_cap_change(partial(pool.set_cap, index, state))
+                pool.set_cap(index, state)  # tests that ran alone may have moved it already
 
     def _run_pool(self) -> None:
         if not self.plan.pooled:

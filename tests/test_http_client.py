@@ -454,3 +454,44 @@ def test_the_scheduler_follows_an_adaptive_jobs_effective_cap(pytester: pytest.P
     )
     result = pytester.runpytest("--dynpool-workers", "8")
     result.assert_outcomes(passed=8)
+
+
+def test_a_cap_lowered_before_the_pool_starts_holds_in_the_pool(
+    pytester: pytest.Pytester,
+) -> None:
+    # test_shrink uses capsys, so it runs alone before the pool; the cap it
+    # lowered must hold for the job's pooled tests.
+    pytester.makepyfile(
+        test_early="""
+        import threading
+
+        import pytest
+
+        pytestmark = pytest.mark.dynpool(4, job="api", adaptive=True)
+        LOCK = threading.Lock()
+        RUNNING = set()
+        COMPANY = threading.Event()
+        SEEN_WITH_COMPANY = []
+
+
+        def test_shrink(dynpool_job, capsys):
+            for _ in range(2):
+                dynpool_job.record(503, 0.0, dynpool_job.generation)
+            assert dynpool_job.effective_cap == 1
+
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_after(n):
+            with LOCK:
+                if RUNNING:
+                    SEEN_WITH_COMPANY.append(n)
+                    COMPANY.set()
+                RUNNING.add(n)
+            COMPANY.wait(0.1)
+            with LOCK:
+                RUNNING.discard(n)
+            assert SEEN_WITH_COMPANY == []
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "8")
+    result.assert_outcomes(passed=5)
