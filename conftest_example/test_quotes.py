@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pytest_dynpool.jobstate import JobState
+from pytest_dynpool import JobState
 
 SYMBOLS = ["ACME", "BOLT", "CORE", "DYNA", "ECHO", "FLUX", "GRID", "HALO", "IRIS", "JADE"]
 

@@ -103,7 +103,8 @@ class TokenBucket:
 
 @dataclass
 class _Waiter:
-    wake: Callable[[], None]
+    # Tells the waiter it holds a slot now; False if it can no longer hear it.
+    wake: Callable[[], bool]
     granted: bool = False
 
 
@@ -144,7 +145,7 @@ class ConcurrencyLimiter:
         self.peak = max(self.peak, self._in_use)
         return True
 
-    def _grant_locked(self) -> list[Callable[[], None]]:
+    def _grant_locked(self) -> list[Callable[[], bool]]:
         wakes = []
         while self._waiters and self._in_use < self._capacity:
             waiter = self._waiters.popleft()
@@ -157,10 +158,15 @@ class ConcurrencyLimiter:
     def acquire(self) -> None:
         """Block this thread until it holds a slot."""
         event = threading.Event()
+
+        def wake() -> bool:
+            event.set()
+            return True
+
         with self._lock:
             if self._take_locked():
                 return
-            self._waiters.append(_Waiter(event.set))
+            self._waiters.append(_Waiter(wake))
         event.wait()
 
     async def acquire_async(self) -> None:
@@ -172,8 +178,12 @@ class ConcurrencyLimiter:
             if not future.done():
                 future.set_result(None)
 
-        def wake() -> None:
-            loop.call_soon_threadsafe(resolve)
+        def wake() -> bool:
+            try:
+                loop.call_soon_threadsafe(resolve)
+            except RuntimeError:  # its event loop is closed: the task is gone
+                return False
+            return True
 
         waiter = _Waiter(wake)
         with self._lock:
@@ -198,8 +208,7 @@ class ConcurrencyLimiter:
                 raise RuntimeError("release() without a matching acquire()")
             self._in_use -= 1
             wakes = self._grant_locked()
-        for wake in wakes:
-            wake()
+        self._wake(wakes)
 
     def resize(self, capacity: int) -> None:
         """Change the capacity; waiters are let in at once if it grew."""
@@ -208,8 +217,12 @@ class ConcurrencyLimiter:
         with self._lock:
             self._capacity = capacity
             wakes = self._grant_locked()
+        self._wake(wakes)
+
+    def _wake(self, wakes: list[Callable[[], bool]]) -> None:
         for wake in wakes:
-            wake()
+            if not wake():
+                self.release()  # nobody took that slot: pass it on
 
 
 # After this many successes in a row the effective cap grows by one.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -13,6 +14,7 @@ from pytest_dynpool.limits import (
     ConcurrencyLimiter,
     Rate,
     TokenBucket,
+    _Waiter,
     parse_rate,
 )
 from pytest_dynpool.scheduler import CappedScheduler
@@ -287,3 +289,31 @@ def test_scheduler_follows_an_effective_cap_down_and_up() -> None:
     assert [scheduler.next_dispatch() for _ in range(3)] == [5, 6, None]
     with pytest.raises(ValueError, match="cap must be >= 1"):
         scheduler.set_cap(0, 0)
+
+
+def test_a_waiter_that_cannot_be_woken_does_not_keep_the_slot() -> None:
+    # An async waiter whose event loop was closed (a crashed test) cannot be told.
+    limiter = ConcurrencyLimiter(1)
+    limiter.acquire()
+    limiter._waiters.append(_Waiter(wake=lambda: False))
+    limiter.release()
+    assert (limiter.in_use, limiter.waiting) == (0, 0)
+
+
+def test_waking_an_async_waiter_of_a_closed_loop_reports_failure() -> None:
+    limiter = ConcurrencyLimiter(1)
+    limiter.acquire()
+
+    async def enqueue() -> None:
+        task = asyncio.ensure_future(limiter.acquire_async())
+        await asyncio.sleep(0)
+        assert limiter.waiting == 1
+        task.cancel()  # leave the loop cleanly; the waiter's wake is kept below
+        wake = limiter._waiters[0].wake
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        wakes.append(wake)
+
+    wakes: list[Callable[[], bool]] = []
+    asyncio.run(enqueue())  # asyncio.run closes the loop
+    assert wakes[0]() is False
