@@ -28,6 +28,12 @@ class Scheduler(Protocol):
     def complete(self, item: int) -> None:
         """Give back the slot of a finished item."""
 
+    def set_cap(self, job_index: int, cap: int) -> None:
+        """Change a job's effective cap (adaptive mode)."""
+
+    def seconds_until_ready(self) -> float | None:
+        """How long a free worker may sleep before a rate-limited job can start; None: no limit."""
+
     @property
     def in_flight(self) -> int:
         """Items dispatched and not yet completed."""
