@@ -62,6 +62,22 @@ def _retry_wait(state: JobState, response: httpx.Response, attempt: int) -> floa
     return 0.0
 
 
+def _pool_timeout(request: httpx.Request) -> float | None:
+    """The client's pool timeout also bounds the wait for one of the job's request slots."""
+    timeouts = request.extensions.get("timeout", {})
+    value = timeouts.get("pool") if isinstance(timeouts, dict) else None
+    return float(value) if value is not None else None
+
+
+def _slot_timeout(state: JobState, request: httpx.Request) -> httpx.PoolTimeout:
+    # E.g. a second request inside a client.stream() block of a job with cap 1.
+    return httpx.PoolTimeout(
+        f"waited the pool timeout for one of dynpool job {state.name!r}'s "
+        f"{state.effective_cap} request slots; all stayed in use (a response left open?)",
+        request=request,
+    )
+
+
 class _Release:
     """Gives a request slot back once, however often it is called."""
 
@@ -128,7 +144,8 @@ class LimitedTransport(httpx.BaseTransport):
         while True:
             while (paused := state.seconds_paused()) > 0:
                 self._sleep(paused)
-            state.requests.acquire()
+            if not state.requests.acquire(_pool_timeout(request)):
+                raise _slot_timeout(state, request)
             release = _Release(state.requests.release)
             try:
                 delay = state.next_request_delay()
@@ -184,7 +201,8 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
         while True:
             while (paused := state.seconds_paused()) > 0:
                 await asyncio.sleep(paused)
-            await state.requests.acquire_async()
+            if not await state.requests.acquire_async(_pool_timeout(request)):
+                raise _slot_timeout(state, request)
             release = _Release(state.requests.release)
             try:
                 delay = state.next_request_delay()

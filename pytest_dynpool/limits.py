@@ -155,22 +155,32 @@ class ConcurrencyLimiter:
             wakes.append(waiter.wake)
         return wakes
 
-    def acquire(self) -> None:
-        """Block this thread until it holds a slot."""
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Block this thread until it holds a slot; False if ``timeout`` seconds passed first."""
         event = threading.Event()
 
         def wake() -> bool:
             event.set()
             return True
 
+        waiter = _Waiter(wake)
         with self._lock:
             if self._take_locked():
-                return
-            self._waiters.append(_Waiter(wake))
-        event.wait()
+                return True
+            self._waiters.append(waiter)
+        if event.wait(timeout):
+            return True
+        with self._lock:
+            if waiter.granted:  # granted just as the wait ended
+                return True
+            self._waiters.remove(waiter)
+            return False
 
-    async def acquire_async(self) -> None:
-        """Wait, without blocking the event loop, until this task holds a slot."""
+    async def acquire_async(self, timeout: float | None = None) -> bool:
+        """Wait, without blocking the event loop, until this task holds a slot.
+
+        False if ``timeout`` seconds passed first.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
 
@@ -188,17 +198,22 @@ class ConcurrencyLimiter:
         waiter = _Waiter(wake)
         with self._lock:
             if self._take_locked():
-                return
+                return True
             self._waiters.append(waiter)
         try:
-            await future
-        except BaseException:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except BaseException as error:
             with self._lock:
                 granted = waiter.granted
                 if not granted:
                     self._waiters.remove(waiter)
-            if granted:  # the slot came as we were cancelled: pass it on
-                self.release()
+            if granted:
+                if isinstance(error, asyncio.TimeoutError):
+                    return True  # granted just as the wait ended
+                self.release()  # the slot came as we were cancelled: pass it on
+            if isinstance(error, asyncio.TimeoutError):
+                return False
             raise
 
     def release(self) -> None:

@@ -209,3 +209,35 @@ def test_http_summary_rows() -> None:
     assert lines[0].split() == header.split()
     row = "busy  4  2  0  2  0  1  1  0  10  30  20/s  4 (min 4, max 8)"
     assert re.split(r"\s{2,}", lines[1]) == row.split("  ")
+
+
+def test_a_request_that_never_gets_a_slot_times_out_instead_of_hanging() -> None:
+    time = FakeTime()
+    state = JobState(Job("api", 1, 1, "test"), clock=time)
+
+    def stream_body(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([b"body"]))
+
+    transport = LimitedTransport(state, httpx.MockTransport(stream_body), clock=time)
+    timeout = httpx.Timeout(30.0, pool=0.01)
+    with httpx.Client(transport=transport, timeout=timeout) as client:
+        with client.stream("GET", "http://api/held"):
+            with pytest.raises(httpx.PoolTimeout, match="dynpool job 'api'"):
+                client.get("http://api/second")  # cap 1: the stream holds the only slot
+            assert state.requests.waiting == 0
+        assert client.get("http://api/after").status_code == 200
+
+
+def test_async_slot_wait_times_out_too() -> None:
+    state = JobState(Job("api", 1, 1, "test"))
+
+    async def main() -> tuple[bool, bool]:
+        state.requests.acquire()
+        timed_out = await state.requests.acquire_async(timeout=0.01)
+        state.requests.release()
+        got_it = await state.requests.acquire_async(timeout=0.01)
+        state.requests.release()
+        return timed_out, got_it
+
+    assert asyncio.run(main()) == (False, True)
+    assert (state.requests.in_use, state.requests.waiting) == (0, 0)
