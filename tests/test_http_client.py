@@ -495,3 +495,19 @@ def test_a_cap_lowered_before_the_pool_starts_holds_in_the_pool(
     )
     result = pytester.runpytest("--dynpool-workers", "8")
     result.assert_outcomes(passed=5)
+
+
+def test_loading_the_plugin_warns_nothing(pytester: pytest.Pytester) -> None:
+    # A fresh interpreter: in-process runs always see the plugin already imported.
+    pytester.makepyfile(
+        test_quiet="""
+        import pytest
+
+        @pytest.mark.dynpool(2)
+        def test_job(dynpool_job):
+            assert dynpool_job.cap == 2
+        """
+    )
+    result = pytester.runpytest_subprocess("-W", "error", "--dynpool-workers", "2")
+    result.assert_outcomes(passed=1)
+    result.stderr.no_fnmatch_line("*Warning*")
