@@ -218,10 +218,6 @@ def _quote(request: Request) -> Answer:
     return 200, {"symbol": symbol, "price_cents": sum(map(ord, symbol)) * 10}
 
 
-# The HTTP fixtures, also when the pool is off (-p no:dynpool); a no-op otherwise.
-pytest_plugins = ["pytest_dynpool.fixtures"]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here too, so that the suite also runs as plain pytest
     # (-p no:dynpool) without unknown-marker warnings, which are errors here.
