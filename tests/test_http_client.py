@@ -459,27 +459,32 @@ def test_the_scheduler_follows_an_adaptive_jobs_effective_cap(pytester: pytest.P
 def test_a_cap_lowered_before_the_pool_starts_holds_in_the_pool(
     pytester: pytest.Pytester,
 ) -> None:
-    # test_shrink uses capsys, so it runs alone before the pool; the cap it
-    # lowered must hold for the job's pooled tests.
+    # test_shrink is unmarked, so it runs alone before the pool; it lowers the
+    # "api" job's effective cap, which must then hold for the job's pooled tests.
     pytester.makepyfile(
         test_early="""
         import threading
 
         import pytest
 
-        pytestmark = pytest.mark.dynpool(4, job="api", adaptive=True)
+        from pytest_dynpool.fixtures import REGISTRY_KEY
+        from pytest_dynpool.jobs import ITEM_JOB_KEY
+
         LOCK = threading.Lock()
         RUNNING = set()
         COMPANY = threading.Event()
         SEEN_WITH_COMPANY = []
 
 
-        def test_shrink(dynpool_job, capsys):
+        def test_shrink(request):
+            pooled = next(i for i in request.session.items if i.name.startswith("test_after"))
+            state = request.config.stash[REGISTRY_KEY].state(pooled.stash[ITEM_JOB_KEY])
             for _ in range(2):
-                dynpool_job.record(503, 0.0, dynpool_job.generation)
-            assert dynpool_job.effective_cap == 1
+                state.record(503, 0.0, state.generation)
+            assert (state.name, state.effective_cap) == ("api", 1)
 
 
+        @pytest.mark.dynpool(4, job="api", adaptive=True)
         @pytest.mark.parametrize("n", range(4))
         def test_after(n):
             with LOCK:
