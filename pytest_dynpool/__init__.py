@@ -6,15 +6,20 @@ PYTEST_DONT_REWRITE: the plugin's own asserts are internal invariants.
 from __future__ import annotations
 
 from .jobs import Job, JobAssignment, JobSpec
+from .jobstate import HttpStats, JobState
+from .limits import Rate
 from .scheduler import CappedScheduler, Scheduler
 from .summary import JobStats, RunStats
 
 __all__ = [
     "CappedScheduler",
+    "HttpStats",
     "Job",
     "JobAssignment",
     "JobSpec",
+    "JobState",
     "JobStats",
+    "Rate",
     "RunStats",
     "Scheduler",
 ]

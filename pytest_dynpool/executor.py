@@ -19,17 +19,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 
 import pytest
 
+from .fixtures import REGISTRY_KEY
 from .jobs import Plan
+from .jobstate import JobState
 from .pytest_compat import (
     CURRENT_ITEM,
     HOOK_SINK,
     ConcurrentSetupState,
     HookCall,
     HookRouter,
+    anyio_runner_per_thread,
     current_item,
     dots_only_progress,
     item_context,
@@ -115,6 +119,17 @@ class PoolExecutor:
         if self.session.shouldstop:
             raise self.session.Interrupted(self.session.shouldstop)
 
+    def _follow_effective_caps(self, pool: _WorkerPool) -> None:
+        """Adaptive jobs: dispatch tests against the cap their HTTP feedback sets."""
+        registry = self.session.config.stash.get(REGISTRY_KEY, None)
+        if registry is None:
+            return
+        for index, job_stats in enumerate(self.stats.jobs):
+            if job_stats.job.adaptive:
+                state = registry.state(job_stats.job)
+                state.on_cap_change(partial(pool.set_cap, index, state))
+                pool.set_cap(index, state)  # tests that ran alone may have moved it already
+
     def _run_pool(self) -> None:
         if not self.plan.pooled:
             return
@@ -122,17 +137,24 @@ class PoolExecutor:
             # A cached_property, which takes one lock shared by all items before
             # Python 3.12: fill it here rather than on contending workers.
             item.location  # noqa: B018
+        jobs = [job_stats.job for job_stats in self.stats.jobs]
         scheduler = CappedScheduler(
             self.stats.workers,
-            [job_stats.job.cap for job_stats in self.stats.jobs],
+            [job.cap for job in jobs],
             self.plan.job_of_pooled,
+            rates=[job.rate.per_second if job.rate else None for job in jobs],
         )
         router = HookRouter(self.session.config.pluginmanager)
         pool = _WorkerPool(self, scheduler)
+        self._follow_effective_caps(pool)
         started = time.perf_counter()
         config = self.session.config
         try:
-            with thread_safe_runtime(config, router) as outside, dots_only_progress(config):
+            with (
+                thread_safe_runtime(config, router) as outside,
+                dots_only_progress(config),
+                anyio_runner_per_thread(),
+            ):
                 try:
                     _Coordinator(self, router, pool).run()
                 finally:
@@ -193,6 +215,12 @@ class _WorkerPool:
         for thread in self.threads:
             thread.start()
 
+    def set_cap(self, job_index: int, state: JobState) -> None:
+        """Follow a job's effective cap; waiting workers re-check at once."""
+        with self._slots:
+            self.scheduler.set_cap(job_index, state.effective_cap)
+            self._slots.notify_all()
+
     def wake(self) -> None:
         """Let idle workers re-check whether the run is stopping."""
         with self._slots:
@@ -221,7 +249,8 @@ class _WorkerPool:
                     return index
                 if self.scheduler.pending == 0:
                     return None
-                self._slots.wait()  # every job with waiting items is at its cap
+                # Every job with waiting items is at its cap or waits for a start token.
+                self._slots.wait(timeout=self.scheduler.seconds_until_ready())
             return None
 
     def _release(self, index: int) -> None:

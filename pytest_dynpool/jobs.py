@@ -7,14 +7,19 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from .limits import RATE_HINT, Rate, parse_rate
+
 MARKER_NAME = "dynpool"
 MARKER_HELP = (
-    "dynpool(max_concurrency, *, job=None): run this test (class, module) on the "
-    "dynpool thread pool with at most max_concurrency of its job in flight at once."
+    "dynpool(max_concurrency, *, job=None, rate=None, adaptive=False): run this test "
+    "(class, module) on the dynpool thread pool with at most max_concurrency of its job "
+    "in flight at once, at most rate ('10/s', '600/m') test starts and requests a second, "
+    "and with adaptive=True fewer while the server answers 429/503."
 )
 UNMARKED_JOB = "unmarked"
 FIX_HINT = (
-    'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name"'
+    'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name", '
+    f"rate=... ({RATE_HINT}) and adaptive=True/False"
 )
 
 
@@ -24,6 +29,8 @@ class JobSpec:
 
     max_concurrency: int
     job: str | None = None
+    rate: Rate | None = None
+    adaptive: bool = False
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class JobAssignment:
     name: str
     max_concurrency: int
     declared_at: str
+    rate: Rate | None = None
+    adaptive: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,15 @@ class Job:
     cap: int
     declared_cap: int
     declared_at: str
+    rate: Rate | None = None
+    declared_rate: Rate | None = None
+    adaptive: bool = False
+
+
+# Unmarked items that run alone share this job: one test at a time, so its
+# client sends one request at a time too. Mark a test to let it send more.
+UNMARKED_EXCLUSIVE_JOB = Job(UNMARKED_JOB, 1, 1, "unmarked tests (run alone)")
+ITEM_JOB_KEY = pytest.StashKey[Job]()
 
 
 @dataclass
@@ -56,7 +74,9 @@ class Plan:
     unknown_overrides: list[str] = field(default_factory=list)
 
 
-def _dynpool(max_concurrency: int, *, job: str | None = None) -> JobSpec:
+def _dynpool(
+    max_concurrency: int, *, job: str | None = None, rate: str | None = None, adaptive: bool = False
+) -> JobSpec:
     """Mirror of the marker's signature, so Python itself rejects bad arguments."""
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
         raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}")
@@ -64,7 +84,10 @@ def _dynpool(max_concurrency: int, *, job: str | None = None) -> JobSpec:
         raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
     if job is not None and (not isinstance(job, str) or not job):
         raise TypeError(f"job must be a non-empty string, got {job!r}")
-    return JobSpec(max_concurrency=max_concurrency, job=job)
+    if not isinstance(adaptive, bool):
+        raise TypeError(f"adaptive must be True or False, got {adaptive!r}")
+    parsed_rate = None if rate is None else parse_rate(rate)
+    return JobSpec(max_concurrency=max_concurrency, job=job, rate=parsed_rate, adaptive=adaptive)
 
 
 def parse_marker(mark: pytest.Mark, where: str) -> JobSpec:
@@ -111,7 +134,8 @@ def assignment_from_marker(item: pytest.Item) -> JobAssignment | None:
 
 
 def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
-    return JobAssignment(spec.job or declared_at, spec.max_concurrency, declared_at)
+    name = spec.job or declared_at
+    return JobAssignment(name, spec.max_concurrency, declared_at, spec.rate, spec.adaptive)
 
 
 def build_plan(
@@ -120,37 +144,68 @@ def build_plan(
     cap_overrides: Mapping[str, int],
     unmarked_in_pool: bool,
     workers: int,
+    rate_overrides: Mapping[str, Rate] | None = None,
 ) -> Plan:
-    """Group items into jobs; one name declared with two caps is a usage error."""
+    """Group items into jobs; one name declared with two settings is a usage error.
+
+    Every item's job goes into ``item.stash[ITEM_JOB_KEY]``, also for items that
+    run alone, so that the HTTP fixtures apply its limits wherever it runs.
+    """
+    rate_overrides = rate_overrides or {}
     plan = Plan()
     first_declaration: dict[str, JobAssignment] = {}
+    jobs_by_name: dict[str, Job] = {}
     job_index: dict[str, int] = {}
     for item, assignment in zip(items, assignments, strict=True):
         if assignment is None:
             if not unmarked_in_pool:
+                item.stash[ITEM_JOB_KEY] = UNMARKED_EXCLUSIVE_JOB
                 plan.exclusive.append(item)
                 continue
             assignment = JobAssignment(UNMARKED_JOB, workers, "--dynpool-unmarked=pool")
         first = first_declaration.setdefault(assignment.name, assignment)
-        _check_same_cap(first, assignment, item)
+        _check_same_settings(first, assignment, item)
+        job = jobs_by_name.get(assignment.name)
+        if job is None:
+            job = jobs_by_name[assignment.name] = Job(
+                first.name,
+                cap_overrides.get(first.name, first.max_concurrency),
+                first.max_concurrency,
+                first.declared_at,
+                rate=rate_overrides.get(first.name, first.rate),
+                declared_rate=first.rate,
+                adaptive=first.adaptive,
+            )
+        item.stash[ITEM_JOB_KEY] = job
         index = job_index.get(assignment.name)
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)
-            cap = cap_overrides.get(assignment.name, first.max_concurrency)
-            plan.jobs.append(Job(first.name, cap, first.max_concurrency, first.declared_at))
+            plan.jobs.append(job)
         plan.pooled.append(item)
         plan.job_of_pooled.append(index)
-    plan.unknown_overrides = sorted(set(cap_overrides) - set(first_declaration))
+    overridden = set(cap_overrides) | set(rate_overrides)
+    plan.unknown_overrides = sorted(overridden - set(first_declaration))
     return plan
 
 
-def _check_same_cap(first: JobAssignment, assignment: JobAssignment, item: pytest.Item) -> None:
-    if first.max_concurrency == assignment.max_concurrency:
+def _settings(assignment: JobAssignment) -> str:
+    text = f"max_concurrency={assignment.max_concurrency}"
+    if assignment.rate is not None:
+        text += f", rate={assignment.rate.text!r}"
+    if assignment.adaptive:
+        text += ", adaptive=True"
+    return text
+
+
+def _check_same_settings(
+    first: JobAssignment, assignment: JobAssignment, item: pytest.Item
+) -> None:
+    if _settings(first) == _settings(assignment):
         return
     raise pytest.UsageError(
         f'dynpool job "{first.name}" is declared with two different caps: '
-        f"max_concurrency={first.max_concurrency} at {first.declared_at} and "
-        f"max_concurrency={assignment.max_concurrency} at {assignment.declared_at} "
+        f"{_settings(first)} at {first.declared_at} and "
+        f"{_settings(assignment)} at {assignment.declared_at} "
         f"(test {item.nodeid}); give every declaration of the job the same "
-        "max_concurrency, or use different job names"
+        "max_concurrency, rate and adaptive, or use different job names"
     )

@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import pytest
+
+from .limits import RATE_HINT, Rate, parse_rate
+
+BASE_URL_ENV = "DYNPOOL_BASE_URL"
 
 
 class Unmarked(str, Enum):
@@ -65,6 +69,21 @@ def parse_cap_override(value: str) -> tuple[str, int]:
     return name, cap
 
 
+def parse_rate_override(value: str) -> tuple[str, Rate]:
+    """``JOB=RATE``, e.g. ``search=10/s``: the rate is after the last ``=``."""
+    name, sep, rate_text = str(value).strip().rpartition("=")
+    try:
+        rate = parse_rate(rate_text)
+    except (TypeError, ValueError):
+        rate = None
+    if not sep or not name or rate is None:
+        raise argparse.ArgumentTypeError(
+            f"--dynpool-rate / dynpool_rates: expected JOB=RATE, {RATE_HINT}; got {value!r} "
+            "(e.g. --dynpool-rate 'search=10/s')"
+        )
+    return name, rate
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``--dynpool-*`` flags and their ini keys."""
     group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
@@ -88,6 +107,16 @@ def add_options(parser: pytest.Parser) -> None:
         "ini: dynpool_caps, one JOB=K per line.",
     )
     group.addoption(
+        "--dynpool-rate",
+        dest="dynpool_rates",
+        type=parse_rate_override,
+        action="append",
+        default=None,
+        metavar="JOB=RATE",
+        help="Override (or set) a job's rate of test starts and requests, e.g. "
+        "'search=10/s' or 'legacy=30/m' (repeatable). ini: dynpool_rates, one per line.",
+    )
+    group.addoption(
         "--dynpool-unmarked",
         dest="dynpool_unmarked",
         choices=[choice.value for choice in Unmarked],
@@ -98,6 +127,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').", default="auto")
     parser.addini(
         "dynpool_caps", "dynpool cap overrides, one JOB=K per line.", type="linelist", default=[]
+    )
+    parser.addini(
+        "dynpool_rates",
+        "dynpool rate overrides, one JOB=RATE (N/s or N/m) per line.",
+        type="linelist",
+        default=[],
     )
     parser.addini(
         "dynpool_unmarked",
@@ -113,6 +148,7 @@ class Settings:
     workers: int
     cap_overrides: dict[str, int]
     unmarked: Unmarked
+    rate_overrides: dict[str, Rate] = field(default_factory=dict)
 
 
 def _usage_error(error: argparse.ArgumentTypeError) -> pytest.UsageError:
@@ -127,6 +163,8 @@ def read_settings(config: pytest.Config) -> Settings:
             workers = parse_workers(str(config.getini("dynpool_workers")))
         overrides = dict(_ini_caps(config.getini("dynpool_caps")))
         overrides.update(config.getoption("dynpool_caps") or [])
+        rates = dict(_ini_rates(config.getini("dynpool_rates")))
+        rates.update(config.getoption("dynpool_rates") or [])
     except argparse.ArgumentTypeError as error:
         raise _usage_error(error) from None
     unmarked_text = config.getoption("dynpool_unmarked") or str(config.getini("dynpool_unmarked"))
@@ -136,8 +174,43 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             f"dynpool_unmarked: expected 'exclusive' or 'pool', got {unmarked_text!r}"
         ) from None
-    return Settings(workers=workers, cap_overrides=overrides, unmarked=unmarked)
+    return Settings(
+        workers=workers, cap_overrides=overrides, unmarked=unmarked, rate_overrides=rates
+    )
 
 
 def _ini_caps(lines: Iterable[str]) -> Iterable[tuple[str, int]]:
     return (parse_cap_override(line) for line in lines if line.strip())
+
+
+def _ini_rates(lines: Iterable[str]) -> Iterable[tuple[str, Rate]]:
+    return (parse_rate_override(line) for line in lines if line.strip())
+
+
+def add_http_options(parser: pytest.Parser) -> None:
+    """The HTTP fixtures' options; registered by ``pytest_dynpool.fixtures``."""
+    group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
+    group.addoption(
+        "--dynpool-base-url",
+        dest="dynpool_base_url",
+        default=None,
+        metavar="URL",
+        help=f"base_url of the dynpool_client fixtures. Wins over ${BASE_URL_ENV}, "
+        "which wins over the ini key dynpool_base_url.",
+    )
+    parser.addini("dynpool_base_url", "base_url of the dynpool_client fixtures.", default="")
+
+
+def read_base_url(config: pytest.Config) -> str:
+    """Flag, then ``$DYNPOOL_BASE_URL``, then the ini key; empty when none is set.
+
+    The environment beats the ini file because it is set per run (CI) while
+    the ini file is shared by every run.
+    """
+    from_option = config.getoption("dynpool_base_url", None)
+    if from_option:
+        return str(from_option)
+    from_env = os.environ.get(BASE_URL_ENV, "")
+    if from_env:
+        return from_env
+    return str(config.getini("dynpool_base_url") or "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from . import fixtures as http_fixtures
 from . import hookspecs
 from .executor import PoolExecutor
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
@@ -21,6 +22,9 @@ DISABLED_REASON_KEY = pytest.StashKey[str]()
 PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 STORE_INSTALLED_KEY = pytest.StashKey[bool]()
+# The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
+# Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
+FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +33,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    # Registered, not listed in pytest_plugins: that would mark the already
+    # imported module for assertion rewriting and warn on every run.
+    if not pluginmanager.is_blocked(FIXTURES_PLUGIN) and not pluginmanager.has_plugin(
+        FIXTURES_PLUGIN
+    ):
+        pluginmanager.register(http_fixtures, FIXTURES_PLUGIN)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,6 +77,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         settings.cap_overrides,
         unmarked_in_pool=settings.unmarked is Unmarked.POOL,
         workers=settings.workers,
+        rate_overrides=settings.rate_overrides,
     )
 
 

@@ -2,15 +2,21 @@
 
 Items and jobs are plain integers so that the scheduler can be unit- and
 property-tested without a pytest session. The executor asks for work whenever
-a worker is free and reports completions back.
+a worker is free and reports completions back. A job may have a rate of test
+starts (a token bucket on an injectable clock) and an effective cap that the
+adaptive mode moves at run time (``set_cap``).
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from .limits import Clock, TokenBucket
 
 
 class Scheduler(Protocol):
@@ -21,6 +27,12 @@ class Scheduler(Protocol):
 
     def complete(self, item: int) -> None:
         """Give back the slot of a finished item."""
+
+    def set_cap(self, job_index: int, cap: int) -> None:
+        """Change a job's effective cap (adaptive mode)."""
+
+    def seconds_until_ready(self) -> float | None:
+        """How long a free worker may sleep before a rate-limited job can start; None: no limit."""
 
     @property
     def in_flight(self) -> int:
@@ -41,13 +53,15 @@ class JobQueue:
     in_flight: int = 0
     peak: int = 0
     queued_in_heap: bool = False
+    starts: TokenBucket | None = None
+    rate_blocked: bool = False
 
     def drain_weight(self) -> float:
         # Remaining rounds at full cap: the job that needs most rounds starts first.
         return len(self.waiting) / self.cap
 
     def runnable(self) -> bool:
-        return bool(self.waiting) and self.in_flight < self.cap
+        return bool(self.waiting) and self.in_flight < self.cap and not self.rate_blocked
 
 
 class CappedScheduler:
@@ -56,10 +70,19 @@ class CappedScheduler:
     A heap holds each job that could start an item right now, keyed by how long
     the job would take to drain (remaining items / cap), ties by collection
     order. Every operation touches one job, so dispatch costs O(log jobs)
-    whatever the number of items.
+    whatever the number of items. A job out of start tokens leaves the heap for
+    a second heap keyed by the time its next token comes; ``seconds_until_ready``
+    tells a waiting worker how long it may sleep.
     """
 
-    def __init__(self, workers: int, caps: list[int], job_of_item: list[int]) -> None:
+    def __init__(
+        self,
+        workers: int,
+        caps: list[int],
+        job_of_item: list[int],
+        rates: Sequence[float | None] = (),
+        clock: Clock = time.monotonic,
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if any(cap < 1 for cap in caps):
@@ -73,7 +96,12 @@ class CappedScheduler:
             job = self.jobs[job_index]
             job.first_index = min(job.first_index, item)
             job.waiting.append(item)
+        self._clock = clock
+        for job, per_second in zip(self.jobs, rates, strict=False):
+            if per_second is not None:
+                job.starts = TokenBucket(per_second, burst=job.cap, clock=clock)
         self._heap: list[tuple[float, int, int]] = []
+        self._rate_blocked: list[tuple[float, int]] = []
         self._in_flight = 0
         self._pending = len(job_of_item)
         self.peak_in_flight = 0
@@ -94,12 +122,50 @@ class CappedScheduler:
             job.queued_in_heap = True
             heapq.heappush(self._heap, (-job.drain_weight(), job.first_index, job_index))
 
-    def next_dispatch(self) -> int | None:
-        if self._in_flight >= self.workers or not self._heap:
+    def _unblock_due(self, now: float) -> None:
+        while self._rate_blocked and self._rate_blocked[0][0] <= now:
+            _, job_index = heapq.heappop(self._rate_blocked)
+            self.jobs[job_index].rate_blocked = False
+            self._offer(job_index)
+
+    def _pop_startable(self) -> int | None:
+        """The first job on the heap that may start an item now, with its start token."""
+        now = self._clock()
+        self._unblock_due(now)
+        while self._heap:
+            _, _, job_index = heapq.heappop(self._heap)
+            job = self.jobs[job_index]
+            job.queued_in_heap = False
+            if not job.runnable():
+                continue  # its cap went down while it waited on the heap
+            wait = job.starts.take() if job.starts is not None else 0.0
+            if wait > 0.0:
+                job.rate_blocked = True
+                heapq.heappush(self._rate_blocked, (now + wait, job_index))
+                continue
+            return job_index
+        return None
+
+    def seconds_until_ready(self) -> float | None:
+        """How long until a rate-limited job gets its next start token; None if none waits."""
+        if not self._rate_blocked:
             return None
-        _, _, job_index = heapq.heappop(self._heap)
+        return max(0.0, self._rate_blocked[0][0] - self._clock())
+
+    def set_cap(self, job_index: int, cap: int) -> None:
+        """Change a job's effective cap; items in flight above it are not stopped."""
+        if cap < 1:
+            raise ValueError("a cap must be >= 1")
+        self.jobs[job_index].cap = cap
+        self._offer(job_index)
+
+    def next_dispatch(self) -> int | None:
+        if self._in_flight >= self.workers or not (self._heap or self._rate_blocked):
+            return None
+        job_index = self._pop_startable()
+        if job_index is None:
+            return None
         job = self.jobs[job_index]
-        job.queued_in_heap = False
         item = job.waiting.popleft()
         job.in_flight += 1
         job.peak = max(job.peak, job.in_flight)

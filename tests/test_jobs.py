@@ -106,7 +106,12 @@ def test_marker_on_one_param_is_its_own_job(pytester: pytest.Pytester) -> None:
         ("dynpool(None)", "max_concurrency must be an int, got None"),
         ("dynpool(True)", "max_concurrency must be an int, got True"),
         ("dynpool()", "missing 1 required positional argument: 'max_concurrency'"),
-        ("dynpool(2, rate=5)", "got an unexpected keyword argument 'rate'"),
+        ("dynpool(2, speed=5)", "got an unexpected keyword argument 'speed'"),
+        ("dynpool(2, rate=5)", "rate must be a string like '10/s', got 5"),
+        ('dynpool(2, rate="10")', "rate must look like '10/s' or '600/m', got '10'"),
+        ('dynpool(2, rate="10/h")', "rate must look like '10/s' or '600/m', got '10/h'"),
+        ('dynpool(2, rate="0/s")', "rate must be > 0, got '0/s'"),
+        ('dynpool(2, adaptive="yes")', "adaptive must be True or False, got 'yes'"),
         ("dynpool(2, 3)", "takes 1 positional argument but 2 were given"),
         ('dynpool(2, job="")', "job must be a non-empty string"),
     ],
@@ -192,7 +197,8 @@ def test_cap_overrides_from_cli_beat_ini_and_markers(pytester: pytest.Pytester) 
         [
             "slow *1 (declared 4)*",
             "fast *5 (declared 4) (pool bounds it to 4)*",
-            "warning: --dynpool-cap/dynpool_caps name no selected job: nosuchjob",
+            "warning: --dynpool-cap/dynpool_caps or --dynpool-rate/dynpool_rates name no "
+            "selected job: nosuchjob",
         ]
     )
 

@@ -108,3 +108,48 @@ def test_invariants_under_random_completion_order(
     assert sorted(dispatched) == list(range(len(job_of_item)))
     assert scheduler.pending == 0
     assert scheduler.in_flight == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(workloads(), st.lists(st.integers(1, 10), min_size=1, max_size=40))
+def test_invariants_while_effective_caps_move(
+    workload: tuple[int, list[int], list[int], int], new_caps: list[int]
+) -> None:
+    """Adaptive jobs: a dispatch never goes above the cap of that moment; still work-conserving."""
+    workers, caps, job_of_item, seed = workload
+    rng = random.Random(seed)
+    current = list(caps)
+    scheduler = CappedScheduler(workers, caps, job_of_item)
+    in_flight: list[int] = []
+    dispatched: list[int] = []
+    changes = iter(new_caps)
+    while True:
+        dispatched_now = drain(scheduler)
+        dispatched += dispatched_now
+        in_flight += dispatched_now
+        per_job = [0] * len(caps)
+        for item in in_flight:
+            per_job[job_of_item[item]] += 1
+        for item in dispatched_now:
+            job = job_of_item[item]
+            assert per_job[job] <= current[job]
+        assert len(in_flight) <= workers
+        assert len(scheduler._heap) <= len(caps)
+        if len(in_flight) < workers:
+            for job in range(len(caps)):
+                waiting = sum(
+                    1 for item, j in enumerate(job_of_item) if j == job and item not in dispatched
+                )
+                assert waiting == 0 or per_job[job] >= current[job]
+        if not in_flight:
+            break
+        change = next(changes, None)
+        if change is not None:
+            job = rng.randrange(len(caps))
+            current[job] = change
+            scheduler.set_cap(job, change)
+            continue
+        finished = in_flight.pop(rng.randrange(len(in_flight)))
+        scheduler.complete(finished)
+    assert sorted(dispatched) == list(range(len(job_of_item)))
+    assert scheduler.pending == 0

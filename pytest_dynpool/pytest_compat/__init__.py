@@ -31,6 +31,7 @@ def check_pytest_version(version: str = pytest.__version__) -> None:
         )
 
 
+from .anyio_runner import anyio_runner_per_thread  # noqa: E402
 from .fixtures import (  # noqa: E402 - the version check is importable on any pytest
     CURRENT_ITEM,
     FixtureStore,
@@ -66,6 +67,7 @@ __all__ = [
     "HookCall",
     "HookRouter",
     "OutsideTests",
+    "anyio_runner_per_thread",
     "check_pytest_version",
     "current_item",
     "dots_only_progress",

@@ -1,0 +1,165 @@
+"""Run-time state of each job's HTTP traffic: its limits, its effective cap and its figures.
+
+One ``JobState`` per job name lives in a ``JobRegistry`` in ``config.stash``;
+every test of the job, on any thread and in any event loop, goes through the
+same one. No pytest and no httpx here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .jobs import Job
+from .limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
+
+OVERLOAD_STATUSES = frozenset({429, 503})
+# Longest Retry-After we wait out: a server asking for minutes would stall the suite.
+MAX_RETRY_AFTER_SECONDS = 10.0
+
+
+@dataclass
+class HttpStats:
+    """What the client saw of one job's requests; every attempt counts, retries too."""
+
+    requests: int = 0
+    status_classes: dict[str, int] = field(default_factory=dict)
+    overloaded: int = 0
+    retries: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def percentile(self, fraction: float) -> float | None:
+        """Nearest-rank percentile of the latencies (seconds), None without any."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        rank = max(1, -(-len(ordered) * fraction // 1))  # ceil without math
+        return ordered[int(rank) - 1]
+
+
+class JobState:
+    """A job's shared request limiter, rate, adaptive cap, pause and statistics.
+
+    ``effective_cap`` is what the scheduler dispatches tests against and what
+    bounds the job's requests in flight: the job's cap, or less while adaptive
+    mode backs off. Listeners (the executor) hear of every change.
+    """
+
+    def __init__(self, job: Job, clock: Clock = time.monotonic) -> None:
+        self.job = job
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cap_lock = threading.Lock()
+        self.requests = ConcurrencyLimiter(job.cap)
+        self.request_rate = (
+            TokenBucket(job.rate.per_second, burst=job.cap, clock=clock)
+            if job.rate is not None
+            else None
+        )
+        self.adaptive = AdaptiveCap(job.cap) if job.adaptive else None
+        self.stats = HttpStats()
+        self._paused_until = 0.0
+        self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def cap(self) -> int:
+        return self.job.cap
+
+    @property
+    def rate(self) -> Rate | None:
+        return self.job.rate
+
+    @property
+    def effective_cap(self) -> int:
+        return self.adaptive.cap if self.adaptive is not None else self.job.cap
+
+    @property
+    def min_effective_cap(self) -> int:
+        return self.adaptive.minimum_seen if self.adaptive is not None else self.job.cap
+
+    @property
+    def generation(self) -> int:
+        """Changes at every decrease of the effective cap (see ``AdaptiveCap``)."""
+        return self.adaptive.generation if self.adaptive is not None else 0
+
+    def on_cap_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each change of ``effective_cap`` (on the changing thread)."""
+        self._listeners.append(listener)
+
+    def seconds_paused(self) -> float:
+        """How long new requests must still wait out a server's Retry-After."""
+        with self._lock:
+            return max(0.0, self._paused_until - self._clock())
+
+    def next_request_delay(self) -> float:
+        """Reserve a rate token; the seconds to wait before sending (0 without a rate)."""
+        return self.request_rate.reserve() if self.request_rate is not None else 0.0
+
+    def record(self, status: int, latency: float, sent_generation: int) -> None:
+        """Count one answer and feed the adaptive controller."""
+        with self._lock:
+            stats = self.stats
+            stats.requests += 1
+            status_class = f"{status // 100}xx"
+            stats.status_classes[status_class] = stats.status_classes.get(status_class, 0) + 1
+            stats.latencies.append(latency)
+            if status in OVERLOAD_STATUSES:
+                stats.overloaded += 1
+        if self.adaptive is None:
+            return
+        if status in OVERLOAD_STATUSES:
+            changed = self.adaptive.on_overload(sent_generation)
+        else:
+            changed = self.adaptive.on_success()
+        if changed:
+            self._cap_changed()
+
+    def record_error(self) -> None:
+        """A request that got no answer (connection refused, timeout)."""
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.errors += 1
+
+    def record_retry(self) -> None:
+        with self._lock:
+            self.stats.retries += 1
+
+    def pause_for(self, retry_after_seconds: float) -> None:
+        """Hold the job's new requests for the server's Retry-After (at most the maximum)."""
+        seconds = min(max(0.0, retry_after_seconds), MAX_RETRY_AFTER_SECONDS)
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _cap_changed(self) -> None:
+        # One at a time, each reading the newest cap: a stale value never lands last.
+        with self._cap_lock:
+            self.requests.resize(self.effective_cap)
+            for listener in self._listeners:
+                listener()
+
+
+class JobRegistry:
+    """Every job's ``JobState``, made on first use, under a lock (workers ask at once)."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._states: dict[str, JobState] = {}
+
+    def state(self, job: Job) -> JobState:
+        with self._lock:
+            state = self._states.get(job.name)
+            if state is None:
+                state = self._states[job.name] = JobState(job, self._clock)
+            return state
+
+    def states(self) -> list[JobState]:
+        with self._lock:
+            return list(self._states.values())
