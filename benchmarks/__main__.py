@@ -44,7 +44,7 @@ def run_capped_and_peers(selected: Sequence[str], settings: Settings, pycache: P
     """Scenarios 1 and 2 share one suite, one server, and the dynpool run."""
     with Workspace("dynpool-bench-capped-", settings, pycache) as workspace:
         suite = capped.write_suite(workspace)
-        workspace.warm_up(suite.root, suite.items)
+        workspace.warm_up(suite.root)
         with LatencyServer(suite.latency) as server:
             dynpool = capped.run_dynpool(workspace, suite, server)
             tables = [capped.format_table(suite, dynpool)] if "capped" in selected else []

@@ -88,8 +88,8 @@ def measure(workspace: Workspace, tests: int, rounds: int) -> dict[str, Timings]
         "unmarked": (write_suite(workspace, f"unmarked-{tests}", tests, marked=False), tests),
         "startup": (write_suite(workspace, f"startup-{tests}", 1, marked=False), 1),
     }
-    for root, count in suites.values():
-        workspace.warm_up(root, count)
+    for root, _ in suites.values():
+        workspace.warm_up(root)
     results = {variant.name: Timings() for variant in VARIANTS}
     for round_index in range(rounds):
         shift = round_index % len(VARIANTS)

@@ -73,7 +73,7 @@ def run_sizes(workspace: Workspace, sizes: tuple[int, ...]) -> list[list[str]]:
     for items in sizes:
         jobs = write_suite(workspace, items)
         root = workspace.root / f"scale-{items}"
-        workspace.warm_up(root, items)
+        workspace.warm_up(root)
         runs: dict[str, RunResult] = {}
         for name, args in (("plain", PLAIN), ("dynpool", ("--dynpool-workers", str(WORKERS)))):
             runs[name] = workspace.run(root, args, passed=items)
@@ -90,6 +90,7 @@ def run_sizes(workspace: Workspace, sizes: tuple[int, ...]) -> list[list[str]]:
                 f"{plain.wall:.2f}",
                 f"{pooled.wall:.2f}",
                 ratio(pooled.wall, plain.wall),
+                ratio(pooled.cpu, plain.cpu),
                 *pool_cells,
                 f"{plain.max_rss_mib:.0f}",
                 f"{pooled.max_rss_mib:.0f}",
@@ -124,7 +125,7 @@ def run(workspace: Workspace) -> str:
     smoke = workspace.settings.smoke
     pytest_sizes = (300,) if smoke else (5000, 50000)
     scheduler_sizes = (500, 2000) if smoke else (5000, 10000, 20000, 50000)
-    header = ["tests", "jobs", "plain s", "dynpool s", "vs plain", "pool phase s"]
+    header = ["tests", "jobs", "plain s", "dynpool s", "vs plain", "CPU vs plain", "pool phase s"]
     header += ["pool us/test", "plain RSS MiB", "dynpool RSS MiB", "RSS vs plain"]
     sched_header = ["items", "jobs", "build ms", "dispatch + complete ms", "us/item"]
     sched_header.append(f"us/item vs {scheduler_sizes[0]:,}")
@@ -134,8 +135,8 @@ def run(workspace: Workspace) -> str:
         "",
         table(header, run_sizes(workspace, pytest_sizes)),
         "",
-        "Peak RSS: ru_maxrss of the pytest process (os.wait4). pool us/test: the pooled "
-        "phase's wall time per test, which includes running the tests.",
+        "Peak RSS: ru_maxrss of the pytest process (os.wait4); CPU: its user + system time. "
+        "pool us/test: the pooled phase's wall time per test, running the tests included.",
         "",
         "The pure scheduler alone (in-process, fastest of 3; every dispatch and completion "
         f"of a {WORKERS}-worker run):",

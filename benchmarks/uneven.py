@@ -109,7 +109,7 @@ def run(workspace: Workspace) -> str:
             source = MODULE.format(cap=job.cap, name=job.name, durations=list(job.durations))
             (root / f"test_{job.name}.py").write_text(source, encoding="utf-8")
         items = sum(len(job.durations) for job in case.jobs)
-        workspace.warm_up(root, items)
+        workspace.warm_up(root)
         result = workspace.run(root, ["--dynpool-workers", str(WORKERS)], passed=items)
         if result.pool is None:
             fail("the pooled phase wrote no figures", [], result.output)
