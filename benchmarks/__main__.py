@@ -36,8 +36,17 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
         f"Machine: {cores} cores usable ({os.cpu_count()} CPUs), {platform.machine()}, "
-        f"{platform.system()}; Python {platform.python_version()}; " + ", ".join(versions)
+        f"{platform.system()}; Python {platform.python_version()}; "
+        + ", ".join(versions)
+        + f"; {load_average()} at the start"
     )
+
+
+def load_average() -> str:
+    """The 1-minute load average: other processes skew wall times, so the tables say it."""
+    if not hasattr(os, "getloadavg"):
+        return "load average unknown"
+    return f"load average {os.getloadavg()[0]:.2f}"
 
 
 def run_capped_and_peers(selected: Sequence[str], settings: Settings, pycache: Path) -> list[str]:
@@ -87,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with Workspace(f"dynpool-bench-{name}-", settings, pycache) as workspace:
                     tables.append(module.run(workspace))
     size = "smoke sizes (figures mean nothing)" if settings.smoke else "full sizes"
-    tables.append(f"All selected scenarios took {time.perf_counter() - started:.0f} s ({size}).")
+    elapsed = time.perf_counter() - started
+    tables.append(
+        f"All selected scenarios took {elapsed:.0f} s ({size}); {load_average()} at the end."
+    )
     print("\n\n".join(tables))
     return 0
 
