@@ -1,0 +1,1 @@
+"""pytest-dynpool's benchmarks: ``python -m benchmarks`` (see benchmarks/README.md)."""

@@ -1,0 +1,141 @@
+"""Scenario 5: uneven durations, where scheduling by item count falls short of LB.
+
+The scheduler orders jobs by remaining items / cap: it knows counts, not durations. Each
+case is a suite of sleeping tests (sleep releases the GIL, so the figures are about the
+schedule, not the interpreter). For each the table gives LB, the makespan that the
+count-based policy predicts when simulated with the pure scheduler and exact durations
+(zero overhead), and the measured pooled wall time. A gap between LB and the simulation
+is the policy's; a gap between the simulation and the measurement is overhead.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from pytest_dynpool.scheduler import CappedScheduler
+from pytest_dynpool.summary import lower_bound
+
+from .common import Workspace, fail, progress, table
+
+WORKERS = 4
+
+MODULE = """\
+import time
+
+import pytest
+
+pytestmark = pytest.mark.dynpool(max_concurrency={cap}, job="{name}")
+
+
+@pytest.mark.parametrize("seconds", {durations!r})
+def test_sleep(seconds):
+    time.sleep(seconds)
+"""
+
+
+@dataclass(frozen=True)
+class UnevenJob:
+    name: str
+    cap: int
+    durations: tuple[float, ...]
+    """Sleep of each test, in collection order."""
+
+    def describe(self) -> str:
+        groups: list[tuple[int, float]] = []
+        for seconds in self.durations:
+            if groups and groups[-1][1] == seconds:
+                groups[-1] = (groups[-1][0] + 1, seconds)
+            else:
+                groups.append((1, seconds))
+        sizes = " + ".join(f"{count} x {seconds * 1000:g} ms" for count, seconds in groups)
+        return f"{self.name}: cap {self.cap}, {sizes}"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    jobs: tuple[UnevenJob, ...]
+
+    def scaled(self, factor: float) -> Case:
+        jobs = tuple(
+            UnevenJob(job.name, job.cap, tuple(d * factor for d in job.durations))
+            for job in self.jobs
+        )
+        return Case(self.name, jobs)
+
+
+CASES = (
+    Case(
+        "even (control)",
+        (UnevenJob("a", 2, (0.1,) * 24), UnevenJob("b", 2, (0.1,) * 24)),
+    ),
+    Case(
+        "slow small job behind a big fast one",
+        (UnevenJob("fast", 4, (0.02,) * 160), UnevenJob("slow", 1, (0.6,) * 3)),
+    ),
+    Case(
+        "long test collected last",
+        (UnevenJob("mixed", 4, (0.05,) * 40 + (1.5,)),),
+    ),
+)
+
+
+def simulate(workers: int, jobs: tuple[UnevenJob, ...]) -> float:
+    """Makespan of the count-based scheduler with exact durations and no overhead."""
+    durations = [seconds for job in jobs for seconds in job.durations]
+    job_of_item = [index for index, job in enumerate(jobs) for _ in job.durations]
+    scheduler = CappedScheduler(workers, [job.cap for job in jobs], job_of_item)
+    clock = 0.0
+    running: list[tuple[float, int]] = []
+    while True:
+        item = scheduler.next_dispatch()
+        while item is not None:
+            heapq.heappush(running, (clock + durations[item], item))
+            item = scheduler.next_dispatch()
+        if not running:
+            return clock
+        clock, item = heapq.heappop(running)
+        scheduler.complete(item)
+
+
+def run(workspace: Workspace) -> str:
+    factor = 0.05 if workspace.settings.smoke else 1.0
+    rows = []
+    for number, template in enumerate(CASES):
+        case = template.scaled(factor)
+        root = workspace.new_suite(f"uneven-{number}")
+        for job in case.jobs:
+            source = MODULE.format(cap=job.cap, name=job.name, durations=list(job.durations))
+            (root / f"test_{job.name}.py").write_text(source, encoding="utf-8")
+        items = sum(len(job.durations) for job in case.jobs)
+        workspace.warm_up(root)
+        result = workspace.run(root, ["--dynpool-workers", str(WORKERS)], passed=items)
+        if result.pool is None:
+            fail("the pooled phase wrote no figures", [], result.output)
+        pool = result.pool
+        progress(f"uneven: {case.name}, wall {pool.wall:.2f}s")
+        nominal = lower_bound(WORKERS, [(job.cap, job.durations) for job in case.jobs])
+        simulated = simulate(WORKERS, case.jobs)
+        rows.append(
+            [
+                case.name,
+                "; ".join(job.describe() for job in case.jobs),
+                f"{nominal:.2f}",
+                f"{simulated:.2f}",
+                f"{simulated / nominal:.2f}",
+                f"{pool.wall:.2f}",
+                f"{pool.ratio:.2f}",
+            ]
+        )
+    header = ["case", "jobs (cap, tests x sleep)", "LB s", "count-based, simulated s"]
+    header += ["simulated/LB", "measured wall s", "measured wall/LB"]
+    lines = [
+        f"### 5. Uneven durations: sleeping tests, {WORKERS} workers, one run each",
+        "",
+        table(header, rows, "ll"),
+        "",
+        "LB from the nominal sleeps; measured wall/LB uses the plugin's LB from the measured "
+        "durations. Simulated: the pure scheduler replayed with exact durations.",
+    ]
+    return "\n".join(lines)
