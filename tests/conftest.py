@@ -7,9 +7,10 @@ from hypothesis import settings
 
 pytest_plugins = ["pytester"]
 
-# Generated pytester suites take about half a second per example.
-settings.register_profile("dynpool-ci", max_examples=30, deadline=None)
-settings.register_profile("dynpool-long", max_examples=500, deadline=None)
+# A generated suite takes about half a second per example (two in-process runs):
+# 200 examples are about 100 s on a 2-core machine.
+settings.register_profile("dynpool-ci", max_examples=200, deadline=None)
+settings.register_profile("dynpool-long", max_examples=1500, deadline=None)
 settings.load_profile("dynpool-ci")
 
 
