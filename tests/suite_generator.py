@@ -223,8 +223,8 @@ class Suite:
                 package = root.joinpath(*parts[:depth])
                 package.mkdir(exist_ok=True)
                 (package / "__init__.py").touch()
-            path = "/".join([*parts, f"test_m{index}.py"])
-            (root / path).write_text(self._module_source(path, module, by_name))
+            module_path = "/".join([*parts, f"test_m{index}.py"])
+            (root / module_path).write_text(self._module_source(module_path, module, by_name))
 
     def _job_key(self, marker: str | None, declared_at: str) -> str:
         if marker is None:
