@@ -9,8 +9,9 @@ import pytest
 
 MARKER_NAME = "dynpool"
 MARKER_HELP = (
-    "dynpool(max_concurrency, *, job=None): run this test (class, module) on the "
-    "dynpool thread pool with at most max_concurrency of its job in flight at once."
+    "dynpool(max_concurrency, *, job=None, timeout=None): run this test (class, module) "
+    "on the dynpool thread pool with at most max_concurrency of its job in flight at "
+    "once; timeout=SECONDS fails an item still running after that long (0: never)."
 )
 UNMARKED_JOB = "unmarked"
 # Fixtures that swap or read process-wide state and are not yet per test under
@@ -19,7 +20,8 @@ ISOLATION_FIXTURES = frozenset(
     {"capsys", "capsysbinary", "capfd", "capfdbinary", "caplog", "recwarn"}
 )
 FIX_HINT = (
-    'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name"'
+    'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name" '
+    "and timeout=SECONDS (a number >= 0; 0 turns the timeout off)"
 )
 
 
@@ -29,15 +31,21 @@ class JobSpec:
 
     max_concurrency: int
     job: str | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
 class JobAssignment:
-    """An item's job: its name, declared cap and where that was declared."""
+    """An item's job: its name, declared cap and where that was declared.
+
+    ``timeout`` is the item's own (from its closest marker): None defers to
+    ``--dynpool-timeout``, 0 means none.
+    """
 
     name: str
     max_concurrency: int
     declared_at: str
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,14 @@ class Plan:
     exclusive: list[pytest.Item] = field(default_factory=list)
     pooled: list[pytest.Item] = field(default_factory=list)
     job_of_pooled: list[int] = field(default_factory=list)
+    timeout_of_pooled: list[float | None] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
     kept_alone: int = 0
 
 
-def _dynpool(max_concurrency: int, *, job: str | None = None) -> JobSpec:
+def _dynpool(
+    max_concurrency: int, *, job: str | None = None, timeout: float | None = None
+) -> JobSpec:
     """Mirror of the marker's signature, so Python itself rejects bad arguments."""
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
         raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}")
@@ -70,7 +81,17 @@ def _dynpool(max_concurrency: int, *, job: str | None = None) -> JobSpec:
         raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
     if job is not None and (not isinstance(job, str) or not job):
         raise TypeError(f"job must be a non-empty string, got {job!r}")
-    return JobSpec(max_concurrency=max_concurrency, job=job)
+    return JobSpec(max_concurrency=max_concurrency, job=job, timeout=_check_timeout(timeout))
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not timeout >= 0 or timeout == float("inf"):  # also rejects NaN
+        raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
+    return float(timeout)
 
 
 def parse_marker(mark: pytest.Mark, where: str) -> JobSpec:
@@ -117,7 +138,7 @@ def assignment_from_marker(item: pytest.Item) -> JobAssignment | None:
 
 
 def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
-    return JobAssignment(spec.job or declared_at, spec.max_concurrency, declared_at)
+    return JobAssignment(spec.job or declared_at, spec.max_concurrency, declared_at, spec.timeout)
 
 
 def needs_isolation(item: pytest.Item) -> bool:
@@ -137,8 +158,12 @@ def build_plan(
     cap_overrides: Mapping[str, int],
     unmarked_in_pool: bool,
     workers: int,
+    default_timeout: float | None = None,
 ) -> Plan:
-    """Group items into jobs; one name declared with two caps is a usage error."""
+    """Group items into jobs; one name declared with two caps is a usage error.
+
+    An item's timeout is its marker's, else ``default_timeout``; 0 means none.
+    """
     plan = Plan()
     first_declaration: dict[str, JobAssignment] = {}
     job_index: dict[str, int] = {}
@@ -161,6 +186,8 @@ def build_plan(
             plan.jobs.append(Job(first.name, cap, first.max_concurrency, first.declared_at))
         plan.pooled.append(item)
         plan.job_of_pooled.append(index)
+        timeout = default_timeout if assignment.timeout is None else assignment.timeout
+        plan.timeout_of_pooled.append(timeout or None)
     plan.unknown_overrides = sorted(set(cap_overrides) - set(first_declaration))
     return plan
 

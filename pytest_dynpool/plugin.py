@@ -67,6 +67,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         settings.cap_overrides,
         unmarked_in_pool=settings.unmarked is Unmarked.POOL,
         workers=settings.workers,
+        default_timeout=settings.timeout,
     )
 
 

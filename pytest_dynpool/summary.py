@@ -53,6 +53,8 @@ class RunStats:
     pool_peak_in_flight: int = 0
     not_started: int = 0
     unknown_overrides: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    threads_left_behind: int = 0
 
     def lower_bound(self) -> float:
         """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
@@ -118,6 +120,12 @@ def format_summary(stats: RunStats) -> list[str]:
         )
     if stats.not_started:
         lines.append(f"not started: {stats.not_started} pooled items (run stopped early)")
+    if stats.timed_out:
+        lines.append(
+            f"timeout: {len(stats.timed_out)} items failed for running too long; "
+            f"{stats.threads_left_behind} worker threads left behind, still running "
+            "(Python cannot kill a thread)"
+        )
     if stats.unknown_overrides:
         lines.append(
             "warning: --dynpool-cap/dynpool_caps name no selected job: "
