@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from hypothesis import settings
 
@@ -21,3 +23,11 @@ def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, st
     for report in reports:
         by_nodeid.setdefault(report.nodeid, []).append((report.when, report.outcome))
     return {nodeid: sorted(phases) for nodeid, phases in by_nodeid.items()}
+
+
+def assert_no_worker_left() -> None:
+    """Every dynpool worker thread has ended (joined first: it exits just after its last event)."""
+    workers = [t for t in threading.enumerate() if t.name.startswith("dynpool-worker-")]
+    for thread in workers:
+        thread.join(timeout=60)  # never expected to wait long; a leak fails below, not hangs
+    assert not [t.name for t in workers if t.is_alive()]

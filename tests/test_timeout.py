@@ -7,10 +7,11 @@ workers afterwards and checks that none is left.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
+
+from .conftest import assert_no_worker_left
 
 RELEASE_AT_SESSION_END = """
 import threading
@@ -37,13 +38,6 @@ def test_stuck():
 def test_other(n):
     pass
 """
-
-
-def assert_no_worker_left() -> None:
-    workers = [t for t in threading.enumerate() if t.name.startswith("dynpool-worker-")]
-    for thread in workers:
-        thread.join(timeout=60)  # released by the session's end; never expected to wait long
-    assert not [t.name for t in workers if t.is_alive()]
 
 
 def assert_each_item_logged_once(result: pytest.RunResult) -> None:
