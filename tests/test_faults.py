@@ -38,7 +38,7 @@ def test_b(n):
 """
 
 
-@dataclass
+@dataclass(eq=False)  # plugins must be hashable
 class StartedItems:
     """A plugin that notes every item whose protocol started, on whichever thread."""
 
@@ -194,8 +194,14 @@ def test_failures_in_several_jobs_at_once_stop_like_plain_pytest(
     pooled, started = run(pytester, "--dynpool-workers", "3", stop)
     assert pooled.ret == plain.ret == pytest.ExitCode.TESTS_FAILED
     pooled.stdout.fnmatch_lines(["*stopping after * failures*"])
-    # The three were in flight together, so all three fail; nothing else starts.
-    assert sorted(started) == [f"test_stop.py::test_{job}[0]" for job in "abc"]
-    pooled.assert_outcomes(failed=3)
-    pooled.stdout.fnmatch_lines(["not started: 9 pooled items*"])
+    # The three were in flight together, so all three fail. With -x nothing else
+    # starts; with --maxfail=2 an item may start between the first and the second
+    # failure being logged, as in plain pytest.
+    first_items = [f"test_stop.py::test_{job}[0]" for job in "abc"]
+    if stop == "-x":
+        assert sorted(started) == first_items
+    else:
+        assert set(first_items) <= set(started)
+    pooled.assert_outcomes(failed=3, passed=len(started) - 3)
+    pooled.stdout.fnmatch_lines([f"not started: {12 - len(started)} pooled items*"])
     assert_started_items_reported(pooled, started)
