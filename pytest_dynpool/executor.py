@@ -247,6 +247,8 @@ class _WorkerPool:
                 if index is not None:
                     self.executor.setup_state.expect(self.items[index])
                     if self.has_timeouts and (timeout := self.timeouts[index]) is not None:
+                        # Made here, under the lock, so that a timeout always finds it.
+                        self.sinks[index] = _ItemReports(index, self.events, self.closed)
                         thread = threading.current_thread()
                         self._deadlines[index] = (thread, time.monotonic() + timeout)
                     return index
@@ -278,7 +280,7 @@ class _WorkerPool:
         """
         with self._slots:
             expired = [
-                (index, thread, self.sinks.pop(index).abandon())
+                (index, thread, self.sinks[index].abandon())
                 for index, (thread, deadline) in self._deadlines.items()
                 if deadline <= now
             ]
@@ -318,9 +320,7 @@ class _WorkerPool:
     def _run(self, index: int) -> bool:
         """Run one item; False when it raised out of pytest's protocol."""
         item = self.items[index]
-        reports = _ItemReports(index, self.events, self.closed)
-        if self.has_timeouts:
-            self.sinks[index] = reports
+        reports = self.sinks.get(index) or _ItemReports(index, self.events, self.closed)
         sink_token = HOOK_SINK.set(reports)
         item_token = CURRENT_ITEM.set(item)
         started = time.perf_counter()
