@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import queue
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from .pytest_compat import (
     anyio_runner_per_thread,
     current_item,
     dots_only_progress,
+    drop_report_hooks_from,
     item_context,
     replace_setup_state,
     thread_safe_runtime,
@@ -163,6 +166,7 @@ class PoolExecutor:
             self.stats.pool_wall_seconds = time.perf_counter() - started
             self.stats.pool_peak_in_flight = scheduler.peak_in_flight
             self.stats.not_started = scheduler.pending
+            self.stats.threads_left_behind = sum(t.is_alive() for t in pool.abandoned_threads)
             for job_stats, job_queue in zip(self.stats.jobs, scheduler.jobs, strict=True):
                 job_stats.peak_in_flight = job_queue.peak
         if self.error is not None:
@@ -180,17 +184,37 @@ class _ItemReports:
     events: queue.SimpleQueue[_Event]
     pool_closed: threading.Event
     calls: list[HookCall] = field(default_factory=list)
+    # Set by the coordinator when the item times out: from then on nothing is sent.
+    abandoned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, call: HookCall) -> None:
-        self.calls.append(call)
-        report = call.kwargs.get("report")
-        if getattr(report, "failed", False) and not self.pool_closed.is_set():
+        with self.lock:
+            if self.abandoned:
+                return
+            self.calls.append(call)
+            report = call.kwargs.get("report")
+            if not getattr(report, "failed", False) or self.pool_closed.is_set():
+                return
             logged = threading.Event()
             self.events.put(_Reported(self.index, self.calls, logged))
             self.calls = []
-            while not logged.wait(timeout=1.0):
-                if self.pool_closed.is_set():
-                    return
+        while not logged.wait(timeout=1.0):
+            if self.pool_closed.is_set():
+                return
+
+    def finished(self, started: float, error: BaseException | None) -> None:
+        with self.lock:
+            if not self.abandoned:
+                ended = time.perf_counter()
+                self.events.put(_Finished(self.index, self.calls, started, ended, error))
+
+    def abandon(self) -> list[HookCall]:
+        """Stop sending; the calls not sent yet, for the coordinator to log."""
+        with self.lock:
+            self.abandoned = True
+            calls, self.calls = self.calls, []
+        return calls
 
 
 class _WorkerPool:
@@ -205,10 +229,18 @@ class _WorkerPool:
         self.no_more_claims = threading.Event()
         self.go = threading.Event()
         self._slots = threading.Condition(threading.Lock())
-        self.threads = [
-            threading.Thread(target=self._work, name=f"dynpool-worker-{n}", daemon=True)
-            for n in range(executor.stats.workers)
-        ]
+        self.threads = [self._new_thread(n) for n in range(executor.stats.workers)]
+        # Per-item timeouts: the items in flight that have one, with their thread
+        # and deadline; an item past it is abandoned with its thread.
+        self.timeouts = executor.plan.timeout_of_pooled
+        self.has_timeouts = any(timeout is not None for timeout in self.timeouts)
+        self._deadlines: dict[int, tuple[threading.Thread, float]] = {}
+        self.abandoned: set[int] = set()
+        self.sinks: dict[int, _ItemReports] = {}
+        self.abandoned_threads: set[threading.Thread] = set()
+
+    def _new_thread(self, number: int) -> threading.Thread:
+        return threading.Thread(target=self._work, name=f"dynpool-worker-{number}", daemon=True)
 
     def start(self) -> None:
         """Start every worker; none claims an item before ``go`` is set."""
@@ -246,6 +278,11 @@ class _WorkerPool:
                 index = self.scheduler.next_dispatch()
                 if index is not None:
                     self.executor.setup_state.expect(self.items[index])
+                    if self.has_timeouts and (timeout := self.timeouts[index]) is not None:
+                        # Made here, under the lock, so that a timeout always finds it.
+                        self.sinks[index] = _ItemReports(index, self.events, self.closed)
+                        thread = threading.current_thread()
+                        self._deadlines[index] = (thread, time.monotonic() + timeout)
                     return index
                 if self.scheduler.pending == 0:
                     return None
@@ -253,7 +290,45 @@ class _WorkerPool:
                 self._slots.wait(timeout=self.scheduler.seconds_until_ready())
             return None
 
-    def _release(self, index: int) -> None:
+    def _release(self, index: int) -> bool:
+        """Give the item's slot back; False when it timed out and was given back already."""
+        with self._slots:
+            if index in self.abandoned:
+                return False
+            self._deadlines.pop(index, None)
+            self.sinks.pop(index, None)
+            self.scheduler.complete(index)
+            self._slots.notify_all()
+            return True
+
+    def next_deadline(self) -> float | None:
+        with self._slots:
+            return min((deadline for _, deadline in self._deadlines.values()), default=None)
+
+    def abandon_expired(self, now: float) -> list[tuple[int, threading.Thread, list[HookCall]]]:
+        """Items past their deadline, with their unsent report calls.
+
+        Their threads are replaced at once; their slots go back once their
+        timeout is logged (``give_back``), so that ``-x`` starts nothing more.
+        """
+        with self._slots:
+            expired = [
+                (index, thread, self.sinks[index].abandon())
+                for index, (thread, deadline) in self._deadlines.items()
+                if deadline <= now
+            ]
+            for index, thread, _ in expired:
+                del self._deadlines[index]
+                self.abandoned.add(index)
+                self.abandoned_threads.add(thread)
+        for _ in expired:
+            thread = self._new_thread(len(self.threads))
+            self.threads.append(thread)
+            thread.start()
+        return expired
+
+    def give_back(self, index: int) -> None:
+        """The slot of an abandoned item, once its timeout has been logged."""
         with self._slots:
             self.scheduler.complete(index)
             self._slots.notify_all()
@@ -267,16 +342,18 @@ class _WorkerPool:
                     # KeyboardInterrupt or pytest.exit() in a test: nothing more
                     # may start, before the coordinator has even seen it.
                     self.no_more_claims.set()
-                self._release(index)
+                if not self._release(index):
+                    return  # timed out: a replacement thread has taken this one's place
         except BaseException as exc:  # a bug of ours: surface it, never hang
             error = exc
         finally:
-            self.events.put(_WorkerExited(error))
+            if threading.current_thread() not in self.abandoned_threads:
+                self.events.put(_WorkerExited(error))
 
     def _run(self, index: int) -> bool:
         """Run one item; False when it raised out of pytest's protocol."""
         item = self.items[index]
-        reports = _ItemReports(index, self.events, self.closed)
+        reports = self.sinks.get(index) or _ItemReports(index, self.events, self.closed)
         sink_token = HOOK_SINK.set(reports)
         item_token = CURRENT_ITEM.set(item)
         started = time.perf_counter()
@@ -289,7 +366,7 @@ class _WorkerPool:
         finally:
             CURRENT_ITEM.reset(item_token)
             HOOK_SINK.reset(sink_token)
-        self.events.put(_Finished(index, reports.calls, started, time.perf_counter(), error))
+        reports.finished(started, error)
         return error is None
 
 
@@ -301,6 +378,10 @@ class _Coordinator:
         self.router = router
         self.pool = pool
         self.outcomes: dict[int, Outcome] = {}
+        # What has been logged of each item in flight: "start" and phase -> outcome.
+        self.logged: dict[int, dict[str, str]] = {}
+        self.finished: set[int] = set()
+        self.running = 0
 
     def run(self) -> None:
         try:
@@ -308,22 +389,110 @@ class _Coordinator:
         except KeyboardInterrupt:
             self.pool.close()  # no item has started yet: nothing to wait for
             raise
-        running = len(self.pool.threads)
+        self.running = len(self.pool.threads)
         try:
             with self._first_ctrl_c_stops_dispatch():
                 self.pool.go.set()
-                while running:
-                    event = self.pool.events.get()
-                    if isinstance(event, _WorkerExited):
-                        running -= 1
-                        self._record_error(event.error)
-                    elif isinstance(event, _Interrupted):
-                        self.pool.wake()
-                    else:
-                        self._handle(event)
+                while self.running:
+                    try:
+                        event = self.pool.events.get(timeout=self._wait_time())
+                    except queue.Empty:
+                        self._time_out_expired()
+                        continue
+                    self._dispatch(event)
+            if self.pool.abandoned_threads:
+                # Their threads run on: whatever they still report is ignored.
+                drop_report_hooks_from(
+                    self.executor.session.config.pluginmanager, self.pool.abandoned_threads
+                )
         finally:
-            if running:
-                self.pool.close()
+            self.pool.close()
+
+    def _dispatch(self, event: _Event) -> None:
+        if isinstance(event, _WorkerExited):
+            self.running -= 1
+            self._record_error(event.error)
+        elif isinstance(event, _Interrupted):
+            self.pool.wake()
+        else:
+            self._handle(event)
+
+    def _wait_time(self) -> float | None:
+        """How long the coordinator may block; polls at least once a second under timeouts."""
+        if not self.pool.has_timeouts:
+            return None
+        deadline = self.pool.next_deadline()
+        if deadline is None:
+            return 1.0
+        return min(max(deadline - time.monotonic(), 0.0), 1.0)
+
+    def _time_out_expired(self) -> None:
+        expired = self.pool.abandon_expired(time.monotonic())
+        # Whatever these items sent before they were abandoned is logged first.
+        while True:
+            try:
+                self._dispatch(self.pool.events.get_nowait())
+            except queue.Empty:
+                break
+        for index, thread, unsent in expired:
+            if index not in self.finished:  # else it finished just in time
+                for call in unsent:
+                    self._replay(index, call)
+                self._report_timeout(index, thread)
+            self.pool.give_back(index)
+        if self.executor.stopping():
+            self.pool.wake()
+
+    def _report_timeout(self, index: int, thread: threading.Thread) -> None:
+        """Log what plain pytest would have shown had the item failed where it is stuck."""
+        item = self.pool.items[index]
+        timeout = self.pool.timeouts[index] or 0.0
+        frame = sys._current_frames().get(thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)\n"
+        logged = self.logged.pop(index, {})
+        if "setup" not in logged:
+            phase = "setup"
+        elif logged["setup"] == "passed" and "call" not in logged:
+            phase = "call"
+        else:
+            phase = "teardown"
+        message = (
+            f"Timeout: {item.nodeid} was still running after {timeout:g}s "
+            f"(dynpool timeout, in {phase}); stack of {thread.name}, which is left behind:\n"
+            f"{stack}"
+        )
+        hook = self.executor.session.config.hook
+        now = time.time()
+        try:
+            if "start" not in logged:
+                hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+            for when, outcome, longrepr in (
+                (phase, "failed", message),
+                *([("teardown", "passed", None)] if phase != "teardown" else []),
+            ):
+                report = pytest.TestReport(
+                    item.nodeid,
+                    item.location,
+                    dict.fromkeys(item.keywords, 1),
+                    outcome,  # type: ignore[arg-type]
+                    longrepr,
+                    when,  # type: ignore[arg-type]
+                    duration=timeout if outcome == "failed" else 0.0,
+                    start=now,
+                    stop=now,
+                    user_properties=item.user_properties,
+                )
+                hook.pytest_runtest_logreport(report=report)
+            hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        except BaseException as exc:
+            self._record_error(exc)
+        stats = self.executor.stats
+        stats.timed_out.append(item.nodeid)
+        job_stats = stats.jobs[self.executor.plan.job_of_pooled[index]]
+        job_stats.busy_seconds += timeout
+        job_stats.durations.append(timeout)
+        job_stats.count(Outcome.FAILED)
+        self.outcomes.pop(index, None)
 
     @contextmanager
     def _first_ctrl_c_stops_dispatch(self) -> Iterator[None]:
@@ -374,6 +543,10 @@ class _Coordinator:
         report = call.kwargs.get("report")
         if call.name == "pytest_runtest_logreport" and isinstance(report, pytest.TestReport):
             self.outcomes[index] = worse(self.outcomes.get(index), _outcome_of(report))
+            if self.pool.has_timeouts:
+                self.logged.setdefault(index, {})[report.when] = report.outcome
+        elif call.name == "pytest_runtest_logstart" and self.pool.has_timeouts:
+            self.logged.setdefault(index, {})["start"] = "logged"
         try:
             self.router.replay(call)
         except BaseException as exc:
@@ -385,6 +558,9 @@ class _Coordinator:
         duration = event.ended - event.started
         job_stats.busy_seconds += duration
         job_stats.durations.append(duration)
+        self.logged.pop(event.index, None)
+        if self.pool.has_timeouts:
+            self.finished.add(event.index)
         outcome = self.outcomes.pop(event.index, None)
         if outcome is not None:
             job_stats.count(outcome)

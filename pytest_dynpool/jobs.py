@@ -11,15 +11,17 @@ from .limits import RATE_HINT, Rate, parse_rate
 
 MARKER_NAME = "dynpool"
 MARKER_HELP = (
-    "dynpool(max_concurrency, *, job=None, rate=None, adaptive=False): run this test "
-    "(class, module) on the dynpool thread pool with at most max_concurrency of its job "
-    "in flight at once, at most rate ('10/s', '600/m') test starts and requests a second, "
-    "and with adaptive=True fewer while the server answers 429/503."
+    "dynpool(max_concurrency, *, job=None, rate=None, adaptive=False, timeout=None): run "
+    "this test (class, module) on the dynpool thread pool with at most max_concurrency of "
+    "its job in flight at once, at most rate ('10/s', '600/m') test starts and requests a "
+    "second, with adaptive=True fewer while the server answers 429/503; timeout=SECONDS "
+    "fails an item still running after that long (0: never)."
 )
 UNMARKED_JOB = "unmarked"
 FIX_HINT = (
     'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name", '
-    f"rate=... ({RATE_HINT}) and adaptive=True/False"
+    f"rate=... ({RATE_HINT}), adaptive=True/False and timeout=SECONDS (a number >= 0; "
+    "0 turns the timeout off)"
 )
 
 
@@ -31,17 +33,23 @@ class JobSpec:
     job: str | None = None
     rate: Rate | None = None
     adaptive: bool = False
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
 class JobAssignment:
-    """An item's job: its name, declared cap and where that was declared."""
+    """An item's job: its name, declared cap and where that was declared.
+
+    ``timeout`` is the item's own (from its closest marker): None defers to
+    ``--dynpool-timeout``, 0 means none.
+    """
 
     name: str
     max_concurrency: int
     declared_at: str
     rate: Rate | None = None
     adaptive: bool = False
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +79,17 @@ class Plan:
     exclusive: list[pytest.Item] = field(default_factory=list)
     pooled: list[pytest.Item] = field(default_factory=list)
     job_of_pooled: list[int] = field(default_factory=list)
+    timeout_of_pooled: list[float | None] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
 
 
 def _dynpool(
-    max_concurrency: int, *, job: str | None = None, rate: str | None = None, adaptive: bool = False
+    max_concurrency: int,
+    *,
+    job: str | None = None,
+    rate: str | None = None,
+    adaptive: bool = False,
+    timeout: float | None = None,
 ) -> JobSpec:
     """Mirror of the marker's signature, so Python itself rejects bad arguments."""
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
@@ -87,7 +101,23 @@ def _dynpool(
     if not isinstance(adaptive, bool):
         raise TypeError(f"adaptive must be True or False, got {adaptive!r}")
     parsed_rate = None if rate is None else parse_rate(rate)
-    return JobSpec(max_concurrency=max_concurrency, job=job, rate=parsed_rate, adaptive=adaptive)
+    return JobSpec(
+        max_concurrency=max_concurrency,
+        job=job,
+        rate=parsed_rate,
+        adaptive=adaptive,
+        timeout=_check_timeout(timeout),
+    )
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not timeout >= 0 or timeout == float("inf"):  # also rejects NaN
+        raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
+    return float(timeout)
 
 
 def parse_marker(mark: pytest.Mark, where: str) -> JobSpec:
@@ -135,7 +165,14 @@ def assignment_from_marker(item: pytest.Item) -> JobAssignment | None:
 
 def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
     name = spec.job or declared_at
-    return JobAssignment(name, spec.max_concurrency, declared_at, spec.rate, spec.adaptive)
+    return JobAssignment(
+        name,
+        spec.max_concurrency,
+        declared_at,
+        rate=spec.rate,
+        adaptive=spec.adaptive,
+        timeout=spec.timeout,
+    )
 
 
 def build_plan(
@@ -145,11 +182,13 @@ def build_plan(
     unmarked_in_pool: bool,
     workers: int,
     rate_overrides: Mapping[str, Rate] | None = None,
+    default_timeout: float | None = None,
 ) -> Plan:
     """Group items into jobs; one name declared with two settings is a usage error.
 
     Every item's job goes into ``item.stash[ITEM_JOB_KEY]``, also for items that
-    run alone, so that the HTTP fixtures apply its limits wherever it runs.
+    run alone, so that the HTTP fixtures apply its limits wherever it runs. An
+    item's timeout is its marker's, else ``default_timeout``; 0 means none.
     """
     rate_overrides = rate_overrides or {}
     plan = Plan()
@@ -183,6 +222,8 @@ def build_plan(
             plan.jobs.append(job)
         plan.pooled.append(item)
         plan.job_of_pooled.append(index)
+        timeout = default_timeout if assignment.timeout is None else assignment.timeout
+        plan.timeout_of_pooled.append(timeout or None)
     overridden = set(cap_overrides) | set(rate_overrides)
     plan.unknown_overrides = sorted(overridden - set(first_declaration))
     return plan

@@ -84,6 +84,23 @@ def parse_rate_override(value: str) -> tuple[str, Rate]:
     return name, rate
 
 
+def parse_timeout(value: str) -> float:
+    """Seconds (a number > 0), or 0 / ``none`` / ``off`` for no timeout (returned as 0)."""
+    text = str(value).strip().lower()
+    if text in ("", "none", "off"):
+        return 0.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"--dynpool-timeout / dynpool_timeout: expected a number of seconds >= 0 "
+            f"(0 or 'none' for no timeout), got {value!r} (e.g. --dynpool-timeout 30)"
+        )
+    return seconds
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``--dynpool-*`` flags and their ini keys."""
     group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
@@ -124,10 +141,21 @@ def add_options(parser: pytest.Parser) -> None:
         help="Unmarked tests run 'exclusive' (alone, one at a time; the default) "
         "or in the 'pool' under one job capped at the pool size. ini: dynpool_unmarked.",
     )
+    group.addoption(
+        "--dynpool-timeout",
+        dest="dynpool_timeout",
+        type=parse_timeout,
+        default=None,
+        metavar="SECONDS",
+        help="Fail a pooled item still running after SECONDS and move on without it "
+        "(its thread cannot be killed and is left behind); 0 or 'none': no timeout "
+        "(the default). A marker's timeout= wins. ini: dynpool_timeout.",
+    )
     parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').", default="auto")
     parser.addini(
         "dynpool_caps", "dynpool cap overrides, one JOB=K per line.", type="linelist", default=[]
     )
+    parser.addini("dynpool_timeout", "dynpool per-item timeout in seconds (0: none).", default="0")
     parser.addini(
         "dynpool_rates",
         "dynpool rate overrides, one JOB=RATE (N/s or N/m) per line.",
@@ -149,6 +177,7 @@ class Settings:
     cap_overrides: dict[str, int]
     unmarked: Unmarked
     rate_overrides: dict[str, Rate] = field(default_factory=dict)
+    timeout: float = 0.0  # seconds; 0: no timeout
 
 
 def _usage_error(error: argparse.ArgumentTypeError) -> pytest.UsageError:
@@ -165,6 +194,9 @@ def read_settings(config: pytest.Config) -> Settings:
         overrides.update(config.getoption("dynpool_caps") or [])
         rates = dict(_ini_rates(config.getini("dynpool_rates")))
         rates.update(config.getoption("dynpool_rates") or [])
+        timeout = config.getoption("dynpool_timeout")
+        if timeout is None:
+            timeout = parse_timeout(str(config.getini("dynpool_timeout")))
     except argparse.ArgumentTypeError as error:
         raise _usage_error(error) from None
     unmarked_text = config.getoption("dynpool_unmarked") or str(config.getini("dynpool_unmarked"))
@@ -175,7 +207,11 @@ def read_settings(config: pytest.Config) -> Settings:
             f"dynpool_unmarked: expected 'exclusive' or 'pool', got {unmarked_text!r}"
         ) from None
     return Settings(
-        workers=workers, cap_overrides=overrides, unmarked=unmarked, rate_overrides=rates
+        workers=workers,
+        cap_overrides=overrides,
+        unmarked=unmarked,
+        rate_overrides=rates,
+        timeout=timeout,
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 from . import fixtures as http_fixtures
 from . import hookspecs
 from .executor import PoolExecutor
+from .interplay import reason_to_stay_off, reason_to_stay_off_for
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
 from .options import Settings, Unmarked, add_options, read_settings
 from .pytest_compat import (
@@ -19,6 +20,7 @@ from .summary import JobStats, RunStats, format_summary
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DISABLED_REASON_KEY = pytest.StashKey[str]()
+DISABLED_AFTER_COLLECTION_KEY = pytest.StashKey[str]()
 PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 STORE_INSTALLED_KEY = pytest.StashKey[bool]()
@@ -49,6 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[DISABLED_REASON_KEY] = "pytest-xdist is active (-n); markers are ignored"
     elif config.getoption("usepdb", False) or config.getoption("trace", False):
         config.stash[DISABLED_REASON_KEY] = "--pdb/--trace: every test runs alone"
+    elif (reason := reason_to_stay_off(config)) is not None:
+        config.stash[DISABLED_REASON_KEY] = reason
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -69,6 +73,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if DISABLED_REASON_KEY in config.stash:
         return
+    reason = reason_to_stay_off_for(config, session.items)
+    if reason is not None:
+        config.stash[DISABLED_AFTER_COLLECTION_KEY] = reason
+        return
     settings = config.stash[SETTINGS_KEY]
     assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in session.items]
     config.stash[PLAN_KEY] = build_plan(
@@ -78,10 +86,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         unmarked_in_pool=settings.unmarked is Unmarked.POOL,
         workers=settings.workers,
         rate_overrides=settings.rate_overrides,
+        default_timeout=settings.timeout,
     )
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    reason = config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
+    if reason is not None:
+        return f"dynpool: off ({reason})"
     plan = config.stash.get(PLAN_KEY, None)
     if plan is None or not plan.pooled:
         return None

@@ -54,6 +54,8 @@ class RunStats:
     not_started: int = 0
     unknown_overrides: list[str] = field(default_factory=list)
     outside_tests_output: str = ""
+    timed_out: list[str] = field(default_factory=list)
+    threads_left_behind: int = 0
 
     def lower_bound(self) -> float:
         """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
@@ -167,6 +169,12 @@ def format_summary(stats: RunStats) -> list[str]:
         count = len(stats.outside_tests_output.splitlines())
         lines.append(
             f"outside tests: {count} lines of output or log from threads of no running test"
+        )
+    if stats.timed_out:
+        lines.append(
+            f"timeout: {len(stats.timed_out)} items failed for running too long; "
+            f"{stats.threads_left_behind} worker threads left behind, still running "
+            "(Python cannot kill a thread)"
         )
     if stats.unknown_overrides:
         lines.append(

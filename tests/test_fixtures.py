@@ -448,3 +448,63 @@ def test_session_fixture_created_once_under_contention(pytester: pytest.Pytester
     )
     result = pytester.runpytest("--dynpool-workers", "6")
     result.assert_outcomes(passed=6)
+
+
+def test_a_scope_is_torn_down_only_after_the_scopes_inside_it(pytester: pytest.Pytester) -> None:
+    """Regression (found by the generated suites): the item that released the session
+    tore it down while another thread was still tearing down a module that used it.
+
+    Item a's module teardown holds until item b has finished its own teardown. b
+    is then not the last user of the session any more: a is, once its module is down.
+    """
+    pytester.makeconftest(
+        """
+        import threading
+        import pytest
+
+        a_module_teardown_started = threading.Event()
+        b_torn_down = threading.Event()
+        session_closed = threading.Event()
+
+        @pytest.fixture(scope="session")
+        def sres():
+            yield "open"
+            session_closed.set()
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_teardown(item):
+            try:
+                return (yield)
+            finally:
+                if item.name == "test_b":
+                    b_torn_down.set()
+        """
+    )
+    pytester.makepyfile(
+        test_a="""
+        import pytest
+        from conftest import a_module_teardown_started, b_torn_down, session_closed
+
+        @pytest.fixture(scope="module")
+        def mres(sres):
+            yield
+            a_module_teardown_started.set()
+            assert b_torn_down.wait(timeout=30)
+            if session_closed.is_set():
+                raise RuntimeError("session fixture torn down under a module that uses it")
+
+        @pytest.mark.dynpool(2, job="j")
+        def test_a(mres):
+            pass
+        """,
+        test_b="""
+        import pytest
+        from conftest import a_module_teardown_started
+
+        @pytest.mark.dynpool(2, job="j")
+        def test_b(sres):
+            assert a_module_teardown_started.wait(timeout=30)
+        """,
+    )
+    result = pytester.runpytest("--dynpool-workers", "2")
+    result.assert_outcomes(passed=2)

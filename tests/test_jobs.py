@@ -96,77 +96,6 @@ def test_marker_on_one_param_is_its_own_job(pytester: pytest.Pytester) -> None:
     job_rows(result, ("test_p.py::test_p", 4, 1), ("test_p.py::test_p[2]", 1, 1))
 
 
-@pytest.mark.parametrize(
-    ("marker", "message"),
-    [
-        ("dynpool(0)", "max_concurrency must be >= 1, got 0"),
-        ("dynpool(-1)", "max_concurrency must be >= 1, got -1"),
-        ('dynpool("2")', "max_concurrency must be an int, got '2'"),
-        ("dynpool(2.5)", "max_concurrency must be an int, got 2.5"),
-        ("dynpool(None)", "max_concurrency must be an int, got None"),
-        ("dynpool(True)", "max_concurrency must be an int, got True"),
-        ("dynpool()", "missing 1 required positional argument: 'max_concurrency'"),
-        ("dynpool(2, speed=5)", "got an unexpected keyword argument 'speed'"),
-        ("dynpool(2, rate=5)", "rate must be a string like '10/s', got 5"),
-        ('dynpool(2, rate="10")', "rate must look like '10/s' or '600/m', got '10'"),
-        ('dynpool(2, rate="10/h")', "rate must look like '10/s' or '600/m', got '10/h'"),
-        ('dynpool(2, rate="0/s")', "rate must be > 0, got '0/s'"),
-        ('dynpool(2, adaptive="yes")', "adaptive must be True or False, got 'yes'"),
-        ("dynpool(2, 3)", "takes 1 positional argument but 2 were given"),
-        ('dynpool(2, job="")', "job must be a non-empty string"),
-    ],
-)
-def test_bad_marker_is_a_usage_error_naming_the_test(
-    pytester: pytest.Pytester, marker: str, message: str
-) -> None:
-    pytester.makepyfile(
-        test_bad=f"""
-        import pytest
-
-        @pytest.mark.{marker}
-        def test_target():
-            raise AssertionError("must not run")
-        """
-    )
-    result = pytester.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [
-            f"ERROR: test_bad.py::test_target: invalid @pytest.mark.dynpool(*): *{message}*"
-            "use @pytest.mark.dynpool(max_concurrency=K)*"
-        ]
-    )
-    result.stdout.no_fnmatch_line("*must not run*")
-
-
-def test_one_job_name_with_two_caps_names_both_places(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_a="""
-        import pytest
-
-        @pytest.mark.dynpool(2, job="shared")
-        def test_a():
-            pass
-        """,
-        test_b="""
-        import pytest
-
-        @pytest.mark.dynpool(3, job="shared")
-        class TestB:
-            def test_b(self):
-                pass
-        """,
-    )
-    result = pytester.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [
-            'ERROR: dynpool job "shared" is declared with two different caps: '
-            "max_concurrency=2 at test_a.py::test_a and max_concurrency=3 at test_b.py::TestB*"
-        ]
-    )
-
-
 def test_cap_overrides_from_cli_beat_ini_and_markers(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         """
@@ -201,42 +130,6 @@ def test_cap_overrides_from_cli_beat_ini_and_markers(pytester: pytest.Pytester) 
             "selected job: nosuchjob",
         ]
     )
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--dynpool-workers", "0"], "expected an integer >= 1 or 'auto', got 0"),
-        (["--dynpool-workers", "many"], "expected an integer >= 1 or 'auto', got 'many'"),
-        (["--dynpool-cap", "slow"], "expected JOB=K with an integer K >= 1, got 'slow'"),
-        (["--dynpool-cap", "slow=0"], "expected JOB=K with an integer K >= 1, got 'slow=0'"),
-        (["--dynpool-cap", "=2"], "expected JOB=K with an integer K >= 1, got '=2'"),
-        (["--dynpool-unmarked", "sometimes"], "invalid choice: 'sometimes'"),
-    ],
-)
-def test_bad_options_are_usage_errors(
-    pytester: pytest.Pytester, args: list[str], message: str
-) -> None:
-    pytester.makepyfile("def test_x(): pass")
-    result = pytester.runpytest(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{message}*"])
-
-
-@pytest.mark.parametrize(
-    ("ini", "message"),
-    [
-        ("dynpool_workers = -3", "expected an integer >= 1 or 'auto', got -3"),
-        ("dynpool_caps = broken", "expected JOB=K with an integer K >= 1, got 'broken'"),
-        ("dynpool_unmarked = never", "expected 'exclusive' or 'pool', got 'never'"),
-    ],
-)
-def test_bad_ini_values_are_usage_errors(pytester: pytest.Pytester, ini: str, message: str) -> None:
-    pytester.makeini(f"[pytest]\n{ini}\n")
-    pytester.makepyfile("def test_x(): pass")
-    result = pytester.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: *{message}*"])
 
 
 def test_header_reports_workers_and_ini_default(pytester: pytest.Pytester) -> None:

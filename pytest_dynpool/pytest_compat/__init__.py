@@ -6,6 +6,10 @@ test suite, which CI runs against the oldest and the newest supported pytest.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
 import pytest
 
 MIN_PYTEST = (8, 4)
@@ -41,6 +45,7 @@ from .fixtures import (  # noqa: E402 - the version check is importable on any p
 )
 from .item_context import HOOK_SINK, HookCall, item_context  # noqa: E402
 from .runtime import (  # noqa: E402
+    ROUTED_HOOKS,
     HookRouter,
     OutsideTests,
     dots_only_progress,
@@ -59,6 +64,26 @@ def xdist_is_active(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
 
 
+def drop_report_hooks_from(
+    pluginmanager: pytest.PytestPluginManager, threads: Collection[threading.Thread]
+) -> None:
+    """From now on, report hooks called on ``threads`` reach no plugin.
+
+    For worker threads left behind by a timeout: their item has been reported
+    as failed already, and they may still run for the rest of the session.
+    """
+    original = pluginmanager._inner_hookexec
+
+    def hookexec(
+        name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
+    ) -> object:
+        if name in ROUTED_HOOKS and threading.current_thread() in threads:
+            return None if firstresult else []
+        return original(name, methods, kwargs, firstresult)
+
+    pluginmanager._inner_hookexec = hookexec  # type: ignore[assignment]
+
+
 __all__ = [
     "CURRENT_ITEM",
     "HOOK_SINK",
@@ -71,6 +96,7 @@ __all__ = [
     "check_pytest_version",
     "current_item",
     "dots_only_progress",
+    "drop_report_hooks_from",
     "install_fixture_store",
     "item_context",
     "replace_setup_state",

@@ -122,24 +122,28 @@ class ConcurrentSetupState:
         if item is None:
             self._teardown_nodes(self._pop_all())
             return
-        self._teardown_nodes(self._release(item))
-
-    def _release(self, item: pytest.Item) -> list[tuple[Node, _NodeState]]:
+        exceptions: list[BaseException] = []
         with self._lock:
-            released: list[tuple[Node, _NodeState]] = []
             state = self._active.pop(item, None)
-            if state is not None:
-                released.append((item, state))
-            for node in reversed(self._chain(item)[:-1]):
+        if state is not None:
+            self._run_finalizers(item, state, exceptions)
+        # One level at a time: a parent's count drops only after this thread has
+        # torn down the child it released, so that the thread releasing the parent
+        # never tears it down under a child still being torn down elsewhere.
+        for node in reversed(self._chain(item)[:-1]):
+            with self._lock:
                 self._users[node] -= 1
-                if self._users[node] == 0 and node in self._active:
-                    released.append((node, self._active.pop(node)))
+                released = self._active.pop(node, None) if self._users[node] == 0 else None
+            if released is not None:
+                self._run_finalizers(node, released, exceptions)
+        with self._lock:
             self._expected -= 1
-            if self._expected == 0 and self._is_stopping():
-                # -x / Ctrl-C: the last item in flight tears everything down, as
-                # pytest does for the item that stops the session.
-                released.extend(self._pop_all_locked())
-        return released
+            rest = self._pop_all_locked() if self._expected == 0 and self._is_stopping() else []
+        # -x / Ctrl-C: the last item in flight tears everything down, as pytest
+        # does for the item that stops the session.
+        for node, node_state in rest:
+            self._run_finalizers(node, node_state, exceptions)
+        _raise_collected(exceptions)
 
     def _pop_all(self) -> list[tuple[Node, _NodeState]]:
         with self._lock:
@@ -153,19 +157,28 @@ class ConcurrentSetupState:
     def _teardown_nodes(self, nodes: list[tuple[Node, _NodeState]]) -> None:
         exceptions: list[BaseException] = []
         for node, state in nodes:
-            these_exceptions = []
-            while state.finalizers:
-                finalizer = state.finalizers.pop()
-                try:
-                    finalizer()
-                except TEST_OUTCOME as exc:
-                    these_exceptions.append(exc)
-            if len(these_exceptions) == 1:
-                exceptions.extend(these_exceptions)
-            elif these_exceptions:
-                msg = f"errors while tearing down {node!r}"
-                exceptions.append(BaseExceptionGroup(msg, these_exceptions[::-1]))
-        if len(exceptions) == 1:
-            raise exceptions[0]
-        if exceptions:
-            raise BaseExceptionGroup("errors during test teardown", exceptions[::-1])
+            self._run_finalizers(node, state, exceptions)
+        _raise_collected(exceptions)
+
+    @staticmethod
+    def _run_finalizers(node: Node, state: _NodeState, exceptions: list[BaseException]) -> None:
+        these_exceptions = []
+        while state.finalizers:
+            finalizer = state.finalizers.pop()
+            try:
+                finalizer()
+            except TEST_OUTCOME as exc:
+                these_exceptions.append(exc)
+        if len(these_exceptions) == 1:
+            exceptions.extend(these_exceptions)
+        elif these_exceptions:
+            msg = f"errors while tearing down {node!r}"
+            exceptions.append(BaseExceptionGroup(msg, these_exceptions[::-1]))
+
+
+def _raise_collected(exceptions: list[BaseException]) -> None:
+    """Raise like pytest's ``SetupState.teardown_exact``: one error as is, several grouped."""
+    if len(exceptions) == 1:
+        raise exceptions[0]
+    if exceptions:
+        raise BaseExceptionGroup("errors during test teardown", exceptions[::-1])
