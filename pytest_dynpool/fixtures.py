@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
-from .http import make_async_client, make_client
 from .jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, Job, assignment_from_marker
 from .jobstate import JobRegistry, JobState
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
+
+if TYPE_CHECKING:  # httpx is imported on first use: runs that make no request don't pay for it
+    import httpx
 
 REGISTRY_KEY = pytest.StashKey[JobRegistry]()
 
@@ -66,6 +68,8 @@ class _SharedClients:
         with self._lock:
             client = self._clients.get(state.name)
             if client is None:
+                from .http import make_client
+
                 client = self._clients[state.name] = make_client(state, self.base_url)
             return client
 
@@ -112,6 +116,8 @@ async def dynpool_async_client(
     dynpool_job: JobState, dynpool_base_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An ``httpx.AsyncClient`` for one async test (asyncio), under the job's shared limits."""
+    from .http import make_async_client
+
     async with make_async_client(dynpool_job, dynpool_base_url) as client:
         yield client
 
