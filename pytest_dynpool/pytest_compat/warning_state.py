@@ -47,48 +47,36 @@ def _current_filters() -> list[Any]:
     return PROCESS_WARNINGS.filters if context is None else context.warning_filters
 
 
-def _get_filters(module: types.ModuleType) -> list[Any]:
-    return _current_filters()
+# ProcessWarnings attribute -> ItemContext attribute
+_CONTEXT_NAMES = {
+    "filters": "warning_filters",
+    "showwarning": "showwarning",
+    "showwarnmsg_impl": "showwarnmsg_impl",
+}
 
 
-def _set_filters(module: types.ModuleType, value: list[Any]) -> None:
+def _holder_and_name(name: str) -> tuple[object, str]:
     context = active_context()
-    if context is None:
-        PROCESS_WARNINGS.filters = value
-    else:
-        context.warning_filters = value
+    return (PROCESS_WARNINGS, name) if context is None else (context, _CONTEXT_NAMES[name])
 
 
-def _get_showwarning(module: types.ModuleType) -> Any:
-    context = active_context()
-    return PROCESS_WARNINGS.showwarning if context is None else context.showwarning
+def _current(name: str) -> Any:
+    holder, attribute = _holder_and_name(name)
+    return getattr(holder, attribute)
 
 
-def _set_showwarning(module: types.ModuleType, value: Any) -> None:
-    context = active_context()
-    if context is None:
-        PROCESS_WARNINGS.showwarning = value
-    else:
-        context.showwarning = value
+def _per_context(name: str) -> property:
+    def set_(module: types.ModuleType, value: Any) -> None:
+        holder, attribute = _holder_and_name(name)
+        setattr(holder, attribute, value)
 
-
-def _get_showwarnmsg_impl(module: types.ModuleType) -> Any:
-    context = active_context()
-    return PROCESS_WARNINGS.showwarnmsg_impl if context is None else context.showwarnmsg_impl
-
-
-def _set_showwarnmsg_impl(module: types.ModuleType, value: Any) -> None:
-    context = active_context()
-    if context is None:
-        PROCESS_WARNINGS.showwarnmsg_impl = value
-    else:
-        context.showwarnmsg_impl = value
+    return property(lambda module: _current(name), set_)
 
 
 class _ContextWarningsModule(types.ModuleType):
-    filters = property(_get_filters, _set_filters)
-    showwarning = property(_get_showwarning, _set_showwarning)
-    _showwarnmsg_impl = property(_get_showwarnmsg_impl, _set_showwarnmsg_impl)
+    filters = property(lambda module: _current_filters(), _per_context("filters").fset)
+    showwarning = _per_context("showwarning")
+    _showwarnmsg_impl = _per_context("showwarnmsg_impl")
 
 
 def _delegate(name: str) -> Any:
@@ -118,13 +106,13 @@ class _FiltersOfContext(list):  # type: ignore[type-arg]
 
 def _showwarnmsg(msg: warnings.WarningMessage) -> None:
     """``warnings._showwarnmsg`` with the running context's hooks."""
-    showwarning = _get_showwarning(warnings)
+    showwarning = _current("showwarning")
     if showwarning is not warnings._showwarning_orig:  # type: ignore[attr-defined]
         if not callable(showwarning):
             raise TypeError("warnings.showwarning() must be set to a function or method")
         showwarning(msg.message, msg.category, msg.filename, msg.lineno, msg.file, msg.line)
         return
-    _get_showwarnmsg_impl(warnings)(msg)
+    _current("showwarnmsg_impl")(msg)
 
 
 @contextmanager
