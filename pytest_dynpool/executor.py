@@ -1,13 +1,9 @@
-"""The worker threads and the coordinator loop that replaces pytest's run loop.
+"""The run loop that replaces pytest's: exclusive items alone, then the pool's coordinator.
 
-Workers run the whole ``pytest_runtest_protocol`` hook of one item (so every
-plugin's wrapper still runs around it) with report hooks routed to the
-coordinator, and claim their next item from the scheduler themselves, under
-one lock, so that no round trip through the main thread sits between two
-items. The coordinator, on the main thread, replays each item's report hooks
-in one block when the item finishes and decides when to stop. A failed report
-is handed over at once and the worker waits until it is logged, so ``-x``
-stops the run before the failing item tears down, exactly as in plain pytest.
+Workers (``workers.py``) run the whole ``pytest_runtest_protocol`` hook of one
+item, so every plugin's wrapper still runs around it. The coordinator, on the
+main thread, replays each item's report hooks in one block when the item
+finishes, reports items that overran their timeout, and decides when to stop.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from types import FrameType
 
@@ -28,10 +23,7 @@ import pytest
 
 from .fixtures import REGISTRY_KEY
 from .jobs import Plan
-from .jobstate import JobState
 from .pytest_compat import (
-    CURRENT_ITEM,
-    HOOK_SINK,
     ConcurrentSetupState,
     HookCall,
     HookRouter,
@@ -39,43 +31,12 @@ from .pytest_compat import (
     current_item,
     dots_only_progress,
     drop_report_hooks_from,
-    item_context,
     replace_setup_state,
     thread_safe_runtime,
 )
 from .scheduler import CappedScheduler
 from .summary import JobStats, Outcome, RunStats, worse
-
-
-@dataclass(frozen=True)
-class _Reported:
-    """Report hooks of an item so far, ending with a failed report to log now."""
-
-    index: int
-    calls: list[HookCall]
-    logged: threading.Event
-
-
-@dataclass(frozen=True)
-class _Finished:
-    index: int
-    calls: list[HookCall]
-    started: float
-    ended: float
-    error: BaseException | None
-
-
-@dataclass(frozen=True)
-class _WorkerExited:
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True)
-class _Interrupted:
-    """Ctrl-C arrived: stop dispatching, let the items in flight finish."""
-
-
-_Event = _Reported | _Finished | _WorkerExited | _Interrupted
+from .workers import Event, Finished, Interrupted, Reported, WorkerExited, WorkerPool
 
 
 def _outcome_of(report: pytest.TestReport) -> Outcome:
@@ -122,7 +83,7 @@ class PoolExecutor:
         if self.session.shouldstop:
             raise self.session.Interrupted(self.session.shouldstop)
 
-    def _follow_effective_caps(self, pool: _WorkerPool) -> None:
+    def _follow_effective_caps(self, pool: WorkerPool) -> None:
         """Adaptive jobs: dispatch tests against the cap their HTTP feedback sets."""
         registry = self.session.config.stash.get(REGISTRY_KEY, None)
         if registry is None:
@@ -148,7 +109,7 @@ class PoolExecutor:
             rates=[job.rate.per_second if job.rate else None for job in jobs],
         )
         router = HookRouter(self.session.config.pluginmanager)
-        pool = _WorkerPool(self, scheduler)
+        pool = WorkerPool(self, scheduler)
         self._follow_effective_caps(pool)
         started = time.perf_counter()
         config = self.session.config
@@ -176,204 +137,10 @@ class PoolExecutor:
         self._raise_if_session_stops()
 
 
-@dataclass
-class _ItemReports:
-    """Collects the report hooks of one item on its worker."""
-
-    index: int
-    events: queue.SimpleQueue[_Event]
-    pool_closed: threading.Event
-    calls: list[HookCall] = field(default_factory=list)
-    # Set by the coordinator when the item times out: from then on nothing is sent.
-    abandoned: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, call: HookCall) -> None:
-        with self.lock:
-            if self.abandoned:
-                return
-            self.calls.append(call)
-            report = call.kwargs.get("report")
-            if not getattr(report, "failed", False) or self.pool_closed.is_set():
-                return
-            logged = threading.Event()
-            self.events.put(_Reported(self.index, self.calls, logged))
-            self.calls = []
-        while not logged.wait(timeout=1.0):
-            if self.pool_closed.is_set():
-                return
-
-    def finished(self, started: float, error: BaseException | None) -> None:
-        with self.lock:
-            if not self.abandoned:
-                ended = time.perf_counter()
-                self.events.put(_Finished(self.index, self.calls, started, ended, error))
-
-    def abandon(self) -> list[HookCall]:
-        """Stop sending; the calls not sent yet, for the coordinator to log."""
-        with self.lock:
-            self.abandoned = True
-            calls, self.calls = self.calls, []
-        return calls
-
-
-class _WorkerPool:
-    """N daemon threads that claim items from the shared scheduler."""
-
-    def __init__(self, executor: PoolExecutor, scheduler: CappedScheduler) -> None:
-        self.executor = executor
-        self.scheduler = scheduler
-        self.items = executor.plan.pooled
-        self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
-        self.closed = threading.Event()
-        self.no_more_claims = threading.Event()
-        self.go = threading.Event()
-        self._slots = threading.Condition(threading.Lock())
-        self.threads = [self._new_thread(n) for n in range(executor.stats.workers)]
-        # Per-item timeouts: the items in flight that have one, with their thread
-        # and deadline; an item past it is abandoned with its thread.
-        self.timeouts = executor.plan.timeout_of_pooled
-        self.has_timeouts = any(timeout is not None for timeout in self.timeouts)
-        self._deadlines: dict[int, tuple[threading.Thread, float]] = {}
-        self.abandoned: set[int] = set()
-        self.sinks: dict[int, _ItemReports] = {}
-        self.abandoned_threads: set[threading.Thread] = set()
-
-    def _new_thread(self, number: int) -> threading.Thread:
-        return threading.Thread(target=self._work, name=f"dynpool-worker-{number}", daemon=True)
-
-    def start(self) -> None:
-        """Start every worker; none claims an item before ``go`` is set."""
-        for thread in self.threads:
-            thread.start()
-
-    def set_cap(self, job_index: int, state: JobState) -> None:
-        """Follow a job's effective cap; waiting workers re-check at once."""
-        with self._slots:
-            self.scheduler.set_cap(job_index, state.effective_cap)
-            self._slots.notify_all()
-
-    def wake(self) -> None:
-        """Let idle workers re-check whether the run is stopping."""
-        with self._slots:
-            self._slots.notify_all()
-
-    def close(self) -> None:
-        """The coordinator gave up: no worker may wait for a hand-over any more."""
-        self.closed.set()
-        self.no_more_claims.set()
-        self.go.set()
-        self.wake()
-        while True:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(event, _Reported):
-                event.logged.set()
-
-    def _claim(self) -> int | None:
-        with self._slots:
-            while not self.executor.stopping() and not self.no_more_claims.is_set():
-                index = self.scheduler.next_dispatch()
-                if index is not None:
-                    self.executor.setup_state.expect(self.items[index])
-                    if self.has_timeouts and (timeout := self.timeouts[index]) is not None:
-                        # Made here, under the lock, so that a timeout always finds it.
-                        self.sinks[index] = _ItemReports(index, self.events, self.closed)
-                        thread = threading.current_thread()
-                        self._deadlines[index] = (thread, time.monotonic() + timeout)
-                    return index
-                if self.scheduler.pending == 0:
-                    return None
-                # Every job with waiting items is at its cap or waits for a start token.
-                self._slots.wait(timeout=self.scheduler.seconds_until_ready())
-            return None
-
-    def _release(self, index: int) -> bool:
-        """Give the item's slot back; False when it timed out and was given back already."""
-        with self._slots:
-            if index in self.abandoned:
-                return False
-            self._deadlines.pop(index, None)
-            self.sinks.pop(index, None)
-            self.scheduler.complete(index)
-            self._slots.notify_all()
-            return True
-
-    def next_deadline(self) -> float | None:
-        with self._slots:
-            return min((deadline for _, deadline in self._deadlines.values()), default=None)
-
-    def abandon_expired(self, now: float) -> list[tuple[int, threading.Thread, list[HookCall]]]:
-        """Items past their deadline, with their unsent report calls.
-
-        Their threads are replaced at once; their slots go back once their
-        timeout is logged (``give_back``), so that ``-x`` starts nothing more.
-        """
-        with self._slots:
-            expired = [
-                (index, thread, self.sinks[index].abandon())
-                for index, (thread, deadline) in self._deadlines.items()
-                if deadline <= now
-            ]
-            for index, thread, _ in expired:
-                del self._deadlines[index]
-                self.abandoned.add(index)
-                self.abandoned_threads.add(thread)
-        for _ in expired:
-            thread = self._new_thread(len(self.threads))
-            self.threads.append(thread)
-            thread.start()
-        return expired
-
-    def give_back(self, index: int) -> None:
-        """The slot of an abandoned item, once its timeout has been logged."""
-        with self._slots:
-            self.scheduler.complete(index)
-            self._slots.notify_all()
-
-    def _work(self) -> None:
-        error: BaseException | None = None
-        try:
-            self.go.wait()
-            while (index := self._claim()) is not None:
-                if not self._run(index):
-                    # KeyboardInterrupt or pytest.exit() in a test: nothing more
-                    # may start, before the coordinator has even seen it.
-                    self.no_more_claims.set()
-                if not self._release(index):
-                    return  # timed out: a replacement thread has taken this one's place
-        except BaseException as exc:  # a bug of ours: surface it, never hang
-            error = exc
-        finally:
-            if threading.current_thread() not in self.abandoned_threads:
-                self.events.put(_WorkerExited(error))
-
-    def _run(self, index: int) -> bool:
-        """Run one item; False when it raised out of pytest's protocol."""
-        item = self.items[index]
-        reports = self.sinks.get(index) or _ItemReports(index, self.events, self.closed)
-        sink_token = HOOK_SINK.set(reports)
-        item_token = CURRENT_ITEM.set(item)
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            with item_context(item):
-                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
-        except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
-            error = exc
-        finally:
-            CURRENT_ITEM.reset(item_token)
-            HOOK_SINK.reset(sink_token)
-        reports.finished(started, error)
-        return error is None
-
-
 class _Coordinator:
     """The main-thread loop of the pooled phase."""
 
-    def __init__(self, executor: PoolExecutor, router: HookRouter, pool: _WorkerPool) -> None:
+    def __init__(self, executor: PoolExecutor, router: HookRouter, pool: WorkerPool) -> None:
         self.executor = executor
         self.router = router
         self.pool = pool
@@ -408,11 +175,11 @@ class _Coordinator:
         finally:
             self.pool.close()
 
-    def _dispatch(self, event: _Event) -> None:
-        if isinstance(event, _WorkerExited):
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, WorkerExited):
             self.running -= 1
             self._record_error(event.error)
-        elif isinstance(event, _Interrupted):
+        elif isinstance(event, Interrupted):
             self.pool.wake()
         else:
             self._handle(event)
@@ -511,7 +278,7 @@ class _Coordinator:
             if self.executor.interrupt is not None:
                 raise KeyboardInterrupt
             self.executor.interrupt = KeyboardInterrupt()
-            self.pool.events.put(_Interrupted())  # SimpleQueue.put is safe in a handler
+            self.pool.events.put(Interrupted())  # SimpleQueue.put is safe in a handler
 
         signal.signal(signal.SIGINT, on_sigint)
         try:
@@ -524,14 +291,14 @@ class _Coordinator:
             self.executor.error = error
             self.pool.wake()
 
-    def _handle(self, event: _Reported | _Finished) -> None:
+    def _handle(self, event: Reported | Finished) -> None:
         try:
             for call in event.calls:
                 self._replay(event.index, call)
         finally:
-            if isinstance(event, _Reported):
+            if isinstance(event, Reported):
                 event.logged.set()
-        if isinstance(event, _Finished):
+        if isinstance(event, Finished):
             self._account(event)
             self._record_error(event.error)
         if self.executor.stopping():
@@ -552,7 +319,7 @@ class _Coordinator:
         except BaseException as exc:
             self._record_error(exc)
 
-    def _account(self, event: _Finished) -> None:
+    def _account(self, event: Finished) -> None:
         stats = self.executor.stats
         job_stats: JobStats = stats.jobs[self.executor.plan.job_of_pooled[event.index]]
         duration = event.ended - event.started
