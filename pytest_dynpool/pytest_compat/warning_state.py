@@ -21,7 +21,9 @@ default ``_showwarnmsg``) use the module *dict*. So, for the pool's duration:
 
 ``__warningregistry__`` (the "already shown once" memory) stays per module, as
 in CPython; the filters version is bumped whenever another context warns, so one
-test's "default"/"once" bookkeeping never hides a warning from another test.
+test's "default"/"once" bookkeeping never hides a warning from another test. The
+price: a test may see one "default" warning twice, where plain pytest shows it
+once, when another test warned between the two.
 """
 
 from __future__ import annotations
