@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
+from .conftest import outcomes_by_nodeid
+
 SCOPES = ("session", "package", "module", "class", "function")
 JOBS = {"alpha": 1, "beta": 2, "gamma": 3}
 OUTCOMES = ("pass", "pass", "pass", "pass", "fail", "skip", "skipmark", "xfail", "xpass")
@@ -411,6 +413,10 @@ _TEARDOWN_ERROR = re.compile(r"RuntimeError: teardown of (\S+) failed")
 class Run:
     result: pytest.RunResult
     events: list[tuple[str, str]]
+
+    @property
+    def outcomes(self) -> dict[str, list[tuple[str, str]]]:
+        return outcomes_by_nodeid(self.result)
 
     def phases(self) -> Phases:
         """Every (phase, outcome, xfail) that the run logged, per node id."""

@@ -9,14 +9,12 @@ last use.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 
-from .conftest import outcomes_by_nodeid
+from .suite_generator import Run, run
 
 RECORDER = """
 import json
@@ -101,28 +99,6 @@ INI = """
 markers =
     dynpool: registered so that -p no:dynpool runs without warnings
 """
-
-
-@dataclass
-class Run:
-    result: pytest.RunResult
-    events: list[tuple[str, str]]
-
-    @property
-    def outcomes(self) -> dict[str, list[tuple[str, str]]]:
-        return outcomes_by_nodeid(self.result)
-
-    def counts(self, kind: str) -> Counter[str]:
-        return Counter(tag for event, tag in self.events if event == kind)
-
-
-def run(pytester: pytest.Pytester, *args: str) -> Run:
-    log = pytester.path / "events.jsonl"
-    log.unlink(missing_ok=True)
-    result = pytester.runpytest(*args)
-    lines = log.read_text().splitlines() if log.exists() else []
-    events = [(kind, tag) for kind, tag in map(json.loads, lines)]
-    return Run(result, events)
 
 
 def make_suite(pytester: pytest.Pytester, files: dict[str, str]) -> None:

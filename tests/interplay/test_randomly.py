@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..test_fixtures import SUITE, assert_torn_down_after_last_use, make_suite, run
+from ..suite_generator import run
+from ..test_fixtures import SUITE, assert_torn_down_after_last_use, make_suite
 
 pytest.importorskip("pytest_randomly")
 
