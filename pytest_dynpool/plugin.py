@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from . import hookspecs
 from .http import plugin as http_fixtures
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
 from .options import Settings, Unmarked, add_options, read_settings
-from .pytest_compat import check_pytest_version, xdist_is_active
+from .pytest_compat import check_pytest_version, xdist_distributes, xdist_worker_input
 from .runtime.coordinator import PoolExecutor
 from .runtime.fixture_store import install_fixture_store, uninstall_fixture_store
-from .stay_off import reason_to_stay_off, reason_to_stay_off_for
+from .stay_off import reason_to_stay_off, reason_to_stay_off_for, reason_to_stay_off_under_xdist
 from .summary import JobStats, RunStats, format_summary
+
+if TYPE_CHECKING:
+    from .xdist_worker import XdistWorker
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DISABLED_REASON_KEY = pytest.StashKey[str]()
@@ -20,6 +25,7 @@ DISABLED_AFTER_COLLECTION_KEY = pytest.StashKey[str]()
 PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 STORE_INSTALLED_KEY = pytest.StashKey[bool]()
+XDIST_WORKER_KEY = pytest.StashKey["XdistWorker"]()
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
 FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
@@ -43,12 +49,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     check_pytest_version()
     config.stash[SETTINGS_KEY] = read_settings(config)
-    if xdist_is_active(config):
-        config.stash[DISABLED_REASON_KEY] = "pytest-xdist is active (-n); markers are ignored"
+    if (reason := reason_to_stay_off_under_xdist(config)) is not None:
+        config.stash[DISABLED_REASON_KEY] = reason
     elif config.getoption("usepdb", False) or config.getoption("trace", False):
         config.stash[DISABLED_REASON_KEY] = "--pdb/--trace: every test runs alone"
     elif (reason := reason_to_stay_off(config)) is not None:
         config.stash[DISABLED_REASON_KEY] = reason
+    else:
+        _start_xdist_side(config)
+
+
+def _start_xdist_side(config: pytest.Config) -> None:
+    """Under ``-n``: the controller's or the worker's part (imported only then)."""
+    if xdist_distributes(config):
+        from .xdist_controller import XdistController
+
+        config.pluginmanager.register(XdistController(config), "dynpool-xdist-controller")
+        return
+    workerinput = xdist_worker_input(config)
+    if workerinput is not None:
+        from .xdist_channel import WORKERINPUT_KEY, SideChannel
+        from .xdist_worker import XdistWorker
+
+        channel = SideChannel(workerinput[WORKERINPUT_KEY])
+        worker = XdistWorker(config, channel, str(workerinput["workerid"]))
+        config.pluginmanager.register(worker, "dynpool-xdist-worker")
+        config.stash[XDIST_WORKER_KEY] = worker
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -56,7 +82,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     reason = config.stash.get(DISABLED_REASON_KEY, None)
     if reason is not None:
         return f"dynpool: off ({reason})"
-    return f"dynpool: {settings.workers} workers, unmarked tests: {settings.unmarked.value}"
+    per_process = " per xdist worker" if xdist_distributes(config) else ""
+    return (
+        f"dynpool: {settings.workers} workers{per_process}, "
+        f"unmarked tests: {settings.unmarked.value}"
+    )
 
 
 @pytest.hookimpl(trylast=True)
@@ -84,6 +114,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         rate_overrides=settings.rate_overrides,
         default_timeout=settings.timeout,
     )
+    if (worker := config.stash.get(XDIST_WORKER_KEY, None)) is not None:
+        worker.plan_ready(session, config.stash[PLAN_KEY])
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
@@ -106,6 +138,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     collection_failed = session.testsfailed and not config.option.continue_on_collection_errors
     if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
+    if (worker := config.stash.get(XDIST_WORKER_KEY, None)) is not None:
+        # Blocks until the controller has sent this worker all of its items.
+        plan = config.stash[PLAN_KEY] = worker.receive_plan(session, plan, config.stash[SETTINGS_KEY])
     stats = RunStats(
         workers=config.stash[SETTINGS_KEY].workers,
         jobs=[JobStats(job) for job in plan.jobs],

@@ -68,9 +68,88 @@ def replace_setup_state(session: pytest.Session, state: ConcurrentSetupState) ->
     session._setupstate = state  # type: ignore[assignment]
 
 
-def xdist_is_active(config: pytest.Config) -> bool:
-    """True under pytest-xdist, as controller (-n) or as a worker."""
-    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
+# pytest-xdist: supported versions, and every name of its we use that it does not document.
+MIN_XDIST = (3, 6)
+MAX_XDIST_MAJOR = 3
+
+
+def xdist_worker_input(config: pytest.Config) -> dict[str, Any] | None:
+    """On an xdist worker, what its controller sent (``workerinput``); else None."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return workerinput
+
+
+def xdist_worker_output(config: pytest.Config) -> dict[str, Any]:
+    """On an xdist worker, what goes back to the controller when the session ends."""
+    workeroutput: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
+    return workeroutput
+
+
+def xdist_distributes(config: pytest.Config) -> bool:
+    """True in the controller of a distributed run (``-n N`` with N >= 1, or ``--tx``)."""
+    if xdist_worker_input(config) is not None:
+        return False
+    return bool(getattr(config.option, "numprocesses", None)) or bool(
+        getattr(config.option, "tx", None)
+    )
+
+
+def check_xdist_version(version: str) -> str | None:
+    """Why this pytest-xdist cannot run beside the pool, or None when it can."""
+    found = _version_tuple(version)
+    if found < MIN_XDIST or found[0] > MAX_XDIST_MAJOR:
+        return (
+            f"pytest-xdist {version} is not supported beside dynpool (supported: >= "
+            f"{'.'.join(map(str, MIN_XDIST))}, < {MAX_XDIST_MAJOR + 1}); markers are ignored"
+        )
+    return None
+
+
+class XdistWorkerLink:
+    """The private side of xdist's ``WorkerInteractor`` that a pooled worker needs.
+
+    xdist runs one item at a time and keeps the next one back; a worker that
+    runs several at once takes over the loop: it reads every index the
+    controller sends, stamps each report with its own item's index, and sends
+    one ``runtest_protocol_complete`` per item.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        # remote.py runs in the worker as execnet's source, not as ``xdist.remote``:
+        # its classes are found by name, not by isinstance.
+        found = [
+            plugin
+            for plugin in config.pluginmanager.get_plugins()
+            if type(plugin).__name__ == "WorkerInteractor" and hasattr(plugin, "torun")
+        ]
+        if len(found) != 1:
+            raise RuntimeError("pytest-dynpool: no xdist WorkerInteractor on this worker")
+        self._interactor = found[0]
+
+    def receive_all(self) -> list[int]:
+        """Every item index the controller sends, until it says shutdown."""
+        interactor = self._interactor
+        # The module's globals: it is not importable under its name in the worker.
+        shutdown = type(interactor).__init__.__globals__["Marker"].SHUTDOWN
+        interactor.channel.setcallback(interactor.handle_command, endmarker=shutdown)
+        indices: list[int] = []
+        while (index := interactor.torun.get()) is not shutdown:
+            assert isinstance(index, int)
+            indices.append(index)
+        return indices
+
+    def stamp(self, index: int) -> None:
+        """The next report sent belongs to the item at ``index`` of the session."""
+        self._interactor.item_index = index
+
+    def send_complete(self, index: int, duration: float) -> None:
+        self._interactor.sendevent("runtest_protocol_complete", item_index=index, duration=duration)
+
+
+def xdist_check_same_collection(scheduling: Any) -> bool:
+    """``LoadScheduling``'s own check that every worker collected the same items."""
+    same: bool = scheduling._check_nodes_have_same_collection()
+    return same
 
 
 def drop_report_hooks_from(
@@ -119,5 +198,10 @@ __all__ = [
     "runner",
     "thread_exceptions",
     "unraisable_exceptions",
-    "xdist_is_active",
+    "XdistWorkerLink",
+    "check_xdist_version",
+    "xdist_check_same_collection",
+    "xdist_distributes",
+    "xdist_worker_input",
+    "xdist_worker_output",
 ]

@@ -12,7 +12,35 @@ from collections.abc import Sequence
 
 import pytest
 
+from .pytest_compat import check_xdist_version, xdist_distributes, xdist_worker_input
+from .xdist_channel import WORKERINPUT_KEY
+
 RERUN_MARKER = "flaky"
+# Only xdist's ``load`` distribution is replaced by dynpool's (the default of ``-n``):
+# the others group items by file, scope or group, and hand them out one by one.
+XDIST_DIST_WITH_POOL = "load"
+
+
+def reason_to_stay_off_under_xdist(config: pytest.Config) -> str | None:
+    """Under ``-n``: dynpool runs with ``--dist load`` and a supported xdist, else stays off."""
+    workerinput = xdist_worker_input(config)
+    if workerinput is not None:
+        if WORKERINPUT_KEY not in workerinput:
+            return "the xdist controller runs without dynpool; markers are ignored"
+        return None
+    if not xdist_distributes(config):
+        return None
+    from xdist import __version__ as xdist_version
+
+    if (reason := check_xdist_version(xdist_version)) is not None:
+        return reason
+    dist = config.getoption("dist", "no")
+    if dist != XDIST_DIST_WITH_POOL:
+        return (
+            f"--dist {dist}: dynpool hands out items itself only with --dist load "
+            "(the default of -n); markers are ignored"
+        )
+    return None
 
 
 def _rerunfailures_active(config: pytest.Config) -> bool:
