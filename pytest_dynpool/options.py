@@ -151,7 +151,21 @@ def add_options(parser: pytest.Parser) -> None:
         "(its thread cannot be killed and is left behind); 0 or 'none': no timeout "
         "(the default). A marker's timeout= wins. ini: dynpool_timeout.",
     )
+    group.addoption(
+        "--dynpool-xdist-groups",
+        dest="dynpool_xdist_groups",
+        action="store_true",
+        default=None,
+        help="Make each @pytest.mark.xdist_group(name) a dynpool job of cap 1 named "
+        "'xdist_group=NAME' (a dynpool marker on the test wins). ini: dynpool_xdist_groups.",
+    )
     parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').", default="auto")
+    parser.addini(
+        "dynpool_xdist_groups",
+        "make each xdist_group mark a dynpool job of cap 1 (true/false).",
+        type="bool",
+        default=False,
+    )
     parser.addini(
         "dynpool_caps", "dynpool cap overrides, one JOB=K per line.", type="linelist", default=[]
     )
@@ -178,6 +192,7 @@ class Settings:
     unmarked: Unmarked
     rate_overrides: dict[str, Rate] = field(default_factory=dict)
     timeout: float = 0.0  # seconds; 0: no timeout
+    xdist_groups: bool = False
 
 
 def _usage_error(error: argparse.ArgumentTypeError) -> pytest.UsageError:
@@ -212,6 +227,9 @@ def read_settings(config: pytest.Config) -> Settings:
         unmarked=unmarked,
         rate_overrides=rates,
         timeout=timeout,
+        xdist_groups=bool(
+            config.getoption("dynpool_xdist_groups") or config.getini("dynpool_xdist_groups")
+        ),
     )
 
 

@@ -8,7 +8,14 @@ import pytest
 
 from . import hookspecs
 from .http import plugin as http_fixtures
-from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
+from .jobs import (
+    MARKER_HELP,
+    JobAssignment,
+    Plan,
+    assignment_from_marker,
+    assignment_from_xdist_group,
+    build_plan,
+)
 from .options import Settings, Unmarked, add_options, read_settings
 from .pytest_compat import check_pytest_version, xdist_distributes, xdist_worker_input
 from .runtime.coordinator import PoolExecutor
@@ -17,7 +24,7 @@ from .stay_off import reason_to_stay_off, reason_to_stay_off_for, reason_to_stay
 from .summary import JobStats, RunStats, format_summary
 
 if TYPE_CHECKING:
-    from .xdist_worker import XdistWorker
+    pass
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DISABLED_REASON_KEY = pytest.StashKey[str]()
@@ -91,7 +98,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_dynpool_job_for_item(item: pytest.Item) -> JobAssignment | None:
-    return assignment_from_marker(item)
+    assignment = assignment_from_marker(item)
+    if assignment is None and item.config.stash[SETTINGS_KEY].xdist_groups:
+        return assignment_from_xdist_group(item)
+    return assignment
 
 
 @pytest.hookimpl(tryfirst=True)  # before the terminal asks for our collection line
@@ -140,7 +150,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
     if (worker := config.stash.get(XDIST_WORKER_KEY, None)) is not None:
         # Blocks until the controller has sent this worker all of its items.
-        plan = config.stash[PLAN_KEY] = worker.receive_plan(session, plan, config.stash[SETTINGS_KEY])
+        plan = config.stash[PLAN_KEY] = worker.receive_plan(
+            session, plan, config.stash[SETTINGS_KEY]
+        )
     stats = RunStats(
         workers=config.stash[SETTINGS_KEY].workers,
         jobs=[JobStats(job) for job in plan.jobs],

@@ -56,9 +56,7 @@ class SideChannel:
         os.replace(temporary, target)
 
     def write_plan(self, worker: str, plan: CollectedPlan) -> None:
-        jobs = [
-            [job.name, job.cap, job.rate_per_second, job.cap_per_worker] for job in plan.jobs
-        ]
+        jobs = [[job.name, job.cap, job.rate_per_second, job.cap_per_worker] for job in plan.jobs]
         self._write(f"plan-{worker}.json", {"jobs": jobs, "job_of_item": plan.job_of_item})
 
     def read_plan(self) -> CollectedPlan | None:

@@ -43,7 +43,7 @@ class PartitionScheduling(LoadScheduling):
 
     def schedule(self) -> None:
         assert self.collection_is_completed
-        if self.collection is not None or self.partitioned:
+        if self.partitioned or self.collection is not None:  # type: ignore[has-type]
             for node in self.nodes:
                 self.check_schedule(node)
             return
@@ -53,8 +53,9 @@ class PartitionScheduling(LoadScheduling):
             return
         if not xdist_check_same_collection(self):
             return
-        self.collection = next(iter(self.node2collection.values()))
-        if len(plan.job_of_item) != len(self.collection):
+        collection: list[str] = next(iter(self.node2collection.values()))
+        self.collection = collection
+        if len(plan.job_of_item) != len(collection):
             raise RuntimeError("pytest-dynpool: the workers' plan does not match the collection")
         self.partitioned = True
         self.job_names = [job.name for job in plan.jobs]
@@ -67,7 +68,9 @@ class PartitionScheduling(LoadScheduling):
             for index, job in enumerate(plan.jobs)
         ]
         exclusive = [i for i, j in enumerate(plan.job_of_item) if j == NO_JOB]
-        for node, share in zip(self.nodes, partition(len(self.nodes), jobs, exclusive), strict=True):
+        for node, share in zip(
+            self.nodes, partition(len(self.nodes), jobs, exclusive), strict=True
+        ):
             self._give(node, share)
 
     def _give(self, node: WorkerController, share: WorkerShare) -> None:
@@ -93,7 +96,8 @@ class PartitionScheduling(LoadScheduling):
 
     def remove_node(self, node: WorkerController) -> str | None:
         if not self.partitioned:
-            return super().remove_node(node)
+            crash_item: str | None = super().remove_node(node)
+            return crash_item
         pending = self.node2pending.pop(node)
         share = self.shares.pop(node, None)
         if not pending:
@@ -110,7 +114,8 @@ class PartitionScheduling(LoadScheduling):
             self.pending.extend(ordered)
         for other in self.nodes:
             self.check_schedule(other)
-        return self.collection[crashed]
+        crashed_id: str = self.collection[crashed]
+        return crashed_id
 
 
 class XdistController:

@@ -56,7 +56,9 @@ def _spread(items: Sequence[int], shares: Sequence[int]) -> list[list[int]]:
     return parts
 
 
-def partition(workers: int, jobs: Sequence[JobItems], exclusive: Sequence[int]) -> list[WorkerShare]:
+def partition(
+    workers: int, jobs: Sequence[JobItems], exclusive: Sequence[int]
+) -> list[WorkerShare]:
     """Split the run among ``workers`` xdist workers.
 
     Jobs are placed largest first on the least loaded workers (load = items

@@ -79,7 +79,9 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
         merged.outside_tests_output += str(data["outside"])
         merged.timed_out.extend(data["timed_out"])
         merged.threads_left_behind += int(data["left_behind"])
-        merged.unknown_overrides = sorted(set(merged.unknown_overrides) | set(data["unknown_overrides"]))
+        merged.unknown_overrides = sorted(
+            set(merged.unknown_overrides) | set(data["unknown_overrides"])
+        )
         walls[worker] = float(data["wall"])
         for job_data in data["jobs"]:
             name, cap, declared_cap, declared_at, adaptive = job_data["job"]
@@ -101,9 +103,9 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
             job_stats.busy_seconds += float(job_data["busy"])
             job_stats.durations.extend(float(d) for d in job_data["durations"])
             for outcome, count in job_data["outcomes"].items():
-                job_stats.outcomes[Outcome(outcome)] = (
-                    job_stats.outcomes.get(Outcome(outcome), 0) + int(count)
-                )
+                job_stats.outcomes[Outcome(outcome)] = job_stats.outcomes.get(
+                    Outcome(outcome), 0
+                ) + int(count)
     merged.pool_wall_seconds = max(walls.values(), default=0.0)
     return MergedRun(merged, walls)
 
