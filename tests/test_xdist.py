@@ -411,3 +411,61 @@ def test_partition_gives_every_item_once_and_never_more_than_the_cap(
                 assert total == spec.cap or len(holders) < min(spec.cap, workers)
     sizes = [sum(i in exclusive_items for i in share.items) for share in shares]
     assert max(sizes, default=0) - min(sizes, default=0) <= 1
+
+
+ISOLATION_SUITE = """
+import logging
+import threading
+import time
+import warnings
+
+import pytest
+
+# Cap 4 on two workers: a share of 2 each, and 4 items each; pairs meet at the
+# barrier, so two tests are in flight at once in each worker: their output must not mix.
+BARRIER = threading.Barrier(2, timeout=30)
+
+@pytest.mark.dynpool(4, job="iso")
+@pytest.mark.parametrize("n", range(8))
+def test_iso(n):
+    print(f"stdout of {n}")
+    logging.getLogger("iso").warning("log of %s", n)
+    warnings.warn(UserWarning(f"warning of {n}"))
+    BARRIER.wait()
+
+@pytest.mark.dynpool(2, job="slow", timeout=1)
+def test_hangs():
+    time.sleep(60)
+"""
+
+
+def test_output_logs_warnings_and_timeouts_per_test_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_iso=ISOLATION_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--dynpool-workers",
+        "4",
+        "--junitxml=junit.xml",
+        "-o",
+        "junit_logging=all",
+        "-W",
+        "default::UserWarning",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=8, failed=1, warnings=8)
+    result.stdout.fnmatch_lines(["*Timeout: test_iso.py::test_hangs was still running after 1s*"])
+    for case in ET.parse(str(pytester.path / "junit.xml")).getroot().iter("testcase"):
+        name = case.get("name") or ""
+        if not name.startswith("test_iso["):
+            continue
+        n = name[len("test_iso[") : -1]
+        text = "".join(child.text or "" for child in case)
+        assert f"stdout of {n}" in text
+        assert f"log of {n}" in text
+        others = [m for m in range(8) if str(m) != n]
+        assert not any(f"stdout of {m}\n" in text or f"log of {m}\n" in text for m in others)
+    for n in range(8):
+        result.stdout.fnmatch_lines(
+            [f"test_iso.py::test_iso[[]{n}[]]", f"*UserWarning: warning of {n}"]
+        )
