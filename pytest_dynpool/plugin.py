@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
 from . import hookspecs
@@ -22,9 +20,8 @@ from .runtime.coordinator import PoolExecutor
 from .runtime.fixture_store import install_fixture_store, uninstall_fixture_store
 from .stay_off import reason_to_stay_off, reason_to_stay_off_for, reason_to_stay_off_under_xdist
 from .summary import JobStats, RunStats, format_summary
-
-if TYPE_CHECKING:
-    pass
+from .xdist_channel import WORKERINPUT_KEY, SideChannel
+from .xdist_worker import XdistWorker
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DISABLED_REASON_KEY = pytest.StashKey[str]()
@@ -32,7 +29,7 @@ DISABLED_AFTER_COLLECTION_KEY = pytest.StashKey[str]()
 PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 STORE_INSTALLED_KEY = pytest.StashKey[bool]()
-XDIST_WORKER_KEY = pytest.StashKey["XdistWorker"]()
+XDIST_WORKER_KEY = pytest.StashKey[XdistWorker]()
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
 FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
@@ -75,9 +72,6 @@ def _start_xdist_side(config: pytest.Config) -> None:
         return
     workerinput = xdist_worker_input(config)
     if workerinput is not None:
-        from .xdist_channel import WORKERINPUT_KEY, SideChannel
-        from .xdist_worker import XdistWorker
-
         channel = SideChannel(workerinput[WORKERINPUT_KEY])
         worker = XdistWorker(config, channel, str(workerinput["workerid"]))
         config.pluginmanager.register(worker, "dynpool-xdist-worker")

@@ -64,6 +64,8 @@ class XdistWorker:
         self._done = threading.Event()
         self._watcher: threading.Thread | None = None
         self.global_jobs: dict[str, Job] = {}
+        # Only once this worker runs the loop itself; else xdist's own loop stamps and completes.
+        self.running = False
 
     def plan_ready(self, session: pytest.Session, plan: Plan) -> None:
         """Tell the controller every item's job, before xdist reports the collection."""
@@ -72,6 +74,7 @@ class XdistWorker:
 
     def receive_plan(self, session: pytest.Session, plan: Plan, settings: Settings) -> Plan:
         """Wait for this worker's items and cap shares; the plan of those items alone."""
+        self.running = True
         indices = self.link.receive_all()
         shares = self.channel.read_share(self.worker_id)
         items = [session.items[index] for index in indices]
@@ -113,7 +116,7 @@ class XdistWorker:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
-        index = self.index_of.get(item.nodeid)
+        index = self.index_of.get(item.nodeid) if self.running else None
         if index is None:
             return (yield)
         os.write(self._log_fd, f"+{index}\n".encode())
@@ -124,7 +127,7 @@ class XdistWorker:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        index = self.index_of.get(report.nodeid)
+        index = self.index_of.get(report.nodeid) if self.running else None
         if index is not None:
             self.link.stamp(index)
             self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + (
@@ -133,7 +136,7 @@ class XdistWorker:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        index = self.index_of.get(nodeid)
+        index = self.index_of.get(nodeid) if self.running else None
         if index is not None:
             self.link.send_complete(index, self.durations.pop(nodeid, 0.0))
 

@@ -236,8 +236,16 @@ def _outcomes(path: str) -> dict[str, str]:
     return outcomes
 
 
-def test_outcomes_match_plain_xdist(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_diff=DIFFERENTIAL_SUITE)
+# No marker at all: dynpool on, nothing pooled, so xdist schedules and runs as without it.
+UNMARKED_SUITE = DIFFERENTIAL_SUITE.replace('@pytest.mark.dynpool(2, job="a")', "").replace(
+    "@pytest.mark.dynpool(1)", ""
+)
+
+
+@pytest.mark.parametrize("suite", [DIFFERENTIAL_SUITE, UNMARKED_SUITE], ids=["marked", "unmarked"])
+def test_outcomes_match_plain_xdist(pytester: pytest.Pytester, suite: str) -> None:
+    assert "dynpool" not in UNMARKED_SUITE
+    pytester.makepyfile(test_diff=suite)
     runs = {}
     for name, extra in (("on", ("--dynpool-workers", "3")), ("off", ("-p", "no:dynpool"))):
         result = pytester.runpytest_subprocess(
@@ -465,7 +473,7 @@ def test_output_logs_warnings_and_timeouts_per_test_under_xdist(pytester: pytest
         assert f"log of {n}" in text
         others = [m for m in range(8) if str(m) != n]
         assert not any(f"stdout of {m}\n" in text or f"log of {m}\n" in text for m in others)
-    for n in range(8):
+    for number in range(8):
         result.stdout.fnmatch_lines(
-            [f"test_iso.py::test_iso[[]{n}[]]", f"*UserWarning: warning of {n}"]
+            [f"test_iso.py::test_iso[[]{number}[]]", f"*UserWarning: warning of {number}"]
         )
