@@ -18,7 +18,12 @@ held job (each worker has at least its share of items of each job), which opens 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
@@ -477,3 +482,48 @@ def test_output_logs_warnings_and_timeouts_per_test_under_xdist(pytester: pytest
         result.stdout.fnmatch_lines(
             [f"test_iso.py::test_iso[[]{number}[]]", f"*UserWarning: warning of {number}"]
         )
+
+
+INTERRUPT_SUITE = """
+import os
+import time
+
+import pytest
+
+@pytest.mark.dynpool(4, job="s")
+@pytest.mark.parametrize("n", range(40))
+def test_s(n):
+    with open(os.environ["STARTED_LOG"], "a") as log:
+        log.write(f"{n}\\n")
+    time.sleep(0.5)
+"""
+
+
+def test_ctrl_c_under_xdist_ends_the_run_without_hanging(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_slow=INTERRUPT_SUITE)
+    started_log = pytester.path / "started.log"
+    command = [sys.executable, "-m", "pytest", "-n", "2", "--dynpool-workers", "4", "-q"]
+    env = {**os.environ, "STARTED_LOG": str(started_log)}
+    process = subprocess.Popen(
+        command,
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C goes to the process group: controller and workers
+    )
+    try:
+        for _ in range(1200):  # until both workers run tests (at most 60 s)
+            if started_log.exists() and len(started_log.read_text().split()) >= 8:
+                break
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    text = output.decode()
+    assert process.returncode == 2, text
+    assert "KeyboardInterrupt" in text
+    assert len(started_log.read_text().split()) < 40
