@@ -527,3 +527,36 @@ def test_ctrl_c_under_xdist_ends_the_run_without_hanging(pytester: pytest.Pytest
     assert process.returncode == 2, text
     assert "KeyboardInterrupt" in text
     assert len(started_log.read_text().split()) < 40
+
+
+HTTP_SUITE = """
+import pytest
+
+@pytest.mark.dynpool(4, job="api")
+@pytest.mark.parametrize("n", range(12))
+def test_api(n, dynpool_client):
+    assert dynpool_client.get("/api").status_code == 200
+"""
+
+
+def test_http_statistics_are_merged_over_workers(
+    pytester: pytest.Pytester, server: GatedCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    CAPS["api"] = 4  # the server's gate for this endpoint opens at 4 in flight
+    monkeypatch.setenv("DYNPOOL_BASE_URL", os.environ["GATED_URL"])
+    try:
+        pytester.makepyfile(test_http=HTTP_SUITE)
+        result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "4", timeout=120)
+    finally:
+        del CAPS["api"]
+    result.assert_outcomes(passed=12)
+    assert server.peak["api"] == 4
+    assert server.timeouts == []
+    result.stdout.fnmatch_lines(
+        [
+            "*= dynpool http =*",
+            "job * requests * 2xx *",
+            "api * 12 * 12 * 0 * 0 * 0 * 0 *",
+            "(all 2 xdist workers*",
+        ]
+    )

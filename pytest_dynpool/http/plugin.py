@@ -15,6 +15,7 @@ import pytest
 
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, Job, assignment_from_marker
 from ..options import add_http_options, read_base_url
+from ..pytest_compat import xdist_distributes, xdist_worker_input
 from ..summary import format_http_summary
 from .traffic import JobRegistry, JobState
 
@@ -29,7 +30,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[REGISTRY_KEY] = JobRegistry()
+    registry = config.stash[REGISTRY_KEY] = JobRegistry()
+    # Under pytest-xdist: the workers' figures are shown once, by the controller.
+    if xdist_worker_input(config) is not None:
+        from .xdist import HttpXdistWorker
+
+        config.pluginmanager.register(HttpXdistWorker(registry), "dynpool-http-xdist-worker")
+    elif xdist_distributes(config):
+        from .xdist import HttpXdistController
+
+        config.pluginmanager.register(HttpXdistController(), "dynpool-http-xdist-controller")
 
 
 def registry_of(config: pytest.Config) -> JobRegistry:
