@@ -14,12 +14,15 @@ unmarked (dynpool on, nothing pooled: xdist's own scheduling), against plain
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .capped import CLIENT_CONFTEST
 from .common import PLAIN, RESULT_CONFTEST, RunResult, Workspace, fail, progress, ratio, table
 from .server import LatencyServer, Traffic
+
+BALANCE_RE = re.compile(r"slowest/mean ([0-9.]+|n/a)")
 
 CPU_MODULE = """\
 import time
@@ -131,6 +134,8 @@ def run_mixed(workspace: Workspace) -> str:
         for result in results
     ]
     io_work = sum(job.items * latency / job.cap for job in io)
+    found = BALANCE_RE.search(results[0].run.output)
+    balance = found.group(1) if found else "n/a"
     lines = [
         f"### 6a. Mixed suite under pytest-xdist: {cpu_items} CPU tests of 20 ms "
         f"(job cap 16) and {total - cpu_items} requests of {latency * 1000:.0f} ms "
@@ -142,7 +147,8 @@ def run_mixed(workspace: Workspace) -> str:
         f"the longest capped job alone needs {max(j.items * latency / j.cap for j in io):.1f} s "
         f"(all capped I/O: {io_work:.1f} s of work/cap). Wall includes start-up "
         "(-n 16 starts 16 interpreters). CPU: user + system of pytest and its workers. "
-        "Peaks are what the server saw, all processes together.",
+        "Peaks are what the server saw, all processes together. Balance of the -n 2 run "
+        f"(pooled wall of the slowest worker / the mean): {balance}.",
     ]
     return "\n".join(lines)
 
