@@ -10,6 +10,7 @@ stamps each report with the index of its own item and sends one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Generator
@@ -119,11 +120,16 @@ class XdistWorker:
         index = self.index_of.get(item.nodeid) if self.running else None
         if index is None:
             return (yield)
-        os.write(self._log_fd, f"+{index}\n".encode())
+        self._log(f"+{index}\n")
         try:
             return (yield)
         finally:
-            os.write(self._log_fd, f"-{index}\n".encode())
+            self._log(f"-{index}\n")
+
+    def _log(self, line: str) -> None:
+        # OSError: a thread left behind by a timeout, after the session closed the log.
+        with contextlib.suppress(OSError):
+            os.write(self._log_fd, line.encode())
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
