@@ -92,7 +92,7 @@ def write_mixed(workspace: Workspace, cpu_items: int, io: tuple[IoJob, ...]) -> 
 def run_mixed(workspace: Workspace) -> str:
     smoke = workspace.settings.smoke
     io = SMOKE_IO if smoke else FULL_IO
-    cpu_items = 4 if smoke else 100
+    cpu_items = 4 if smoke else 300
     latency = 0.005 if smoke else 0.1
     total = cpu_items + sum(job.items for job in io)
     root = write_mixed(workspace, cpu_items, io)
