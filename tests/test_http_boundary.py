@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,12 +75,14 @@ def test_the_core_summary_knows_no_http_state() -> None:
 
 def test_public_names_still_import() -> None:
     from pytest_dynpool import HttpStats, JobSpec, JobState, JobTraffic, Rate  # noqa: F401
-    from pytest_dynpool.fixtures import REGISTRY_KEY, TRAFFIC_KEY
+
+    fixtures = importlib.import_module("pytest_dynpool.fixtures")  # the documented shim
     from pytest_dynpool.jobs import Job as JobFromJobs
     from pytest_dynpool.limits import Rate as RateFromLimits
 
     assert JobState is JobTraffic
-    assert REGISTRY_KEY is TRAFFIC_KEY
+    assert fixtures is http_plugin
+    assert fixtures.REGISTRY_KEY is fixtures.TRAFFIC_KEY
     assert (JobFromJobs, RateFromLimits) == (Job, Rate)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -307,10 +307,12 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
         traffic: JobTraffic,
         inner: httpx.AsyncBaseTransport,
         clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.traffic = traffic
         self.inner = inner
         self._clock = clock
+        self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         driver = _Driver(_exchange(self.traffic, request, self._clock))
@@ -325,7 +327,7 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
         if isinstance(step, _Send):
             return await self.inner.handle_async_request(request)
         if isinstance(step, _Wait):
-            await asyncio.sleep(step.seconds)
+            await self._sleep(step.seconds)
         elif isinstance(step, _Close):
             await step.response.aclose()
         else:
