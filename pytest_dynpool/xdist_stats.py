@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .jobs import Job
-from .limits import Rate
+from .model import Job, Rate
 from .summary import JobStats, Outcome, RunStats
 
 

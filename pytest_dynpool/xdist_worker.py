@@ -18,7 +18,7 @@ from collections.abc import Generator
 import pytest
 
 from .jobs import UNMARKED_JOB, Job, Plan, build_plan
-from .limits import Rate
+from .model import Rate
 from .options import Settings, Unmarked
 from .pytest_compat import XdistWorkerLink, xdist_worker_output
 from .summary import RunStats

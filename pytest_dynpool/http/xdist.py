@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 
-from ..jobs import Job
-from ..limits import Rate
+from ..model import Job, Rate
 from ..pytest_compat import xdist_worker_output
-from ..summary import format_http_summary
-from .traffic import HttpStats, JobRegistry, JobState
+from .summary import format_http_summary
+from .traffic import HttpStats, JobTraffic, TrafficRegistry
 
 WORKEROUTPUT_KEY = "dynpool_http"
 
 
-def states_to_data(states: Sequence[JobState]) -> list[dict[str, Any]]:
+def states_to_data(states: Sequence[JobTraffic]) -> list[dict[str, Any]]:
     return [
         {
             "name": state.name,
@@ -41,7 +40,7 @@ def states_to_data(states: Sequence[JobState]) -> list[dict[str, Any]]:
     ]
 
 
-def merge_states(per_worker: Sequence[Sequence[dict[str, Any]]]) -> list[JobState]:
+def merge_states(per_worker: Sequence[Sequence[dict[str, Any]]]) -> list[JobTraffic]:
     """One state per job name with the summed figures of every worker."""
     totals: dict[str, dict[str, Any]] = {}
     for states in per_worker:
@@ -68,7 +67,7 @@ def merge_states(per_worker: Sequence[Sequence[dict[str, Any]]]) -> list[JobStat
         per_second = total["rate"]
         rate = None if per_second is None else Rate(per_second, 1.0, f"{per_second:g}/s")
         job = Job(name, total["cap"], total["cap"], total["declared_at"], rate=rate)
-        state = JobState(job)
+        state = JobTraffic(job)
         state.stats = total["stats"]
         merged.append(state)
     return merged
@@ -77,7 +76,7 @@ def merge_states(per_worker: Sequence[Sequence[dict[str, Any]]]) -> list[JobStat
 class HttpXdistWorker:
     """On a worker: hand this process's HTTP figures to the controller at the end."""
 
-    def __init__(self, registry: JobRegistry) -> None:
+    def __init__(self, registry: TrafficRegistry) -> None:
         self.registry = registry
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
