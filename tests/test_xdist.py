@@ -19,97 +19,24 @@ held job (each worker has at least its share of items of each job), which opens 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from pytest_dynpool.pytest_compat import check_xdist_version
-from pytest_dynpool.xdist_partition import JobItems, partition, split_cap
+from .gated_server import GatedCounter, gated_server
 
 pytest.importorskip("xdist")
 
 CAPS = {"cap8": 8, "cap1": 1, "cap2": 2, "cap3": 3}
 ITEMS = {"cap8": 56, "cap1": 4, "cap2": 6, "cap3": 9}
-GATE_TIMEOUT_SECONDS = 30.0
-
-
-class GatedCounter:
-    """Requests in flight per endpoint, peaks, and a gate per capped endpoint."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.in_flight: Counter[str] = Counter()
-        self.peak: Counter[str] = Counter()
-        self.total = 0
-        self.total_peak = 0
-        self.timeouts: list[str] = []
-
-    def _open(self, endpoint: str) -> bool:
-        cap = CAPS.get(endpoint)
-        return cap is None or bool(self.timeouts) or self.peak[endpoint] >= cap
-
-    def enter(self, endpoint: str) -> None:
-        with self.cond:
-            self.in_flight[endpoint] += 1
-            self.total += 1
-            self.peak[endpoint] = max(self.peak[endpoint], self.in_flight[endpoint])
-            self.total_peak = max(self.total_peak, self.total)
-            self.cond.notify_all()
-            if not self.cond.wait_for(lambda: self._open(endpoint), GATE_TIMEOUT_SECONDS):
-                self.timeouts.append(endpoint)
-                self.cond.notify_all()
-
-    def leave(self, endpoint: str) -> None:
-        with self.cond:
-            self.in_flight[endpoint] -= 1
-            self.total -= 1
-
-
-def _handler(counter: GatedCounter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            endpoint = self.path.strip("/")
-            counter.enter(endpoint)
-            counter.leave(endpoint)  # before the answer: the next test cannot overlap it
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    return Handler
 
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedCounter]:
-    counter = GatedCounter()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(counter))
-    httpd.daemon_threads = True
-    httpd.request_queue_size = 64
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    monkeypatch.setenv("GATED_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
-    try:
+    with gated_server(monkeypatch) as counter:
         yield counter
-    finally:
-        with counter.cond:
-            counter.timeouts.append("teardown")  # open every gate
-            counter.cond.notify_all()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 CAPPED_SUITE = """
@@ -158,6 +85,7 @@ def _junit_ids(path: str) -> Counter[str]:
 def test_caps_hold_across_two_workers_and_every_test_is_reported_once(
     pytester: pytest.Pytester, server: GatedCounter
 ) -> None:
+    server.caps = dict(CAPS)
     pytester.makepyfile(test_capped=CAPPED_SUITE)
     result = pytester.runpytest_subprocess(
         "-n",
@@ -268,69 +196,6 @@ def test_outcomes_match_plain_xdist(pytester: pytest.Pytester, suite: str) -> No
     assert len(runs["on"][1]) == 13
 
 
-CRASH_SUITE = """
-import os
-import pytest
-
-@pytest.mark.dynpool(2, job="c")
-@pytest.mark.parametrize("n", range(8))
-def test_c(n):
-    if n == 5:
-        os._exit(1)
-"""
-
-
-def test_a_crashed_worker_is_reported_and_replaced(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_crash=CRASH_SUITE)
-    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "2", timeout=120)
-    result.assert_outcomes(passed=7, failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*replacing crashed worker gw*",
-            "*worker 'gw*' crashed while running 'test_crash.py::test_c[[]5[]]'*",
-        ]
-    )
-
-
-STOP_SUITE = """
-import os
-import pathlib
-import time
-
-import pytest
-
-@pytest.mark.dynpool(2, job="x")
-@pytest.mark.parametrize("n", range(12))
-def test_x(n, request):
-    with open(os.environ["STARTED_LOG"], "a") as log:
-        log.write(f"{n}\\n")
-    if n == 0:
-        assert 0, "the first failure"
-    # Every other test waits until the run is told to stop (at most 30 s).
-    stop = pathlib.Path(request.config.workerinput["dynpool_channel"]) / "stop"
-    for _ in range(600):
-        if stop.exists():
-            return
-        time.sleep(0.05)
-"""
-
-
-def test_x_stops_dispatch_in_every_worker(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytester.makepyfile(test_stop=STOP_SUITE)
-    started_log = pytester.path / "started.log"
-    monkeypatch.setenv("STARTED_LOG", str(started_log))
-    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "2", "-x", timeout=120)
-    assert result.ret == 2  # xdist ends a stopped run as interrupted, with or without dynpool
-    result.stdout.fnmatch_lines(["not started: * pooled items*", "*stopping after 1 failures*"])
-    started = started_log.read_text().split()
-    # Each worker has a share of 1: the failing item, the one in flight on the
-    # other worker, and at most one more each while the stop travels.
-    assert len(started) <= 4
-    assert len(started) < 12
-
-
 GROUP_SUITE = """
 import os
 import urllib.request
@@ -361,6 +226,7 @@ def test_free(n):
 def test_xdist_groups_become_jobs_of_cap_one(
     pytester: pytest.Pytester, server: GatedCounter
 ) -> None:
+    server.caps = {"cap3": 3}
     pytester.makepyfile(test_groups=GROUP_SUITE)
     result = pytester.runpytest_subprocess(
         "-n", "2", "--dynpool-workers", "3", "--dynpool-xdist-groups", timeout=120
@@ -380,155 +246,6 @@ def test_other_dist_modes_leave_dynpool_off(pytester: pytest.Pytester) -> None:
     result.stdout.no_fnmatch_line("*= dynpool =*")
 
 
-def test_xdist_version_check() -> None:
-    assert check_xdist_version("3.6.0") is None
-    assert check_xdist_version("3.8.0") is None
-    assert "not supported" in (check_xdist_version("3.5.0") or "")
-    assert "not supported" in (check_xdist_version("4.0.0") or "")
-
-
-def test_split_cap() -> None:
-    assert split_cap(8, 2) == [4, 4]
-    assert split_cap(3, 2) == [2, 1]
-    assert split_cap(1, 4) == [1]
-    assert split_cap(5, 3) == [2, 2, 1]
-
-
-@given(
-    workers=st.integers(1, 5),
-    jobs=st.lists(st.tuples(st.integers(1, 9), st.integers(0, 20), st.booleans()), max_size=6),
-    exclusive=st.integers(0, 10),
-)
-def test_partition_gives_every_item_once_and_never_more_than_the_cap(
-    workers: int, jobs: list[tuple[int, int, bool]], exclusive: int
-) -> None:
-    specs = []
-    next_index = 0
-    for cap, count, per_worker in jobs:
-        specs.append(JobItems(cap, list(range(next_index, next_index + count)), per_worker))
-        next_index += count
-    exclusive_items = list(range(next_index, next_index + exclusive))
-    shares = partition(workers, specs, exclusive_items)
-    every = sorted(i for share in shares for i in share.items)
-    assert every == list(range(next_index + exclusive))
-    for job_index, spec in enumerate(specs):
-        holders = [share for share in shares if set(share.items) & set(spec.items)]
-        assert all(job_index in share.caps and share.caps[job_index] >= 1 for share in holders)
-        total = sum(share.caps.get(job_index, 0) for share in shares)
-        if spec.cap_per_worker:
-            assert all(share.caps[job_index] == spec.cap for share in holders)
-        else:
-            assert total <= spec.cap
-            if len(spec.items) >= spec.cap:
-                # The whole cap is usable: shares sum to it unless items run out.
-                assert total == spec.cap or len(holders) < min(spec.cap, workers)
-    sizes = [sum(i in exclusive_items for i in share.items) for share in shares]
-    assert max(sizes, default=0) - min(sizes, default=0) <= 1
-
-
-ISOLATION_SUITE = """
-import logging
-import threading
-import time
-import warnings
-
-import pytest
-
-# Cap 4 on two workers: a share of 2 each, and 4 items each; pairs meet at the
-# barrier, so two tests are in flight at once in each worker: their output must not mix.
-BARRIER = threading.Barrier(2, timeout=30)
-
-@pytest.mark.dynpool(4, job="iso")
-@pytest.mark.parametrize("n", range(8))
-def test_iso(n):
-    print(f"stdout of {n}")
-    logging.getLogger("iso").warning("log of %s", n)
-    warnings.warn(UserWarning(f"warning of {n}"))
-    BARRIER.wait()
-
-@pytest.mark.dynpool(2, job="slow", timeout=1)
-def test_hangs():
-    time.sleep(60)
-"""
-
-
-def test_output_logs_warnings_and_timeouts_per_test_under_xdist(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_iso=ISOLATION_SUITE)
-    result = pytester.runpytest_subprocess(
-        "-n",
-        "2",
-        "--dynpool-workers",
-        "4",
-        "--junitxml=junit.xml",
-        "-o",
-        "junit_logging=all",
-        "-W",
-        "default::UserWarning",
-        timeout=120,
-    )
-    result.assert_outcomes(passed=8, failed=1, warnings=8)
-    result.stdout.fnmatch_lines(["*Timeout: test_iso.py::test_hangs was still running after 1s*"])
-    for case in ET.parse(str(pytester.path / "junit.xml")).getroot().iter("testcase"):
-        name = case.get("name") or ""
-        if not name.startswith("test_iso["):
-            continue
-        n = name[len("test_iso[") : -1]
-        text = "".join(child.text or "" for child in case)
-        assert f"stdout of {n}" in text
-        assert f"log of {n}" in text
-        others = [m for m in range(8) if str(m) != n]
-        assert not any(f"stdout of {m}\n" in text or f"log of {m}\n" in text for m in others)
-    for number in range(8):
-        result.stdout.fnmatch_lines(
-            [f"test_iso.py::test_iso[[]{number}[]]", f"*UserWarning: warning of {number}"]
-        )
-
-
-INTERRUPT_SUITE = """
-import os
-import time
-
-import pytest
-
-@pytest.mark.dynpool(4, job="s")
-@pytest.mark.parametrize("n", range(40))
-def test_s(n):
-    with open(os.environ["STARTED_LOG"], "a") as log:
-        log.write(f"{n}\\n")
-    time.sleep(0.5)
-"""
-
-
-def test_ctrl_c_under_xdist_ends_the_run_without_hanging(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_slow=INTERRUPT_SUITE)
-    started_log = pytester.path / "started.log"
-    command = [sys.executable, "-m", "pytest", "-n", "2", "--dynpool-workers", "4", "-q"]
-    env = {**os.environ, "STARTED_LOG": str(started_log)}
-    process = subprocess.Popen(
-        command,
-        cwd=pytester.path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C goes to the process group: controller and workers
-    )
-    try:
-        for _ in range(1200):  # until both workers run tests (at most 60 s)
-            if started_log.exists() and len(started_log.read_text().split()) >= 8:
-                break
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    text = output.decode()
-    assert process.returncode == 2, text
-    assert "KeyboardInterrupt" in text
-    assert len(started_log.read_text().split()) < 40
-
-
 HTTP_SUITE = """
 import pytest
 
@@ -542,13 +259,10 @@ def test_api(n, dynpool_client):
 def test_http_statistics_are_merged_over_workers(
     pytester: pytest.Pytester, server: GatedCounter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    CAPS["api"] = 4  # the server's gate for this endpoint opens at 4 in flight
+    server.caps = {"api": 4}  # the gate opens at 4 in flight: both workers' shares of 2
     monkeypatch.setenv("DYNPOOL_BASE_URL", os.environ["GATED_URL"])
-    try:
-        pytester.makepyfile(test_http=HTTP_SUITE)
-        result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "4", timeout=120)
-    finally:
-        del CAPS["api"]
+    pytester.makepyfile(test_http=HTTP_SUITE)
+    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "4", timeout=120)
     result.assert_outcomes(passed=12)
     assert server.peak["api"] == 4
     assert server.timeouts == []
