@@ -23,6 +23,7 @@ from .common import PLAIN, RESULT_CONFTEST, RunResult, Workspace, fail, progress
 from .server import LatencyServer, Traffic
 
 BALANCE_RE = re.compile(r"slowest/mean ([0-9.]+|n/a)")
+POOL_WALL_RE = re.compile(r"^pool: .* wall ([0-9.]+)s", re.MULTILINE)
 
 CPU_MODULE = """\
 import time
@@ -79,6 +80,11 @@ class MixedRun:
     traffic: Traffic
 
 
+def pooled_wall(output: str) -> str:
+    found = POOL_WALL_RE.search(output)
+    return found.group(1) if found else "-"
+
+
 def write_mixed(workspace: Workspace, cpu_items: int, io: tuple[IoJob, ...]) -> Path:
     root = workspace.new_suite("xdist-mixed", RESULT_CONFTEST + CLIENT_CONFTEST)
     source = CPU_MODULE.format(items=cpu_items, millis=20)
@@ -119,13 +125,14 @@ def run_mixed(workspace: Workspace) -> str:
         if over:
             fail(f"{result.name} went over the caps of {over}", [], result.run.output)
     base = results[0].run.wall
-    header = ["runner", "wall s", "vs -n 2 dynpool", "CPU s", "I/O span s"]
+    header = ["runner", "wall s", "vs -n 2 dynpool", "pooled phase s", "CPU s", "I/O span s"]
     header += [f"peak {job.name} (cap {job.cap})" for job in io] + ["peak total"]
     rows = [
         [
             result.name,
             f"{result.run.wall:.2f}",
             ratio(result.run.wall, base),
+            pooled_wall(result.run.output),
             f"{result.run.cpu:.2f}",
             f"{result.traffic.span:.2f}",
             *(str(result.traffic.peaks.get(job.name, 0)) for job in io),
@@ -146,7 +153,8 @@ def run_mixed(workspace: Workspace) -> str:
         f"CPU work {cpu_items * 0.02:.1f} s (two cores: at best {cpu_items * 0.01:.1f} s); "
         f"the longest capped job alone needs {max(j.items * latency / j.cap for j in io):.1f} s "
         f"(all capped I/O: {io_work:.1f} s of work/cap). Wall includes start-up "
-        "(-n 16 starts 16 interpreters). CPU: user + system of pytest and its workers. "
+        "(-n 16 starts 16 interpreters); the pooled phase is dynpool's own figure (under "
+        "-n 2: the slowest worker's). CPU: user + system of pytest and its workers. "
         "Peaks are what the server saw, all processes together. Balance of the -n 2 run "
         f"(pooled wall of the slowest worker / the mean): {balance}.",
     ]
