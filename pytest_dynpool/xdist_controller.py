@@ -144,11 +144,21 @@ class XdistController:
             self.per_worker.append((node.gateway.id, data))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """-x / --maxfail counted over all workers, as xdist does: then every worker stops."""
-        if report.failed:
-            self.failures += 1
-            if self.maxfail and self.failures == self.maxfail:
-                self.channel.request_stop(f"stopping after {self.failures} failures")
+        """-x / --maxfail counted over all workers, as xdist does: then every worker stops.
+
+        Like xdist, a crashed worker's report (phase ``???``) does not count.
+        """
+        if report.failed and report.when in ("setup", "call", "teardown"):
+            self._count_failure()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:  # xdist passes on each distinct collection error once
+            self._count_failure()
+
+    def _count_failure(self) -> None:
+        self.failures += 1
+        if self.maxfail and self.failures == self.maxfail:
+            self.channel.request_stop(f"stopping after {self.failures} failures")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.per_worker:
