@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+
+from pytest_dynpool import patching
 
 pytest_plugins = ["pytester"]
 
@@ -31,3 +34,17 @@ def assert_no_worker_left() -> None:
     for thread in workers:
         thread.join(timeout=60)  # never expected to wait long; a leak fails below, not hangs
     assert not [t.name for t in workers if t.is_alive()]
+
+
+@pytest.fixture(autouse=True)
+def _every_patch_undone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that ran pytest in-process: every patch is undone, no worker is left.
+
+    Checked after pytester's own teardown, so also after the runs' session ends.
+    """
+    yield
+    if "pytester" not in request.fixturenames:
+        return
+    assert_no_worker_left()  # a thread left behind by a timeout ends its silence as it ends
+    assert patching.live_patches() == 0
+    assert patching.unrestored() == []

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from ..patching import Patches
+
 
 @dataclass(frozen=True)
 class HookCall:
@@ -71,7 +73,7 @@ class ItemContext:
 class ProcessWarnings:
     """The warning state of code outside any pooled item (the main thread's)."""
 
-    filters: list[Any] = field(default_factory=list)
+    warning_filters: list[Any] = field(default_factory=list)
     showwarning: Any = None
     showwarnmsg_impl: Any = None
 
@@ -99,7 +101,7 @@ def item_context(item: pytest.Item) -> Iterator[ItemContext]:
     from the session in plain pytest.
     """
     base = PROCESS_WARNINGS
-    context = ItemContext(item, list(base.filters), base.showwarning, base.showwarnmsg_impl)
+    context = ItemContext(item, list(base.warning_filters), base.showwarning, base.showwarnmsg_impl)
     token = ITEM_CONTEXT.set(context)
     try:
         yield context
@@ -133,11 +135,6 @@ def _start_in_callers_context(thread: threading.Thread) -> None:
     _original_thread_start(thread)
 
 
-@contextmanager
-def threads_inherit_item_context() -> Iterator[None]:
+def threads_inherit_item_context(patches: Patches) -> None:
     """Threads that a pooled test starts belong to that test."""
-    threading.Thread.start = _start_in_callers_context  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        threading.Thread.start = _original_thread_start  # type: ignore[method-assign]
+    patches.setattr(threading.Thread, "start", _start_in_callers_context)

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from ..patching import Patches, Undo, patch_attribute
 from ..pytest_compat import FixtureDef, Scope, SubRequest, get_scope_node, get_scope_package
 
 try:  # pytest >= 9: the "request" fixture is a FixtureDef subclass
@@ -220,8 +221,7 @@ def _plain_attribute(name: str) -> property:
 
 _install_lock = threading.Lock()
 _install_count = 0
-_MISSING = object()
-_saved_attributes: list[tuple[type, str, object]] = []
+_undo_class_patches: list[Undo] = []
 
 
 def _class_patches() -> list[tuple[type, dict[str, object]]]:
@@ -250,31 +250,31 @@ def _class_patches() -> list[tuple[type, dict[str, object]]]:
     return patches
 
 
-def install_fixture_store(session: pytest.Session) -> FixtureStore:
-    """Route fixture state of ``session`` through a new store (nestable for pytester)."""
+def install_fixture_store(patches: Patches, session: pytest.Session) -> FixtureStore:
+    """Route fixture state of ``session`` through a new store until ``patches`` are undone.
+
+    Nestable (pytester runs inside a pooled test, even on two workers at once):
+    the first install patches pytest's classes, the last undo restores them.
+    """
     global _install_count
     store = FixtureStore()
     session.config.stash[FIXTURE_STORE_KEY] = store
+    patches.callback(session.config.stash.__delitem__, FIXTURE_STORE_KEY)
     with _install_lock:
         if _install_count == 0:
             for cls, attributes in _class_patches():
                 for name, value in attributes.items():
-                    _saved_attributes.append((cls, name, cls.__dict__.get(name, _MISSING)))
-                    setattr(cls, name, value)
+                    _undo_class_patches.append(patch_attribute(cls, name, value))
         _install_count += 1
+    patches.callback(_uninstall)
     return store
 
 
-def uninstall_fixture_store() -> None:
-    """Undo one ``install_fixture_store``; the last one restores pytest's classes."""
+def _uninstall() -> None:
     global _install_count
     with _install_lock:
         _install_count -= 1
         if _install_count:
             return
-        while _saved_attributes:
-            cls, name, saved = _saved_attributes.pop()
-            if saved is _MISSING:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, saved)
+        while _undo_class_patches:
+            _undo_class_patches.pop()()
