@@ -160,7 +160,7 @@ def test_warning_state_restores_the_module_class_it_found() -> None:
     class ForeignModuleType(types.ModuleType):
         """Another tool's module class (a lazy loader, say)."""
 
-    original_class = module.__class__
+    original_class: type[types.ModuleType] = type(module)
     module.__class__ = ForeignModuleType
     try:
         with patching.Patches() as patches:
@@ -168,5 +168,5 @@ def test_warning_state_restores_the_module_class_it_found() -> None:
             assert type(module) is not ForeignModuleType
         assert type(module) is ForeignModuleType
     finally:
-        module.__class__ = original_class
+        module.__class__ = original_class  # type: ignore[assignment]
     assert isinstance(warnings.filters, list)
