@@ -15,7 +15,7 @@ from .options import Settings, Unmarked, add_options, read_settings
 from .patching import Patches
 from .pytest_version import check_pytest_version
 from .stay_off import reason_to_stay_off
-from .summary import JobStats, RunStats, format_summary
+from .summary import RunStats, format_summary
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DISABLED_REASON_KEY = pytest.StashKey[str]()
@@ -107,22 +107,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     collection_failed = session.testsfailed and not config.option.continue_on_collection_errors
     if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
-    stats = RunStats(
-        workers=config.stash[SETTINGS_KEY].workers,
-        jobs=[JobStats(job) for job in plan.jobs],
-        exclusive_items=len(plan.exclusive),
-        unknown_overrides=plan.unknown_overrides,
-    )
-    for pooled in plan.pooled:
-        stats.jobs[pooled.job_index].items += 1
+    stats = RunStats.for_plan(plan, config.stash[SETTINGS_KEY].workers)
     config.stash[STATS_KEY] = stats
-    from .runtime.coordinator import PoolExecutor
-    from .runtime.fixture_store import install_fixture_store
+    from .runtime.coordinator import run_session  # the runtime: only when the pool runs
 
     patches = config.stash[PATCHES_KEY] = Patches()
-    install_fixture_store(patches, session)
     try:
-        PoolExecutor(session, plan, stats, patches).run()
+        gate = config.hook.pytest_dynpool_slot_gate(config=config)
+        run_session(session, plan, stats, patches, gate)
     finally:
         config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
     return True

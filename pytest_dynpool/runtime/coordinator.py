@@ -25,7 +25,7 @@ from ..patching import Patches
 from ..pytest_compat import replace_setup_state
 from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
 from ..summary import JobStats, Outcome, RunStats, worse
-from .fixture_store import current_item
+from .fixture_store import current_item, install_fixture_store
 from .setup_tree import ConcurrentSetupState
 from .thread_safety import ROUTED_HOOKS, HookRouter, dots_only_progress, thread_safe_runtime
 from .timeouts import report_timeout
@@ -61,6 +61,18 @@ class PoolHandle:
     def detach(self) -> None:
         """The pooled phase is over: from now on ``set_job_cap`` does nothing."""
         self._pool = None
+
+
+def run_session(
+    session: pytest.Session,
+    plan: Plan,
+    stats: RunStats,
+    patches: Patches,
+    slot_gate: SlotGate | None,
+) -> None:
+    """The session's run loop; its patches go on ``patches``, undone after the session."""
+    install_fixture_store(patches, session)
+    PoolExecutor(session, plan, stats, patches, slot_gate).run()
 
 
 class PoolExecutor:

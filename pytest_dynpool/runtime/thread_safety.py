@@ -85,23 +85,43 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
             del os.environ["PYTEST_CURRENT_TEST"]
 
 
-def _per_thread(name: str) -> property:
-    def get(module: _PerThreadAssertionHooks) -> Any:
-        return getattr(module._dynpool_local, name, None)
+class _AssertionGlobals(threading.local):
+    """The three per-test globals of ``_pytest.assertion.util``, one set per thread."""
 
-    def set_(module: _PerThreadAssertionHooks, value: Any) -> None:
-        setattr(module._dynpool_local, name, value)
+    reprcompare: Any = None
+    assertion_pass: Any = None
+    config: Any = None
 
-    return property(get, set_)
+
+_assertion_globals = _AssertionGlobals()
 
 
 class _PerThreadAssertionHooks(types.ModuleType):
     """``_pytest.assertion.util`` with its three per-test globals kept per thread."""
 
-    _dynpool_local = threading.local()
-    _reprcompare = _per_thread("_reprcompare")
-    _assertion_pass = _per_thread("_assertion_pass")
-    _config = _per_thread("_config")
+    @property
+    def _reprcompare(self) -> Any:
+        return _assertion_globals.reprcompare
+
+    @_reprcompare.setter
+    def _reprcompare(self, value: Any) -> None:
+        _assertion_globals.reprcompare = value
+
+    @property
+    def _assertion_pass(self) -> Any:
+        return _assertion_globals.assertion_pass
+
+    @_assertion_pass.setter
+    def _assertion_pass(self, value: Any) -> None:
+        _assertion_globals.assertion_pass = value
+
+    @property
+    def _config(self) -> Any:
+        return _assertion_globals.config
+
+    @_config.setter
+    def _config(self, value: Any) -> None:
+        _assertion_globals.config = value
 
 
 _ast_lock = threading.RLock()
