@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -13,10 +14,13 @@ from pytest_dynpool import patching
 pytest_plugins = ["pytester"]
 
 # A generated suite takes about 0.4 s per example (two in-process runs): 250 examples
-# are about 95 s on a 2-core machine; CI runs them on the newest and the oldest pytest.
+# are about 95 s on a 2-core machine; CI runs them on the newest and the oldest pytest
+# (CI=true, or .ci/run's --hypothesis-profile=dynpool-ci). A local run takes 30, so that
+# the README's test command stays a quick loop.
+settings.register_profile("dynpool-local", max_examples=30, deadline=None)
 settings.register_profile("dynpool-ci", max_examples=250, deadline=None)
 settings.register_profile("dynpool-long", max_examples=1500, deadline=None)
-settings.load_profile("dynpool-ci")
+settings.load_profile("dynpool-ci" if os.environ.get("CI", "").lower() == "true" else "dynpool-local")
 
 
 def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, str]]]:
