@@ -20,7 +20,9 @@ pytest_plugins = ["pytester"]
 settings.register_profile("dynpool-local", max_examples=30, deadline=None)
 settings.register_profile("dynpool-ci", max_examples=250, deadline=None)
 settings.register_profile("dynpool-long", max_examples=1500, deadline=None)
-settings.load_profile("dynpool-ci" if os.environ.get("CI", "").lower() == "true" else "dynpool-local")
+settings.load_profile(
+    "dynpool-ci" if os.environ.get("CI", "").lower() == "true" else "dynpool-local"
+)
 
 
 def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, str]]]:
