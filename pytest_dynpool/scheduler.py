@@ -171,19 +171,19 @@ class CappedScheduler:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def job_of(self, item: int) -> int:
+        return self._job_of_item[item]
+
     @property
     def pending(self) -> int:
         return self._pending
 
-    @property
-    def peak_in_flight(self) -> int:
-        return self._peak_in_flight
-
     def job_peak(self, job_index: int) -> int:
         return self.jobs[job_index].peak
 
-    def job_of(self, item: int) -> int:
-        return self._job_of_item[item]
+    @property
+    def peak_in_flight(self) -> int:
+        return self._peak_in_flight
 
     def _offer(self, job_index: int) -> None:
         job = self.jobs[job_index]

@@ -52,10 +52,10 @@ class ItemContext:
     """Everything pytest keeps process-wide, kept for one pooled item instead."""
 
     item: pytest.Item
-    # warnings.filters, showwarning and _showwarnmsg_impl of this item.
+    # warnings.filters of this item, and its showwarning and _showwarnmsg_impl
+    # (keyed by those names of the warnings module).
     warning_filters: list[Any]
-    showwarning: Any
-    showwarnmsg_impl: Any
+    warning_hooks: dict[str, Any]
     # One stack per stream (stdout, stderr); the top decides where a write goes.
     # ``None`` on top means "straight through", as in ``capsys.disabled()``.
     output: tuple[list[Any], list[Any]] = field(default_factory=lambda: ([], []))
@@ -74,8 +74,7 @@ class ProcessWarnings:
     """The warning state of code outside any pooled item (the main thread's)."""
 
     warning_filters: list[Any] = field(default_factory=list)
-    showwarning: Any = None
-    showwarnmsg_impl: Any = None
+    warning_hooks: dict[str, Any] = field(default_factory=dict)
 
 
 PROCESS_WARNINGS = ProcessWarnings()
@@ -101,7 +100,7 @@ def item_context(item: pytest.Item) -> Iterator[ItemContext]:
     from the session in plain pytest.
     """
     base = PROCESS_WARNINGS
-    context = ItemContext(item, list(base.warning_filters), base.showwarning, base.showwarnmsg_impl)
+    context = ItemContext(item, list(base.warning_filters), dict(base.warning_hooks))
     token = ITEM_CONTEXT.set(context)
     try:
         yield context

@@ -54,6 +54,19 @@ def _current_filters() -> list[Any]:
     return holder.warning_filters
 
 
+class _InContext:
+    """A ``warnings`` global whose value is the running context's (``warning_hooks``)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, module: object, owner: type | None = None) -> Any:
+        return _holder().warning_hooks[self._name]
+
+    def __set__(self, module: object, value: Any) -> None:
+        _holder().warning_hooks[self._name] = value
+
+
 class _ContextWarningsModule(types.ModuleType):
     """The ``warnings`` module whose three swapped globals are the running context's."""
 
@@ -65,21 +78,8 @@ class _ContextWarningsModule(types.ModuleType):
     def filters(self, value: list[Any]) -> None:
         _holder().warning_filters = value
 
-    @property
-    def showwarning(self) -> Any:
-        return _holder().showwarning
-
-    @showwarning.setter
-    def showwarning(self, value: Any) -> None:
-        _holder().showwarning = value
-
-    @property
-    def _showwarnmsg_impl(self) -> Any:
-        return _holder().showwarnmsg_impl
-
-    @_showwarnmsg_impl.setter
-    def _showwarnmsg_impl(self, value: Any) -> None:
-        _holder().showwarnmsg_impl = value
+    showwarning = _InContext("showwarning")
+    _showwarnmsg_impl = _InContext("_showwarnmsg_impl")
 
 
 class _FiltersOfContext(list):  # type: ignore[type-arg]
@@ -148,13 +148,13 @@ class _FiltersOfContext(list):  # type: ignore[type-arg]
 def _showwarnmsg(msg: warnings.WarningMessage) -> None:
     """``warnings._showwarnmsg`` with the running context's hooks."""
     holder = _holder()
-    showwarning = holder.showwarning
+    showwarning = holder.warning_hooks["showwarning"]
     if showwarning is not warnings._showwarning_orig:  # type: ignore[attr-defined]
         if not callable(showwarning):
             raise TypeError("warnings.showwarning() must be set to a function or method")
         showwarning(msg.message, msg.category, msg.filename, msg.lineno, msg.file, msg.line)
         return
-    holder.showwarnmsg_impl(msg)
+    holder.warning_hooks["_showwarnmsg_impl"](msg)
 
 
 def _forget_last_warner() -> None:
@@ -169,8 +169,10 @@ def warnings_per_item(patches: Patches) -> None:
     module = sys.modules["warnings"]
     namespace = vars(module)
     PROCESS_WARNINGS.warning_filters = namespace["filters"]
-    PROCESS_WARNINGS.showwarning = namespace["showwarning"]
-    PROCESS_WARNINGS.showwarnmsg_impl = namespace["_showwarnmsg_impl"]
+    PROCESS_WARNINGS.warning_hooks = {
+        "showwarning": namespace["showwarning"],
+        "_showwarnmsg_impl": namespace["_showwarnmsg_impl"],
+    }
     patches.callback(_forget_last_warner)
     # Set in the module's dict while its class is still its own; undone after the class.
     patches.setattr(module, "filters", _FiltersOfContext())

@@ -85,43 +85,29 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
             del os.environ["PYTEST_CURRENT_TEST"]
 
 
-class _AssertionGlobals(threading.local):
-    """The three per-test globals of ``_pytest.assertion.util``, one set per thread."""
-
-    reprcompare: Any = None
-    assertion_pass: Any = None
-    config: Any = None
+class _ThreadValue(threading.local):
+    value: Any = None
 
 
-_assertion_globals = _AssertionGlobals()
+class _PerThread:
+    """A module attribute with one value per thread (None until the thread sets it)."""
+
+    def __init__(self) -> None:
+        self._local = _ThreadValue()
+
+    def __get__(self, module: object, owner: type | None = None) -> Any:
+        return self._local.value
+
+    def __set__(self, module: object, value: Any) -> None:
+        self._local.value = value
 
 
 class _PerThreadAssertionHooks(types.ModuleType):
     """``_pytest.assertion.util`` with its three per-test globals kept per thread."""
 
-    @property
-    def _reprcompare(self) -> Any:
-        return _assertion_globals.reprcompare
-
-    @_reprcompare.setter
-    def _reprcompare(self, value: Any) -> None:
-        _assertion_globals.reprcompare = value
-
-    @property
-    def _assertion_pass(self) -> Any:
-        return _assertion_globals.assertion_pass
-
-    @_assertion_pass.setter
-    def _assertion_pass(self, value: Any) -> None:
-        _assertion_globals.assertion_pass = value
-
-    @property
-    def _config(self) -> Any:
-        return _assertion_globals.config
-
-    @_config.setter
-    def _config(self, value: Any) -> None:
-        _assertion_globals.config = value
+    _reprcompare = _PerThread()
+    _assertion_pass = _PerThread()
+    _config = _PerThread()
 
 
 _ast_lock = threading.RLock()
