@@ -20,7 +20,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-WORKERINPUT_KEY = "dynpool_channel"
 WORKEROUTPUT_KEY = "dynpool_stats"
 NO_JOB = -1  # an exclusive (unmarked) item
 

@@ -19,8 +19,9 @@ from xdist.workermanage import WorkerController
 
 from .pytest_compat import xdist_check_same_collection
 from .summary import format_summary
-from .xdist_channel import NO_JOB, WORKERINPUT_KEY, WORKEROUTPUT_KEY, SideChannel
+from .xdist_channel import NO_JOB, WORKEROUTPUT_KEY, SideChannel
 from .xdist_partition import JobItems, WorkerShare, partition
+from .xdist_role import WORKERINPUT_KEY
 from .xdist_stats import format_balance, merge
 
 

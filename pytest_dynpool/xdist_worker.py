@@ -39,7 +39,7 @@ def collected_plan(plan: Plan, items: list[pytest.Item]) -> CollectedPlan:
         )
         for job in plan.jobs
     ]
-    job_of = {item: index for item, index in zip(plan.pooled, plan.job_of_pooled, strict=True)}
+    job_of = {pooled.item: pooled.job_index for pooled in plan.pooled}
     return CollectedPlan(jobs, [job_of.get(item, NO_JOB) for item in items])
 
 

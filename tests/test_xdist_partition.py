@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_dynpool.pytest_compat import check_xdist_version
+from pytest_dynpool.pytest_version import check_xdist_version
 from pytest_dynpool.xdist_partition import JobItems, partition, split_cap
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
 from ..model import Job
-from ..pytest_compat import xdist_distributes, xdist_worker_input
+from ..xdist_role import distributes, worker_input
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
 from .traffic import JobTraffic, TrafficRegistry
@@ -38,11 +38,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     registry = config.stash[TRAFFIC_KEY] = TrafficRegistry()
     # Under pytest-xdist: the workers' figures are shown once, by the controller.
-    if xdist_worker_input(config) is not None:
+    if worker_input(config) is not None:
         from .xdist import HttpXdistWorker
 
         config.pluginmanager.register(HttpXdistWorker(registry), "dynpool-http-xdist-worker")
-    elif xdist_distributes(config):
+    elif distributes(config):
         from .xdist import HttpXdistController
 
         config.pluginmanager.register(HttpXdistController(), "dynpool-http-xdist-controller")
