@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -61,6 +61,9 @@ class Plan:
     exclusive: list[pytest.Item] = field(default_factory=list)
     pooled: list[PooledItem] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
+    # Marked items that run alone anyway, by why: a thread-unsafe fixture's name,
+    # or the dynpool_alone marker. Counted among ``exclusive``.
+    alone: dict[str, int] = field(default_factory=dict)
 
 
 def _dynpool(
@@ -226,12 +229,15 @@ def build_plan(
     workers: int,
     rate_overrides: Mapping[str, Rate] | None = None,
     default_timeout: float | None = None,
+    alone_fixtures: Collection[str] = (),
 ) -> Plan:
     """Group items into jobs; one name declared with two settings is a usage error.
 
     Every item's job goes into ``item.stash[ITEM_JOB_KEY]``, also for items that
     run alone, so that the HTTP fixtures apply its limits wherever it runs. An
-    item's timeout is its marker's, else ``default_timeout``; 0 means none.
+    item's timeout is its marker's, else ``default_timeout``; 0 means none. An
+    item that uses one of ``alone_fixtures`` (directly or through another
+    fixture) or is marked ``dynpool_alone`` runs alone, whatever its job.
     """
     rate_overrides = rate_overrides or {}
     plan = Plan()
@@ -256,6 +262,11 @@ def build_plan(
                 rate_override=rate_overrides.get(first.name),
             )
         item.stash[ITEM_JOB_KEY] = job
+        reason = why_alone(item, alone_fixtures)
+        if reason is not None:
+            plan.exclusive.append(item)
+            plan.alone[reason] = plan.alone.get(reason, 0) + 1
+            continue
         index = job_index.get(assignment.name)
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)
@@ -265,6 +276,14 @@ def build_plan(
     overridden = set(cap_overrides) | set(rate_overrides)
     plan.unknown_overrides = sorted(overridden - set(first_declaration))
     return plan
+
+
+def why_alone(item: pytest.Item, alone_fixtures: Collection[str]) -> str | None:
+    """Why ``item`` must run alone: the marker, or the first thread-unsafe fixture it uses."""
+    if item.get_closest_marker(ALONE_MARKER_NAME) is not None:
+        return ALONE_MARKER_NAME
+    used = getattr(item, "fixturenames", ())
+    return next((name for name in used if name in alone_fixtures), None)
 
 
 def _settings(assignment: JobAssignment) -> str:

@@ -18,6 +18,12 @@ import pytest
 from .jobs import MAX_CAP
 from .model import RATE_HINT, Rate, parse_rate
 
+# Fixtures that change process-wide state (monkeypatch: attributes, the environment,
+# the working directory; pytester/testdir: the working directory, sys.path, sys.modules)
+# or that capture at the file-descriptor level, which threads share: a test using
+# one runs alone, outside the pool. ini dynpool_exclusive_fixtures replaces the list.
+EXCLUSIVE_FIXTURES = ("monkeypatch", "pytester", "testdir", "capfd", "capfdbinary")
+
 
 class Unmarked(str, Enum):
     """Where tests without a dynpool marker run."""
@@ -168,6 +174,13 @@ def add_options(parser: pytest.Parser) -> None:
         default=[],
     )
     parser.addini(
+        "dynpool_exclusive_fixtures",
+        "tests using any of these fixtures run alone, outside the pool (names separated by "
+        "spaces; replaces the default list: " + " ".join(EXCLUSIVE_FIXTURES) + ").",
+        type="args",
+        default=list(EXCLUSIVE_FIXTURES),
+    )
+    parser.addini(
         "dynpool_unmarked",
         "where unmarked tests run: exclusive or pool.",
         default=Unmarked.EXCLUSIVE.value,
@@ -183,6 +196,7 @@ class Settings:
     unmarked: Unmarked
     rate_overrides: dict[str, Rate] = field(default_factory=dict)
     timeout: float = 0.0  # seconds; 0: no timeout
+    exclusive_fixtures: frozenset[str] = frozenset(EXCLUSIVE_FIXTURES)
 
 
 def _usage_error(error: argparse.ArgumentTypeError) -> pytest.UsageError:
@@ -217,6 +231,7 @@ def read_settings(config: pytest.Config) -> Settings:
         unmarked=unmarked,
         rate_overrides=rates,
         timeout=timeout,
+        exclusive_fixtures=frozenset(config.getini("dynpool_exclusive_fixtures")),
     )
 
 

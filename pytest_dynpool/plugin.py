@@ -91,6 +91,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         workers=settings.workers,
         rate_overrides=settings.rate_overrides,
         default_timeout=settings.timeout,
+        alone_fixtures=settings.exclusive_fixtures,
     )
 
 
