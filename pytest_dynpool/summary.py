@@ -52,8 +52,6 @@ class RunStats:
     workers: int
     jobs: list[JobStats] = field(default_factory=list)
     exclusive_items: int = 0
-    # Of those, marked items that ran alone: why (a fixture's name, or the marker) -> count.
-    alone: dict[str, int] = field(default_factory=dict)
     pool_wall_seconds: float = 0.0
     pool_peak_in_flight: int = 0
     not_started: int = 0
@@ -61,6 +59,8 @@ class RunStats:
     outside_tests_output: str = ""
     timed_out: list[str] = field(default_factory=list)
     threads_left_behind: int = 0
+    # Items of jobs that ran alone, among the exclusive ones: why (a fixture, the marker) -> count.
+    alone: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def for_plan(cls, plan: Plan, workers: int) -> RunStats:
