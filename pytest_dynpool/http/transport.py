@@ -23,6 +23,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -36,15 +38,40 @@ MAX_BACKOFF_SECONDS = 1.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds; None when absent or an HTTP date we do not parse."""
+def retry_after_seconds(
+    response: httpx.Response, wall_clock: Callable[[], float] = time.time
+) -> float | None:
+    """The wait a Retry-After header asks for, in seconds, or None when it gives none.
+
+    Seconds (``"3"``) are taken as they are. An HTTP date counts from the
+    response's own ``Date`` (the server's clock, so clocks that disagree do not
+    matter), else from ``wall_clock``. None when absent, unreadable, or a date
+    already past: the caller then backs off as if the server had said nothing.
+    """
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    until = _http_date(value)
+    if until is None:
         return None
+    now = _http_date(response.headers.get("Date", ""))
+    seconds = until - (wall_clock() if now is None else now)
+    return seconds if seconds > 0 else None
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP date (RFC 9110, e.g. ``Tue, 01 Dec 2026 00:30:03 GMT``) as a timestamp."""
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": UTC with no zone said
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 def backoff_seconds(attempt: int) -> float:
