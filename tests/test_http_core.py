@@ -9,7 +9,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
-from pytest_dynpool.http.traffic import JobTraffic
+from pytest_dynpool.http.traffic import CURRENT_HOLDER, HeldSlots, JobTraffic
 from pytest_dynpool.http.transport import (
     AsyncLimitedTransport,
     LimitedTransport,
@@ -177,3 +177,27 @@ def test_a_retry_after_that_gives_no_wait_is_no_hint(headers: dict[str, str]) ->
 def test_a_retry_after_in_seconds_is_read_as_before() -> None:
     assert retry_after_seconds(httpx.Response(503, headers={"Retry-After": "2.5"})) == 2.5
     assert retry_after_seconds(httpx.Response(503, headers={"Retry-After": "0"})) == 0.0
+
+
+def test_a_slot_given_back_at_the_end_of_a_test_is_not_given_back_twice() -> None:
+    traffic = JobTraffic(Job("api", 1, 1, "test"))
+
+    def stream_body(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([b"body"]))  # held until closed
+
+    holder = HeldSlots()
+    token = CURRENT_HOLDER.set(holder)
+    try:
+        with httpx.Client(
+            transport=LimitedTransport(traffic, httpx.MockTransport(stream_body))
+        ) as client:
+            response = client.send(client.build_request("GET", "http://api/x"), stream=True)
+            assert traffic.requests.in_use == 1
+            assert holder.give_back() == ["api"]  # the test ended with it open
+            assert traffic.requests.in_use == 0
+            response.close()  # closed late: the slot is not released a second time
+            assert traffic.requests.in_use == 0
+            client.get("http://api/x")  # and a request after the end holds nothing
+            assert (traffic.requests.in_use, holder.give_back()) == (0, [])
+    finally:
+        CURRENT_HOLDER.reset(token)

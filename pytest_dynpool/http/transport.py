@@ -19,6 +19,7 @@ with blocking calls, ``AsyncLimitedTransport`` awaits them; neither decides.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from .traffic import OVERLOAD_STATUSES, JobTraffic
+from .traffic import CURRENT_HOLDER, OVERLOAD_STATUSES, JobTraffic
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_RETRIES = 5
@@ -113,15 +114,27 @@ def _slot_timeout(traffic: JobTraffic, request: httpx.Request) -> httpx.PoolTime
 
 
 class _Release:
-    """Gives a request slot back once, however often it is called."""
+    """Gives a request slot back once, however often and from whichever thread it is called.
 
-    def __init__(self, release: Callable[[], None]) -> None:
-        self._release: Callable[[], None] | None = release
+    The test that took the slot holds it too (``HeldSlots``), so that it comes
+    back when that test ends even if the response is never closed.
+    """
+
+    def __init__(self, traffic: JobTraffic) -> None:
+        self._lock = threading.Lock()
+        self._release: Callable[[], None] | None = traffic.requests.release
+        self._holder = CURRENT_HOLDER.get()
+        if self._holder is not None:
+            self._holder.hold(self, traffic.name)
 
     def __call__(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
+        with self._lock:
+            release, self._release = self._release, None
+        if release is None:
+            return
+        if self._holder is not None:
+            self._holder.drop(self)
+        release()
 
 
 # The steps ``_exchange`` hands its driver; the driver sends back each one's result.
@@ -180,7 +193,7 @@ def _exchange(
             yield _Wait(paused)
         if not (yield _TakeSlot(_pool_timeout(request))):
             raise _slot_timeout(traffic, request)
-        release = _Release(traffic.requests.release)
+        release = _Release(traffic)
         try:
             delay = traffic.next_request_delay()
             if delay > 0:
