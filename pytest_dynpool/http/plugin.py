@@ -96,7 +96,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         return (yield)
     finally:
         CURRENT_HOLDER.reset(token)
-        holder.give_back()  # a teardown that failed before ours ran: the slots still come back
+        holder.give_back()  # our teardown wrapper did not run (an interrupt): still give back
 
 
 @pytest.hookimpl(wrapper=True)
@@ -113,12 +113,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 def _warn_of_leaks(item: pytest.Item, job_names: list[str]) -> None:
     for job_name in sorted(set(job_names)):
         count = job_names.count(job_name)
-        responses = "1 response" if count == 1 else f"{count} responses"
+        what = "1 response of" if count == 1 else f"{count} responses of"
+        were, slots = ("was", "its request slot is") if count == 1 else ("were", "their slots are")
         item.warn(
             UnclosedResponseWarning(
-                f"{responses} of dynpool job {job_name!r} was still open when the test ended "
-                "(a client.stream(...) never closed?); its request slot is given back now, "
-                "so that the job's later requests do not wait for it"
+                f"{what} dynpool job {job_name!r} {were} still open when the test ended "
+                f"(a client.stream(...) never closed?); {slots} given back now, "
+                "so that the job's later requests do not wait for them"
             )
         )
 
