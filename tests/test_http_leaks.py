@@ -11,26 +11,14 @@ from __future__ import annotations
 import pytest
 
 CONFTEST = """
-import logging
-
 import pytest
-from pytest_httpserver import HTTPServer
-
-
-class Server(HTTPServer):
-    def thread_target(self):
-        self.server.serve_forever(poll_interval=0.05)
 
 
 @pytest.fixture(scope="session")
-def dynpool_base_url():
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = Server(host="127.0.0.1", port=0, threaded=True)
-    server.expect_request("/data").respond_with_data("x" * 100_000)
-    server.start()
-    yield server.url_for("/")
-    server.clear()
-    server.stop()
+def dynpool_base_url(make_httpserver):
+    # A small body: the server has sent it all even while the client never reads it.
+    make_httpserver.expect_request("/data").respond_with_data("x" * 100)
+    return make_httpserver.url_for("/")
 
 
 @pytest.fixture
