@@ -29,6 +29,8 @@ ALONE_MARKER_HELP = (
 UNMARKED_JOB = "unmarked"
 # A cap above any pool size is bounded by the pool; above this one it is a typo.
 MAX_CAP = 1_000_000
+# One name for two jobs would give them one HTTP limit but two caps in the scheduler.
+RESERVED_HINT = "is reserved for the tests without a dynpool marker; give the job another name"
 FIX_HINT = (
     'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name", '
     f"rate=... ({RATE_HINT}), adaptive=True/False and timeout=SECONDS (a number >= 0; "
@@ -75,14 +77,18 @@ def _dynpool(
     timeout: float | None = None,
 ) -> JobSpec:
     """Mirror of the marker's signature, so Python itself rejects bad arguments."""
+    _check_cap(max_concurrency)
     if job is not None:
         _check_name(job, "job")
+    if job == UNMARKED_JOB:
+        raise ValueError(f"the job name {UNMARKED_JOB!r} {RESERVED_HINT}")
+    _check_adaptive(adaptive)
     parsed_rate = None if rate is None else parse_rate(rate)
     return JobSpec(
-        max_concurrency=_check_cap(max_concurrency),
+        max_concurrency=max_concurrency,
         job=job,
         rate=parsed_rate,
-        adaptive=_check_adaptive(adaptive),
+        adaptive=adaptive,
         timeout=_check_timeout(timeout),
     )
 
@@ -246,6 +252,11 @@ def build_plan(
     job_index: dict[str, int] = {}
     for item, returned in zip(items, assignments, strict=True):
         assignment = check_hook_assignment(returned, item)
+        if assignment is not None and assignment.name == UNMARKED_JOB:  # from a hook
+            raise pytest.UsageError(
+                f"{item.nodeid}: dynpool job name {UNMARKED_JOB!r} (declared at "
+                f"{assignment.declared_at}) {RESERVED_HINT}"
+            )
         if assignment is None:
             if not unmarked_in_pool:
                 item.stash[ITEM_JOB_KEY] = UNMARKED_EXCLUSIVE_JOB
