@@ -25,7 +25,7 @@ from .summary import RunStats
 from .xdist_channel import NO_JOB, WORKEROUTPUT_KEY, CollectedPlan, JobRecord, SideChannel
 from .xdist_stats import stats_to_dict
 
-STOP_POLL_SECONDS = 0.05
+STOP_POLL_SECONDS = 0.02
 
 
 def collected_plan(plan: Plan, items: list[pytest.Item]) -> CollectedPlan:
