@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+
+from .redis_server import RedisServer
 
 pytest_plugins = ["pytester"]
 
@@ -31,3 +34,12 @@ def assert_no_worker_left() -> None:
     for thread in workers:
         thread.join(timeout=60)  # never expected to wait long; a leak fails below, not hangs
     assert not [t.name for t in workers if t.is_alive()]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session's tests; each test uses its own namespace."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

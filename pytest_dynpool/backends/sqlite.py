@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from . import IDLE_SECONDS, BackendError, Lease, SharedJobState
-from .gcra import check_rate, gcra_step
+from .gcra import Clock, check_rate, gcra_step
 from .waiting import ReleaseMarks, poll_delays
 
 _T = TypeVar("_T")
@@ -49,8 +49,11 @@ _TOUCH = (
 class SqliteBackend:
     """A ``LimitsBackend`` in the SQLite file at ``path``, shared by every process that opens it."""
 
-    def __init__(self, path: str, namespace: str, lease_seconds: float) -> None:
+    def __init__(
+        self, path: str, namespace: str, lease_seconds: float, clock: Clock = time.time
+    ) -> None:
         self._path = path
+        self._clock = clock
         self._namespace = namespace
         self._lease_seconds = lease_seconds
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -67,7 +70,7 @@ class SqliteBackend:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(
-                    "DELETE FROM dynpool_jobs WHERE touched < ?", (time.time() - IDLE_SECONDS,)
+                    "DELETE FROM dynpool_jobs WHERE touched < ?", (clock() - IDLE_SECONDS,)
                 )
         except sqlite3.Error as error:
             raise BackendError(
@@ -103,7 +106,7 @@ class SqliteBackend:
         """Run ``operation(db, now)`` in one transaction; any SQLite failure is a BackendError."""
         try:
             with self._transaction() as db:
-                return operation(db, time.time())
+                return operation(db, self._clock())
         except sqlite3.Error as error:
             raise BackendError(f"{self.url}: the SQLite limits store failed: {error}") from error
 
@@ -185,7 +188,7 @@ class SqliteBackend:
 
         try:
             with self._lock:  # a read: no write lock needed, WAL readers never block
-                return view(self._db, time.time())
+                return view(self._db, self._clock())
         except sqlite3.Error as error:
             raise BackendError(f"{self.url}: the SQLite limits store failed: {error}") from error
 
