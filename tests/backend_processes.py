@@ -55,7 +55,7 @@ def take_tokens(
     import time
 
     backend = open_backend(url, namespace)
-    taken = []
+    taken: list[float] = []
     try:
         while len(taken) < count:
             wait = backend.take_token(job, per_second, burst)

@@ -327,8 +327,8 @@ def test_redis_keys_carry_the_namespace_and_job_tag_and_all_expire(
     backend.take_token("tests/a.py::{odd}:job", 10.0, 1)
     backend.pause("tests/a.py::{odd}:job", 1.0)
     backend.release(lease)
-    client = redis.Redis.from_url(redis_server.url)
-    keys = sorted(key.decode() for key in client.keys(f"dynpool:{namespace}:*"))
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    keys = sorted(str(key) for key in client.keys(f"dynpool:{namespace}:*"))
     prefix = f"dynpool:{namespace}:{{tests/a.py%3A%3A%7Bodd%7D%3Ajob}}:"
     assert keys == [prefix + part for part in ("state", "tat", "wake")]
     assert all(client.pttl(key) > 0 for key in keys)
