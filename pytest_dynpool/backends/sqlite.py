@@ -69,9 +69,7 @@ class SqliteBackend:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(
-                    "DELETE FROM dynpool_jobs WHERE touched < ?", (clock() - IDLE_SECONDS,)
-                )
+                db.execute("DELETE FROM dynpool_jobs WHERE touched < ?", (clock() - IDLE_SECONDS,))
         except sqlite3.Error as error:
             raise BackendError(
                 f"{self.url}: cannot open the SQLite limits store ({error}); "
