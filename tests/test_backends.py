@@ -211,7 +211,7 @@ def test_sqlite_reclaims_on_its_clock_and_the_heartbeat_keeps_leases(tmp_path: P
     clock = FakeClock()
     backend = SqliteBackend(str(tmp_path / "limits.db"), "ns", 10.0, clock=clock)
     lost: list[tuple[Lease, str]] = []
-    keeper = LeaseKeeper(backend, lambda lease, reason: lost.append((lease, reason)))
+    keeper = LeaseKeeper(backend, lambda lease, reason, _: lost.append((lease, reason)))
     kept, dropped = backend.acquire("api", 3), backend.acquire("api", 3)
     assert kept is not None
     assert dropped is not None
@@ -255,7 +255,8 @@ def test_the_heartbeat_thread_renews_and_reports_a_store_that_fails() -> None:
     lost = threading.Event()
     reasons: list[str] = []
 
-    def on_lost(lease: Lease, reason: str) -> None:
+    def on_lost(lease: Lease, reason: str, store_failed: bool) -> None:
+        assert store_failed
         reasons.append(reason)
         lost.set()
 
@@ -271,7 +272,7 @@ def test_the_heartbeat_thread_renews_and_reports_a_store_that_fails() -> None:
 def test_the_memory_store_needs_no_heartbeat() -> None:
     backend = open_backend("memory", "ns")
     assert math.isinf(backend.lease_seconds)
-    keeper = LeaseKeeper(backend, lambda lease, reason: None)
+    keeper = LeaseKeeper(backend, lambda lease, reason, failed: None)
     lease = backend.acquire("api", 1)
     assert lease is not None
     keeper.hold(lease)

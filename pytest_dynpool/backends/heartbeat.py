@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from . import BackendError, Lease, LimitsBackend
 
-# Called on the heartbeat thread with the lease and why it is gone (or may be).
-LostLease = Callable[[Lease, str], None]
+# Called on the heartbeat thread with the lease, why it is gone (or may be), and
+# whether the store itself failed (rather than the lease running out).
+LostLease = Callable[[Lease, str, bool], None]
 
 
 class LeaseKeeper:
@@ -60,17 +61,17 @@ class LeaseKeeper:
             try:
                 kept = self._backend.renew(lease)
             except BackendError as error:
-                self._lose(lease, f"the store did not answer the renewal: {error}")
+                self._lose(lease, f"the store did not answer the renewal: {error}", True)
                 continue
             if not kept:
-                self._lose(lease, "its lease expired before it was renewed")
+                self._lose(lease, "its lease expired before it was renewed", False)
 
-    def _lose(self, lease: Lease, reason: str) -> None:
+    def _lose(self, lease: Lease, reason: str, store_failed: bool) -> None:
         with self._lock:
             if self._held.pop(lease.token, None) is None:
                 return  # released meanwhile: nothing was lost
             self.lost += 1
-        self._on_lost(lease, reason)
+        self._on_lost(lease, reason, store_failed)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

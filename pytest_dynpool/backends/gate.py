@@ -1,0 +1,183 @@
+"""Job slots for one process from a shared store: leases kept alive, failures remembered.
+
+The runtime asks ``try_acquire`` before an item starts and ``release`` when it
+ends; the HTTP transports do the same per request with ``hold``. A refusal
+never blocks the caller: the runtime defers the job and tries another one,
+and a watcher thread says when a deferred job may try again (a release seen
+by the store, or a poll). The first failure of the store is kept in
+``failure``: from then on nothing is granted (fail closed) and the caller
+stops dispatching.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from . import BackendError, Lease, LimitsBackend
+from .heartbeat import LeaseKeeper
+
+# A deferred job is retried at least this often even if no wake-up comes (a poll).
+LONGEST_DEFER_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Refused:
+    """No slot now: wait ``retry_in`` seconds for a rate token, or None for a release."""
+
+    retry_in: float | None
+
+
+class StoreFailed(Exception):
+    """The store failed: nothing more may start. The message says what happened."""
+
+
+class StoreGate:
+    """One process's door to a ``LimitsBackend``."""
+
+    def __init__(
+        self, backend: LimitsBackend, on_release: Callable[[list[str]], None] | None = None
+    ) -> None:
+        self.backend = backend
+        self._on_release = on_release
+        self._lock = threading.Condition()
+        self._held: dict[str, set[str]] = {}
+        self.local_peaks: dict[str, int] = {}
+        self.failure: str | None = None
+        self.lost: list[str] = []
+        self._refused: set[str] = set()
+        self._closed = False
+        self._keeper = LeaseKeeper(backend, self._lease_lost)
+        self._watcher: threading.Thread | None = None
+
+    def _fail(self, message: str) -> StoreFailed:
+        with self._lock:
+            if self.failure is None:
+                self.failure = message
+            self._lock.notify_all()
+        return StoreFailed(self.failure or message)
+
+    def _lease_lost(self, lease: Lease, reason: str, store_failed: bool) -> None:
+        with self._lock:
+            self._held[lease.job].discard(lease.token)
+        self.lost.append(f"{lease.job}: {reason}")
+        if store_failed:
+            self._fail(f"{self.backend.url}: {reason}")
+
+    def try_acquire(
+        self, job: str, cap: int, per_second: float | None = None, burst: int = 1
+    ) -> Lease | Refused:
+        """A lease of ``job`` and, with a rate, a start token; or how to wait. Never blocks.
+
+        StoreFailed once the store has failed (now or before).
+        """
+        if self.failure is not None:
+            raise StoreFailed(self.failure)
+        try:
+            lease = self.backend.acquire(job, cap)
+            if lease is None:
+                self._watch(job)
+                return Refused(None)
+            if per_second is not None:
+                wait = self.backend.take_token(job, per_second, burst)
+                if wait > 0.0:
+                    self.backend.release(lease)  # a slot is not held while its token is due
+                    return Refused(wait)
+        except BackendError as error:
+            raise self._fail(str(error)) from error
+        self._keeper.hold(lease)
+        with self._lock:
+            held = self._held.setdefault(job, set())
+            held.add(lease.token)
+            self.local_peaks[job] = max(self.local_peaks.get(job, 0), len(held))
+        return lease
+
+    def release(self, lease: Lease) -> None:
+        """Give the slot back at once; a store failure here is remembered, never raised."""
+        self._keeper.drop(lease)
+        with self._lock:
+            self._held[lease.job].discard(lease.token)
+        try:
+            self.backend.release(lease)
+        except BackendError as error:
+            self._fail(str(error))  # the lease expires in the store by itself
+
+    @contextmanager
+    def hold(self, job: str, cap: int, timeout: float) -> Iterator[Lease]:
+        """Block this thread until it holds a slot of ``job`` (a request's), for the block.
+
+        StoreFailed when the store fails or no slot came within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            outcome = self.try_acquire(job, cap)
+            if isinstance(outcome, Lease):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreFailed(f"no slot of {job!r} came within {timeout:g} s")
+            try:
+                self.backend.wait_for_release([job], min(left, LONGEST_DEFER_SECONDS))
+            except BackendError as error:
+                raise self._fail(str(error)) from error
+        try:
+            yield outcome
+        finally:
+            self.release(outcome)
+
+    def _watch(self, job: str) -> None:
+        """Tell ``on_release`` when ``job`` may find a slot again."""
+        if self._on_release is None:
+            return
+        with self._lock:
+            self._refused.add(job)
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch_releases, name="dynpool-store-watcher", daemon=True
+                )
+                self._watcher.start()
+            self._lock.notify_all()
+
+    def _watch_releases(self) -> None:
+        assert self._on_release is not None
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._refused or self._closed or self.failure)
+                if self._closed or self.failure is not None:
+                    return
+                jobs = sorted(self._refused)
+            try:
+                self.backend.wait_for_release(jobs, LONGEST_DEFER_SECONDS)
+            except BackendError as error:
+                self._fail(str(error))
+            with self._lock:
+                self._refused.difference_update(jobs)
+            # Woken or not: let them try again (a poll at worst), and let the
+            # caller see a failure at once.
+            self._on_release(jobs)
+
+    def store_peaks(self, jobs: Iterable[str]) -> dict[str, int | None]:
+        """The peak the store saw per job (None where it cannot say)."""
+        peaks: dict[str, int | None] = {}
+        for job in jobs:
+            try:
+                peaks[job] = self.backend.peak(job)
+            except BackendError:
+                peaks[job] = None
+        return peaks
+
+    def close(self) -> None:
+        """Stop renewing, give back every lease still held, drop the connection."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._keeper.close()
+        for lease in self._keeper.held():
+            self.release(lease)
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.join(timeout=LONGEST_DEFER_SECONDS + 10.0)
+        self.backend.close()

@@ -1,0 +1,121 @@
+"""The gate the runtime and the HTTP transports use: grants, refusals, wake-ups, failure."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from pytest_dynpool.backends import BackendError, Lease, open_backend
+from pytest_dynpool.backends.gate import Refused, StoreFailed, StoreGate
+from pytest_dynpool.backends.memory import MemoryBackend
+
+WAIT = 30.0  # bounds a broken wait; never reached when the code is right
+
+
+class BreakableBackend(MemoryBackend):
+    """The memory store, until ``broken``: then every call fails as a lost store does."""
+
+    broken = False
+
+    def acquire(self, job: str, cap: int) -> Lease | None:
+        if self.broken:
+            raise BackendError("memory: gone")
+        return super().acquire(job, cap)
+
+    def release(self, lease: Lease) -> None:
+        if self.broken:
+            raise BackendError("memory: gone")
+        super().release(lease)
+
+
+def test_grants_up_to_the_cap_and_a_release_wakes_the_refused_job() -> None:
+    woken: list[list[str]] = []
+    event = threading.Event()
+
+    def on_release(jobs: list[str]) -> None:
+        woken.append(jobs)
+        event.set()
+
+    gate = StoreGate(open_backend("memory"), on_release)
+    first = gate.try_acquire("api", 1)
+    assert isinstance(first, Lease)
+    assert gate.try_acquire("api", 1) == Refused(None)
+    gate.release(first)
+    assert event.wait(WAIT)
+    assert woken[0] == ["api"]
+    assert isinstance(gate.try_acquire("api", 1), Lease)
+    assert gate.local_peaks == {"api": 1}
+    gate.close()
+
+
+def test_a_rate_refusal_gives_the_slot_back_and_says_how_long() -> None:
+    backend = open_backend("memory")
+    gate = StoreGate(backend)
+    assert isinstance(gate.try_acquire("api", 5, per_second=1 / 60, burst=1), Lease)
+    refused = gate.try_acquire("api", 5, per_second=1 / 60, burst=1)
+    assert isinstance(refused, Refused)
+    assert refused.retry_in is not None
+    assert 0 < refused.retry_in <= 60
+    assert backend.in_flight("api") == 1  # only the first one's slot
+    gate.close()
+
+
+def test_a_failed_store_refuses_everything_after_and_a_release_never_raises() -> None:
+    backend = BreakableBackend()
+    gate = StoreGate(backend)
+    lease = gate.try_acquire("api", 2)
+    assert isinstance(lease, Lease)
+    backend.broken = True
+    gate.release(lease)  # remembered, not raised
+    assert gate.failure == "memory: gone"
+    backend.broken = False
+    with pytest.raises(StoreFailed, match="memory: gone"):
+        gate.try_acquire("api", 2)  # fail closed even though the store answers again
+    gate.close()
+
+
+def test_hold_blocks_until_a_slot_is_free_and_gives_it_back(tmp_path: Path) -> None:
+    backend = open_backend(f"sqlite://{tmp_path / 'limits.db'}")
+    gate = StoreGate(backend)
+    blocker = gate.try_acquire("api", 1)
+    assert isinstance(blocker, Lease)
+    entered = threading.Event()
+
+    def request() -> None:
+        with gate.hold("api", 1, WAIT):
+            entered.set()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    assert not entered.is_set()
+    assert backend.in_flight("api") == 1
+    gate.release(blocker)
+    thread.join(WAIT)
+    assert entered.is_set()
+    assert backend.in_flight("api") == 0
+    gate.close()
+
+
+def test_hold_gives_up_after_its_timeout() -> None:
+    gate = StoreGate(open_backend("memory"))
+    assert isinstance(gate.try_acquire("api", 1), Lease)
+    with (
+        pytest.raises(StoreFailed, match="no slot of 'api' came within"),
+        gate.hold("api", 1, 0.01),
+    ):
+        pass
+    gate.close()
+
+
+def test_close_gives_back_what_is_held_and_reports_store_peaks(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'limits.db'}"
+    gate = StoreGate(open_backend(url, "ns"))
+    assert isinstance(gate.try_acquire("api", 3), Lease)
+    assert isinstance(gate.try_acquire("api", 3), Lease)
+    assert gate.store_peaks(["api", "never"]) == {"api": 2, "never": 0}
+    gate.close()
+    other = open_backend(url, "ns")
+    assert other.in_flight("api") == 0
+    other.close()
