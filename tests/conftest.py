@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from .redis_server import RedisServer
+from .redis_server import RedisServer, started_redis
 
 pytest_plugins = ["pytester"]
 
@@ -39,7 +39,6 @@ def assert_no_worker_left() -> None:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the session's tests; each test uses its own namespace."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
+    server = started_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()

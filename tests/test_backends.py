@@ -335,3 +335,20 @@ def test_redis_keys_carry_the_namespace_and_job_tag_and_all_expire(
     assert all(client.pttl(key) > 0 for key in keys)
     client.close()
     backend.close()
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("", pytest.skip.Exception), ("true", pytest.fail.Exception)]
+)
+def test_a_missing_redis_server_skips_with_the_install_hint_but_fails_in_ci(
+    ci: str, outcome: type[BaseException], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import benchmarks.redis_server
+
+    from .redis_server import started_redis
+
+    monkeypatch.setattr(benchmarks.redis_server, "REDIS_SERVER", str(tmp_path / "none"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="apt-get install redis-server"):
+        started_redis(tmp_path)
