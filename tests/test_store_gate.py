@@ -39,22 +39,43 @@ def test_grants_up_to_the_cap_and_a_release_wakes_the_refused_job() -> None:
         event.set()
 
     gate = StoreGate(open_backend("memory"), on_release)
-    first = gate.try_acquire("api", 1)
-    assert isinstance(first, Lease)
-    assert gate.try_acquire("api", 1) == Refused(None)
-    gate.release(first)
+    assert gate.try_acquire("api", 1) is None  # the runtime's door: None is granted
+    defer = gate.try_acquire("api", 1)
+    assert defer is not None
+    assert 0 < defer <= 0.25  # the first step of the backoff
+    gate.release_job("api")
     assert event.wait(WAIT)
     assert woken[0] == ["api"]
-    assert isinstance(gate.try_acquire("api", 1), Lease)
+    assert gate.try_acquire("api", 1) is None
     assert gate.local_peaks == {"api": 1}
+    gate.close()
+
+
+def test_requests_lease_without_waking_the_runtime() -> None:
+    gate = StoreGate(open_backend("memory"), lambda jobs: pytest.fail("no runtime job waits"))
+    first = gate.lease("api", 1)
+    assert isinstance(first, Lease)
+    assert gate.lease("api", 1) == Refused(None)
+    gate.release(first)
+    gate.close()
+
+
+def test_start_rates_are_taken_with_the_slot() -> None:
+    backend = open_backend("memory")
+    gate = StoreGate(backend, start_rates={"api": (1 / 60, 1)})
+    assert gate.try_acquire("api", 5) is None
+    defer = gate.try_acquire("api", 5)
+    assert defer is not None
+    assert 0.25 < defer <= 60  # the token's wait, not a backoff step
+    assert backend.in_flight("api") == 1
     gate.close()
 
 
 def test_a_rate_refusal_gives_the_slot_back_and_says_how_long() -> None:
     backend = open_backend("memory")
     gate = StoreGate(backend)
-    assert isinstance(gate.try_acquire("api", 5, per_second=1 / 60, burst=1), Lease)
-    refused = gate.try_acquire("api", 5, per_second=1 / 60, burst=1)
+    assert isinstance(gate.lease("api", 5, per_second=1 / 60, burst=1), Lease)
+    refused = gate.lease("api", 5, per_second=1 / 60, burst=1)
     assert isinstance(refused, Refused)
     assert refused.retry_in is not None
     assert 0 < refused.retry_in <= 60
@@ -65,21 +86,21 @@ def test_a_rate_refusal_gives_the_slot_back_and_says_how_long() -> None:
 def test_a_failed_store_refuses_everything_after_and_a_release_never_raises() -> None:
     backend = BreakableBackend()
     gate = StoreGate(backend)
-    lease = gate.try_acquire("api", 2)
+    lease = gate.lease("api", 2)
     assert isinstance(lease, Lease)
     backend.broken = True
     gate.release(lease)  # remembered, not raised
     assert gate.failure == "memory: gone"
     backend.broken = False
     with pytest.raises(StoreFailed, match="memory: gone"):
-        gate.try_acquire("api", 2)  # fail closed even though the store answers again
+        gate.lease("api", 2)  # fail closed even though the store answers again
     gate.close()
 
 
 def test_hold_blocks_until_a_slot_is_free_and_gives_it_back(tmp_path: Path) -> None:
     backend = open_backend(f"sqlite://{tmp_path / 'limits.db'}")
     gate = StoreGate(backend)
-    blocker = gate.try_acquire("api", 1)
+    blocker = gate.lease("api", 1)
     assert isinstance(blocker, Lease)
     entered = threading.Event()
 
@@ -100,7 +121,7 @@ def test_hold_blocks_until_a_slot_is_free_and_gives_it_back(tmp_path: Path) -> N
 
 def test_hold_gives_up_after_its_timeout() -> None:
     gate = StoreGate(open_backend("memory"))
-    assert isinstance(gate.try_acquire("api", 1), Lease)
+    assert isinstance(gate.lease("api", 1), Lease)
     with (
         pytest.raises(StoreFailed, match="no slot of 'api' came within"),
         gate.hold("api", 1, 0.01),
@@ -112,8 +133,8 @@ def test_hold_gives_up_after_its_timeout() -> None:
 def test_close_gives_back_what_is_held_and_reports_store_peaks(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'limits.db'}"
     gate = StoreGate(open_backend(url, "ns"))
-    assert isinstance(gate.try_acquire("api", 3), Lease)
-    assert isinstance(gate.try_acquire("api", 3), Lease)
+    assert isinstance(gate.lease("api", 3), Lease)
+    assert isinstance(gate.lease("api", 3), Lease)
     assert gate.store_peaks(["api", "never"]) == {"api": 2, "never": 0}
     gate.close()
     other = open_backend(url, "ns")

@@ -1,24 +1,26 @@
 """Job slots for one process from a shared store: leases kept alive, failures remembered.
 
 The runtime asks ``try_acquire`` before an item starts and ``release`` when it
-ends; the HTTP transports do the same per request with ``hold``. A refusal
-never blocks the caller: the runtime defers the job and tries another one,
-and a watcher thread says when a deferred job may try again (a release seen
-by the store, or a poll). The first failure of the store is kept in
-``failure``: from then on nothing is granted (fail closed) and the caller
-stops dispatching.
+ends (the ``SlotGate`` of scheduler.py); the HTTP transports ``hold`` a slot
+per request. A refusal never blocks the runtime: it defers the job for the
+seconds returned (a backoff with jitter) and tries another one; a watcher
+thread calls ``on_release`` as soon as the store sees a release of a refused
+job, so the runtime can resume it early. The first failure of the store is
+kept in ``failure``: from then on nothing is granted (fail closed) and the
+runtime stops dispatching.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import BackendError, Lease, LimitsBackend
 from .heartbeat import LeaseKeeper
+from .waiting import poll_delays
 
 # A deferred job is retried at least this often even if no wake-up comes (a poll).
 LONGEST_DEFER_SECONDS = 1.0
@@ -39,10 +41,17 @@ class StoreGate:
     """One process's door to a ``LimitsBackend``."""
 
     def __init__(
-        self, backend: LimitsBackend, on_release: Callable[[list[str]], None] | None = None
+        self,
+        backend: LimitsBackend,
+        on_release: Callable[[list[str]], None] | None = None,
+        start_rates: Mapping[str, tuple[float, int]] | None = None,
     ) -> None:
         self.backend = backend
         self._on_release = on_release
+        # Per job: (starts per second, burst) shared by every process.
+        self._start_rates = dict(start_rates or {})
+        self._granted: dict[str, list[Lease]] = {}
+        self._backoff: dict[str, Iterator[float]] = {}
         self._lock = threading.Condition()
         self._held: dict[str, set[str]] = {}
         self.local_peaks: dict[str, int] = {}
@@ -67,10 +76,37 @@ class StoreGate:
         if store_failed:
             self._fail(f"{self.backend.url}: {reason}")
 
-    def try_acquire(
+    def try_acquire(self, job: str, cap: int) -> float | None:
+        """The runtime's door (``SlotGate``): None when a slot of ``job`` is now held.
+
+        Else the seconds to defer the job: until its start token, or a backoff
+        with jitter (``on_release`` may resume it sooner). StoreFailed once the
+        store has failed.
+        """
+        rate = self._start_rates.get(job)
+        outcome = self.lease(job, cap, *(rate or (None, 1)))
+        with self._lock:
+            if isinstance(outcome, Lease):
+                self._granted.setdefault(job, []).append(outcome)
+                self._backoff.pop(job, None)
+                return None
+            if outcome.retry_in is not None:
+                return outcome.retry_in
+        self._watch(job)
+        with self._lock:
+            delays = self._backoff.setdefault(job, poll_delays())
+            return next(delays)
+
+    def release_job(self, job: str) -> None:
+        """Give back one slot that ``try_acquire`` granted for ``job``."""
+        with self._lock:
+            lease = self._granted[job].pop()
+        self.release(lease)
+
+    def lease(
         self, job: str, cap: int, per_second: float | None = None, burst: int = 1
     ) -> Lease | Refused:
-        """A lease of ``job`` and, with a rate, a start token; or how to wait. Never blocks.
+        """A lease of ``job`` and, with a rate, a token; or how to wait. Never blocks.
 
         StoreFailed once the store has failed (now or before).
         """
@@ -79,7 +115,6 @@ class StoreGate:
         try:
             lease = self.backend.acquire(job, cap)
             if lease is None:
-                self._watch(job)
                 return Refused(None)
             if per_second is not None:
                 wait = self.backend.take_token(job, per_second, burst)
@@ -113,7 +148,7 @@ class StoreGate:
         """
         deadline = time.monotonic() + timeout
         while True:
-            outcome = self.try_acquire(job, cap)
+            outcome = self.lease(job, cap)
             if isinstance(outcome, Lease):
                 break
             left = deadline - time.monotonic()
