@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dynpool.backends import BackendError, Lease, open_backend
-from pytest_dynpool.backends.gate import Refused, StoreFailed, StoreGate
+from pytest_dynpool.backends.gate import LONGEST_DEFER_SECONDS, Refused, StoreFailed, StoreGate
 from pytest_dynpool.backends.memory import MemoryBackend
 
 WAIT = 30.0  # bounds a broken wait; never reached when the code is right
@@ -140,3 +140,17 @@ def test_close_gives_back_what_is_held_and_reports_store_peaks(tmp_path: Path) -
     other = open_backend(url, "ns")
     assert other.in_flight("api") == 0
     other.close()
+
+
+def test_the_runtime_door_defers_everything_once_the_store_failed() -> None:
+    backend = BreakableBackend()
+    gate = StoreGate(backend)
+    failures: list[str] = []
+    gate.listen(on_release=lambda jobs: None, on_failure=failures.append)
+    assert gate.try_acquire("api", 2) is None
+    backend.broken = True
+    assert gate.try_acquire("api", 2) == LONGEST_DEFER_SECONDS  # fail closed, never raises
+    assert gate.try_acquire("other", 2) == LONGEST_DEFER_SECONDS
+    assert failures == ["memory: gone"]  # told once
+    gate.release_job("api")  # the store is gone: remembered, not raised
+    gate.close()

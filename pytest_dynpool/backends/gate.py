@@ -48,6 +48,7 @@ class StoreGate:
     ) -> None:
         self.backend = backend
         self._on_release = on_release
+        self._on_failure: Callable[[str], None] | None = None
         # Per job: (starts per second, burst) shared by every process.
         self._start_rates = dict(start_rates or {})
         self._granted: dict[str, list[Lease]] = {}
@@ -62,11 +63,24 @@ class StoreGate:
         self._keeper = LeaseKeeper(backend, self._lease_lost)
         self._watcher: threading.Thread | None = None
 
+    def listen(
+        self,
+        on_release: Callable[[list[str]], None],
+        on_failure: Callable[[str], None],
+    ) -> None:
+        """``on_release(jobs)``: refused jobs may find a slot now; ``on_failure(message)``:
+        the store failed, stop starting items. Both are called from other threads."""
+        self._on_release = on_release
+        self._on_failure = on_failure
+
     def _fail(self, message: str) -> StoreFailed:
         with self._lock:
-            if self.failure is None:
+            first = self.failure is None
+            if first:
                 self.failure = message
             self._lock.notify_all()
+        if first and self._on_failure is not None:
+            self._on_failure(message)
         return StoreFailed(self.failure or message)
 
     def _lease_lost(self, lease: Lease, reason: str, store_failed: bool) -> None:
@@ -80,11 +94,15 @@ class StoreGate:
         """The runtime's door (``SlotGate``): None when a slot of ``job`` is now held.
 
         Else the seconds to defer the job: until its start token, or a backoff
-        with jitter (``on_release`` may resume it sooner). StoreFailed once the
-        store has failed.
+        with jitter (``on_release`` may resume it sooner). Never raises: once
+        the store has failed every job is deferred (fail closed) and
+        ``on_failure`` has been told.
         """
         rate = self._start_rates.get(job)
-        outcome = self.lease(job, cap, *(rate or (None, 1)))
+        try:
+            outcome = self.lease(job, cap, *(rate or (None, 1)))
+        except StoreFailed:
+            return LONGEST_DEFER_SECONDS
         with self._lock:
             if isinstance(outcome, Lease):
                 self._granted.setdefault(job, []).append(outcome)
