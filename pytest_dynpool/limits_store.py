@@ -1,8 +1,12 @@
-"""The run's limits store: ``--dynpool-backend`` and ``--dynpool-namespace``, opened or exit 4.
+"""The run's limits store: its options, opening it (or exit 4), its gate, its summary lines.
 
-Flag, then environment (``DYNPOOL_BACKEND``, ``DYNPOOL_NAMESPACE``), then ini:
-CI sets the store per pipeline in the environment while the ini file is shared
-by every run, as ``--dynpool-base-url`` does.
+``--dynpool-backend`` and ``--dynpool-namespace``: flag, then environment
+(``DYNPOOL_BACKEND``, ``DYNPOOL_NAMESPACE``), then ini. CI sets the store per
+pipeline in the environment while the ini file is shared by every run, as
+``--dynpool-base-url`` does. With ``memory`` (the default) nothing is opened
+and nothing changes: the process's own scheduler and limiters are the caps.
+A shared store is opened when the run loop starts, and its ``StoreGate`` kept
+in ``config.stash[GATE_KEY]`` for the runtime and the HTTP fixtures.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from .backends import (
     open_backend,
     redact,
 )
+from .backends.gate import StoreGate
+from .jobs import Job
 
 BACKEND_ENV = "DYNPOOL_BACKEND"
 NAMESPACE_ENV = "DYNPOOL_NAMESPACE"
@@ -132,6 +138,54 @@ def format_store_summary(report: StoreReport) -> list[str]:
         lines.append(f"not run because the store failed: {len(report.not_run)} items")
         lines.extend(f"  {nodeid}" for nodeid in _first(report.not_run))
     return lines
+
+
+STORE_SETTINGS_KEY = pytest.StashKey[StoreSettings]()
+GATE_KEY = pytest.StashKey[StoreGate]()
+REPORTED_KEY = pytest.StashKey[set[str]]()
+STORE_REPORT_KEY = pytest.StashKey[StoreReport]()
+
+
+def open_gate(config: pytest.Config, jobs: Sequence[Job]) -> StoreGate | None:
+    """Open the shared store for this run's jobs (None with ``memory``); exit 4 if unreachable."""
+    settings = config.stash[STORE_SETTINGS_KEY]
+    if not settings.shared:
+        return None
+    start_rates = {job.name: (job.rate.per_second, job.cap) for job in jobs if job.rate}
+    gate = StoreGate(open_store(settings), start_rates=start_rates)
+    config.stash[GATE_KEY] = gate
+    config.stash[REPORTED_KEY] = set()
+    return gate
+
+
+def close_gate(config: pytest.Config, jobs: Sequence[Job], pooled: Sequence[str]) -> None:
+    """Give back every lease, read the store's peaks, and keep the report for the summary."""
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return
+    del config.stash[GATE_KEY]
+    names = [job.name for job in jobs]
+    store_peaks = gate.store_peaks(names) if gate.failure is None else {}
+    reported = config.stash.get(REPORTED_KEY, set())
+    config.stash[STORE_REPORT_KEY] = StoreReport(
+        url=gate.backend.url,
+        namespace=gate.backend.namespace,
+        lease_seconds=gate.backend.lease_seconds,
+        peaks=[(name, gate.local_peaks.get(name, 0), store_peaks.get(name)) for name in names],
+        failure=gate.failure,
+        lost_leases=list(gate.lost),
+        not_run=[nodeid for nodeid in pooled if nodeid not in reported]
+        if gate.failure is not None
+        else [],
+    )
+    gate.close()
+
+
+def note_reported(config: pytest.Config, nodeid: str) -> None:
+    """An item reached the reports: it ran (the summary names those that did not)."""
+    reported = config.stash.get(REPORTED_KEY, None)
+    if reported is not None:
+        reported.add(nodeid)
 
 
 def _first(nodeids: Sequence[str], shown: int = 20) -> list[str]:

@@ -43,7 +43,7 @@ def test_grants_up_to_the_cap_and_a_release_wakes_the_refused_job() -> None:
     defer = gate.try_acquire("api", 1)
     assert defer is not None
     assert 0 < defer <= 0.25  # the first step of the backoff
-    gate.release_job("api")
+    gate.release("api")
     assert event.wait(WAIT)
     assert woken[0] == ["api"]
     assert gate.try_acquire("api", 1) is None
@@ -56,7 +56,7 @@ def test_requests_lease_without_waking_the_runtime() -> None:
     first = gate.lease("api", 1)
     assert isinstance(first, Lease)
     assert gate.lease("api", 1) == Refused(None)
-    gate.release(first)
+    gate.release_lease(first)
     gate.close()
 
 
@@ -89,7 +89,7 @@ def test_a_failed_store_refuses_everything_after_and_a_release_never_raises() ->
     lease = gate.lease("api", 2)
     assert isinstance(lease, Lease)
     backend.broken = True
-    gate.release(lease)  # remembered, not raised
+    gate.release_lease(lease)  # remembered, not raised
     assert gate.failure == "memory: gone"
     backend.broken = False
     with pytest.raises(StoreFailed, match="memory: gone"):
@@ -112,7 +112,7 @@ def test_hold_blocks_until_a_slot_is_free_and_gives_it_back(tmp_path: Path) -> N
     thread.start()
     assert not entered.is_set()
     assert backend.in_flight("api") == 1
-    gate.release(blocker)
+    gate.release_lease(blocker)
     thread.join(WAIT)
     assert entered.is_set()
     assert backend.in_flight("api") == 0
@@ -152,5 +152,5 @@ def test_the_runtime_door_defers_everything_once_the_store_failed() -> None:
     assert gate.try_acquire("api", 2) == LONGEST_DEFER_SECONDS  # fail closed, never raises
     assert gate.try_acquire("other", 2) == LONGEST_DEFER_SECONDS
     assert failures == ["memory: gone"]  # told once
-    gate.release_job("api")  # the store is gone: remembered, not raised
+    gate.release("api")  # the store is gone: remembered, not raised
     gate.close()

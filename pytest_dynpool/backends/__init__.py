@@ -133,6 +133,15 @@ class LimitsBackend(Protocol):
         """Drop the connection; leases still held stay until released or expired."""
 
 
+def request_slots(job: str) -> str:
+    """The store's name for a job's requests, counted apart from its tests in flight.
+
+    A test holds its job's test slot while its requests take request slots: one
+    name for both would let k tests hold all k slots and wait on themselves.
+    """
+    return f"{job} (requests)"
+
+
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***``, for messages and the summary."""
     parts = urlsplit(url)
@@ -201,4 +210,5 @@ __all__ = [
     "SharedJobState",
     "open_backend",
     "redact",
+    "request_slots",
 ]

@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from . import BackendError, Lease, LimitsBackend
+from . import BackendError, Lease, LimitsBackend, SharedJobState
 from .heartbeat import LeaseKeeper
 from .waiting import poll_delays
 
+_T = TypeVar("_T")
 # A deferred job is retried at least this often even if no wake-up comes (a poll).
 LONGEST_DEFER_SECONDS = 1.0
 
@@ -115,11 +117,11 @@ class StoreGate:
             delays = self._backoff.setdefault(job, poll_delays())
             return next(delays)
 
-    def release_job(self, job: str) -> None:
-        """Give back one slot that ``try_acquire`` granted for ``job``."""
+    def release(self, job: str) -> None:
+        """The runtime's door: give back one slot that ``try_acquire`` granted for ``job``."""
         with self._lock:
             lease = self._granted[job].pop()
-        self.release(lease)
+        self.release_lease(lease)
 
     def lease(
         self, job: str, cap: int, per_second: float | None = None, burst: int = 1
@@ -148,7 +150,7 @@ class StoreGate:
             self.local_peaks[job] = max(self.local_peaks.get(job, 0), len(held))
         return lease
 
-    def release(self, lease: Lease) -> None:
+    def release_lease(self, lease: Lease) -> None:
         """Give the slot back at once; a store failure here is remembered, never raised."""
         self._keeper.drop(lease)
         with self._lock:
@@ -159,27 +161,51 @@ class StoreGate:
             self._fail(str(error))  # the lease expires in the store by itself
 
     @contextmanager
-    def hold(self, job: str, cap: int, timeout: float) -> Iterator[Lease]:
-        """Block this thread until it holds a slot of ``job`` (a request's), for the block.
+    def hold(self, job: str, cap: int, timeout: float | None) -> Iterator[Lease]:
+        """A slot of ``job`` held for the block (``acquire_waiting``, then released)."""
+        lease = self.acquire_waiting(job, cap, timeout)
+        try:
+            yield lease
+        finally:
+            self.release_lease(lease)
 
-        StoreFailed when the store fails or no slot came within ``timeout`` seconds.
+    def acquire_waiting(self, job: str, cap: int, timeout: float | None) -> Lease:
+        """Block this thread until it holds a slot of ``job`` (a request's slot).
+
+        StoreFailed when the store fails or no slot came within ``timeout`` seconds
+        (None: no limit but the store's health).
         """
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             outcome = self.lease(job, cap)
             if isinstance(outcome, Lease):
-                break
-            left = deadline - time.monotonic()
+                return outcome
+            left = LONGEST_DEFER_SECONDS if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise StoreFailed(f"no slot of {job!r} came within {timeout:g} s")
-            try:
-                self.backend.wait_for_release([job], min(left, LONGEST_DEFER_SECONDS))
-            except BackendError as error:
-                raise self._fail(str(error)) from error
+            self._ask(self.backend.wait_for_release, [job], min(left, LONGEST_DEFER_SECONDS))
+
+    def _ask(self, operation: Callable[..., _T], *args: Any) -> _T:
+        """One call to the store; its failure is remembered and raised as StoreFailed."""
+        if self.failure is not None:
+            raise StoreFailed(self.failure)
         try:
-            yield outcome
-        finally:
-            self.release(outcome)
+            return operation(*args)
+        except BackendError as error:
+            raise self._fail(str(error)) from error
+
+    def take_token(self, job: str, per_second: float, burst: int) -> float:
+        """The store's GCRA (``LimitsBackend.take_token``); StoreFailed when it fails."""
+        return self._ask(self.backend.take_token, job, per_second, burst)
+
+    def read_state(self, job: str) -> SharedJobState:
+        return self._ask(self.backend.read_state, job)
+
+    def set_effective_cap(self, job: str, cap: int) -> None:
+        self._ask(self.backend.set_effective_cap, job, cap)
+
+    def pause(self, job: str, seconds: float) -> None:
+        self._ask(self.backend.pause, job, seconds)
 
     def _watch(self, job: str) -> None:
         """Tell ``on_release`` when ``job`` may find a slot again."""
@@ -229,7 +255,7 @@ class StoreGate:
             self._lock.notify_all()
         self._keeper.close()
         for lease in self._keeper.held():
-            self.release(lease)
+            self.release_lease(lease)
         watcher = self._watcher
         if watcher is not None:
             watcher.join(timeout=LONGEST_DEFER_SECONDS + 10.0)
