@@ -142,7 +142,7 @@ def format_store_summary(report: StoreReport) -> list[str]:
 
 STORE_SETTINGS_KEY = pytest.StashKey[StoreSettings]()
 GATE_KEY = pytest.StashKey[StoreGate]()
-REPORTED_KEY = pytest.StashKey[set[str]]()
+REPORTED_KEY = pytest.StashKey["ReportedItems"]()
 STORE_REPORT_KEY = pytest.StashKey[StoreReport]()
 
 
@@ -154,7 +154,8 @@ def open_gate(config: pytest.Config, jobs: Sequence[Job]) -> StoreGate | None:
     start_rates = {job.name: (job.rate.per_second, job.cap) for job in jobs if job.rate}
     gate = StoreGate(open_store(settings), start_rates=start_rates)
     config.stash[GATE_KEY] = gate
-    config.stash[REPORTED_KEY] = set()
+    reported = config.stash[REPORTED_KEY] = ReportedItems()
+    config.pluginmanager.register(reported, "dynpool-reported-items")
     return gate
 
 
@@ -166,7 +167,8 @@ def close_gate(config: pytest.Config, jobs: Sequence[Job], pooled: Sequence[str]
     del config.stash[GATE_KEY]
     names = [job.name for job in jobs]
     store_peaks = gate.store_peaks(names) if gate.failure is None else {}
-    reported = config.stash.get(REPORTED_KEY, set())
+    reported = config.stash[REPORTED_KEY]
+    config.pluginmanager.unregister(reported)
     config.stash[STORE_REPORT_KEY] = StoreReport(
         url=gate.backend.url,
         namespace=gate.backend.namespace,
@@ -174,18 +176,24 @@ def close_gate(config: pytest.Config, jobs: Sequence[Job], pooled: Sequence[str]
         peaks=[(name, gate.local_peaks.get(name, 0), store_peaks.get(name)) for name in names],
         failure=gate.failure,
         lost_leases=list(gate.lost),
-        not_run=[nodeid for nodeid in pooled if nodeid not in reported]
+        not_run=[nodeid for nodeid in pooled if nodeid not in reported.nodeids]
         if gate.failure is not None
         else [],
     )
     gate.close()
 
 
-def note_reported(config: pytest.Config, nodeid: str) -> None:
-    """An item reached the reports: it ran (the summary names those that did not)."""
-    reported = config.stash.get(REPORTED_KEY, None)
-    if reported is not None:
-        reported.add(nodeid)
+class ReportedItems:
+    """A plugin while a shared store is open: which items reached the reports.
+
+    The summary names the pooled items that did not, when the store failed.
+    """
+
+    def __init__(self) -> None:
+        self.nodeids: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.nodeids.add(report.nodeid)
 
 
 def _first(nodeids: Sequence[str], shown: int = 20) -> list[str]:

@@ -7,6 +7,15 @@ import pytest
 from . import hookspecs
 from .http import plugin as http_fixtures
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
+from .limits_store import (
+    STORE_REPORT_KEY,
+    STORE_SETTINGS_KEY,
+    add_store_options,
+    close_gate,
+    format_store_summary,
+    open_gate,
+    read_store_settings,
+)
 from .options import Settings, Unmarked, add_options, read_settings
 from .pytest_compat import check_pytest_version, xdist_is_active
 from .runtime.coordinator import PoolExecutor
@@ -27,6 +36,7 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_store_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -43,6 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     check_pytest_version()
     config.stash[SETTINGS_KEY] = read_settings(config)
+    config.stash[STORE_SETTINGS_KEY] = read_store_settings(config)
     if xdist_is_active(config):
         config.stash[DISABLED_REASON_KEY] = "pytest-xdist is active (-n); markers are ignored"
     elif config.getoption("usepdb", False) or config.getoption("trace", False):
@@ -115,11 +126,13 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     for index in plan.job_of_pooled:
         stats.jobs[index].items += 1
     config.stash[STATS_KEY] = stats
+    gate = open_gate(config, plan.jobs)  # a shared store: opened now, or exit 4
     install_fixture_store(session)
     config.stash[STORE_INSTALLED_KEY] = True
     try:
-        PoolExecutor(session, plan, stats).run()
+        PoolExecutor(session, plan, stats, gate).run()
     finally:
+        close_gate(config, plan.jobs, [item.nodeid for item in plan.pooled])
         config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
     return True
 
@@ -138,6 +151,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.write_sep("=", "dynpool")
     for line in format_summary(stats):
+        terminalreporter.write_line(line)
+    store_report = terminalreporter.config.stash.get(STORE_REPORT_KEY, None)
+    for line in format_store_summary(store_report) if store_report is not None else ():
         terminalreporter.write_line(line)
     if stats.outside_tests_output and _shows_passed_output(terminalreporter):
         terminalreporter.write_sep("-", "dynpool: output of threads outside any test")

@@ -105,6 +105,8 @@ class CappedScheduler:
         self._in_flight = 0
         self._pending = len(job_of_item)
         self.peak_in_flight = 0
+        # (item, pool peak, job peak) before the last dispatch, for ``put_back``.
+        self._undo_peaks: tuple[int, int, int] | None = None
         for job_index in range(len(self.jobs)):
             self._offer(job_index)
 
@@ -152,6 +154,26 @@ class CappedScheduler:
             return None
         return max(0.0, self._rate_blocked[0][0] - self._clock())
 
+    def put_back(self, item: int, defer_seconds: float) -> None:
+        """Undo the ``next_dispatch`` that returned ``item`` and park its job.
+
+        For a shared limits store that refused the job a slot: the item goes
+        back to the head of its job, and the job waits ``defer_seconds`` as a
+        job waiting for a start token does, while other jobs run on.
+        """
+        job_index = self._job_of_item[item]
+        job = self.jobs[job_index]
+        if self._undo_peaks is None or self._undo_peaks[0] != item:
+            raise ValueError(f"item {item} is not the last one dispatched")
+        _, self.peak_in_flight, job.peak = self._undo_peaks
+        self._undo_peaks = None
+        job.waiting.appendleft(item)
+        job.in_flight -= 1
+        self._in_flight -= 1
+        self._pending += 1
+        job.rate_blocked = True
+        heapq.heappush(self._rate_blocked, (self._clock() + defer_seconds, job_index))
+
     def set_cap(self, job_index: int, cap: int) -> None:
         """Change a job's effective cap; items in flight above it are not stopped."""
         if cap < 1:
@@ -167,6 +189,7 @@ class CappedScheduler:
             return None
         job = self.jobs[job_index]
         item = job.waiting.popleft()
+        self._undo_peaks = (item, self.peak_in_flight, job.peak)
         job.in_flight += 1
         job.peak = max(job.peak, job.in_flight)
         self._in_flight += 1

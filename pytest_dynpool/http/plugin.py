@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, Job, assignment_from_marker
+from ..limits_store import GATE_KEY
 from ..options import add_http_options, read_base_url
 from ..summary import format_http_summary
 from .traffic import JobRegistry, JobState
@@ -29,7 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[REGISTRY_KEY] = JobRegistry()
+    config.stash[REGISTRY_KEY] = JobRegistry(shared_store=lambda: config.stash.get(GATE_KEY, None))
 
 
 def registry_of(config: pytest.Config) -> JobRegistry:

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..backends.gate import StoreGate
 from ..jobs import Job
 from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
+from .shared_limits import SharedRequestLimits
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Longest Retry-After we wait out: a server asking for minutes would stall the suite.
@@ -48,8 +50,12 @@ class JobState:
     mode backs off. Listeners (the executor) hear of every change.
     """
 
-    def __init__(self, job: Job, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, job: Job, clock: Clock = time.monotonic, shared: SharedRequestLimits | None = None
+    ) -> None:
         self.job = job
+        # The run's shared limits store (SQLite, Redis): its limits apply on top of ours.
+        self.shared = shared
         self._clock = clock
         self._lock = threading.Lock()
         self._cap_lock = threading.Lock()
@@ -96,7 +102,36 @@ class JobState:
     def seconds_paused(self) -> float:
         """How long new requests must still wait out a server's Retry-After."""
         with self._lock:
-            return max(0.0, self._paused_until - self._clock())
+            local = max(0.0, self._paused_until - self._clock())
+        if self.shared is None:
+            return local
+        return max(local, self.shared.seconds_paused())
+
+    def with_shared_slot(self, release_local: Callable[[], None]) -> Callable[[], None]:
+        """Also hold a request slot of the shared store (blocking); what releases both.
+
+        Without a shared store, ``release_local`` itself. If the store fails, the
+        local slot is given back and the error raised.
+        """
+        if self.shared is None:
+            return release_local
+        try:
+            release_shared = self.shared.acquire_slot(self.effective_cap)
+        except BaseException:
+            release_local()
+            raise
+
+        def release_both() -> None:
+            try:
+                release_shared()
+            finally:
+                release_local()
+
+        return release_both
+
+    def shared_token_wait(self) -> float:
+        """0.0 once the shared store gave a rate token (or there is none to take)."""
+        return self.shared.token_wait() if self.shared is not None else 0.0
 
     def next_request_delay(self) -> float:
         """Reserve a rate token; the seconds to wait before sending (0 without a rate)."""
@@ -136,11 +171,15 @@ class JobState:
         seconds = min(max(0.0, retry_after_seconds), MAX_RETRY_AFTER_SECONDS)
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+        if self.shared is not None:
+            self.shared.pause(seconds)
 
     def _cap_changed(self) -> None:
         # One at a time, each reading the newest cap: a stale value never lands last.
         with self._cap_lock:
             self.requests.resize(self.effective_cap)
+            if self.shared is not None:
+                self.shared.publish_cap(self.effective_cap)
             for listener in self._listeners:
                 listener()
 
@@ -148,8 +187,14 @@ class JobState:
 class JobRegistry:
     """Every job's ``JobState``, made on first use, under a lock (workers ask at once)."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Clock = time.monotonic,
+        shared_store: Callable[[], StoreGate | None] = lambda: None,
+    ) -> None:
         self._clock = clock
+        # The run's shared limits store once it is open (it opens when the run loop starts).
+        self._shared_store = shared_store
         self._lock = threading.Lock()
         self._states: dict[str, JobState] = {}
 
@@ -157,7 +202,9 @@ class JobRegistry:
         with self._lock:
             state = self._states.get(job.name)
             if state is None:
-                state = self._states[job.name] = JobState(job, self._clock)
+                gate = self._shared_store()
+                shared = SharedRequestLimits(gate, job) if gate is not None else None
+                state = self._states[job.name] = JobState(job, self._clock, shared)
             return state
 
     def states(self) -> list[JobState]:

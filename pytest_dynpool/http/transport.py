@@ -146,11 +146,13 @@ class LimitedTransport(httpx.BaseTransport):
                 self._sleep(paused)
             if not state.requests.acquire(_pool_timeout(request)):
                 raise _slot_timeout(state, request)
-            release = _Release(state.requests.release)
+            release = _Release(state.with_shared_slot(state.requests.release))
             try:
                 delay = state.next_request_delay()
                 if delay > 0:
                     self._sleep(delay)
+                while (wait := state.shared_token_wait()) > 0:
+                    self._sleep(wait)
                 generation = state.generation
                 started = self._clock()
                 response = self.inner.handle_request(request)
@@ -203,11 +205,16 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
                 await asyncio.sleep(paused)
             if not await state.requests.acquire_async(_pool_timeout(request)):
                 raise _slot_timeout(state, request)
-            release = _Release(state.requests.release)
+            release_local = state.requests.release
+            if state.shared is not None:  # a blocking wait on the store: off the event loop
+                release_local = await asyncio.to_thread(state.with_shared_slot, release_local)
+            release = _Release(release_local)
             try:
                 delay = state.next_request_delay()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                while (wait := state.shared_token_wait()) > 0:
+                    await asyncio.sleep(wait)
                 generation = state.generation
                 started = self._clock()
                 response = await self.inner.handle_async_request(request)

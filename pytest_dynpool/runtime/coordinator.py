@@ -21,6 +21,7 @@ from types import FrameType
 
 import pytest
 
+from ..backends.gate import StoreGate
 from ..http.plugin import REGISTRY_KEY
 from ..isolation.anyio_runner import anyio_runner_per_thread
 from ..isolation.item_context import HookCall
@@ -45,8 +46,16 @@ def _outcome_of(report: pytest.TestReport) -> Outcome:
 class PoolExecutor:
     """Runs one session's items: exclusive ones alone, then the pooled ones."""
 
-    def __init__(self, session: pytest.Session, plan: Plan, stats: RunStats) -> None:
+    def __init__(
+        self,
+        session: pytest.Session,
+        plan: Plan,
+        stats: RunStats,
+        slot_gate: StoreGate | None = None,
+    ) -> None:
         self.session = session
+        # Asked for a slot before a pooled item starts: a shared limits store, or None.
+        self.slot_gate = slot_gate
         self.plan = plan
         self.stats = stats
         self.error: BaseException | None = None
@@ -78,6 +87,11 @@ class PoolExecutor:
         if self.session.shouldstop:
             raise self.session.Interrupted(self.session.shouldstop)
 
+    def _store_failed(self, pool: WorkerPool, message: str) -> None:
+        """The shared limits store failed: nothing more starts (fail closed)."""
+        self.session.shouldstop = f"dynpool: the limits store failed: {message}"
+        pool.wake()
+
     def _follow_effective_caps(self, pool: WorkerPool) -> None:
         """Adaptive jobs: dispatch tests against the cap their HTTP feedback sets."""
         registry = self.session.config.stash.get(REGISTRY_KEY, None)
@@ -106,6 +120,10 @@ class PoolExecutor:
         router = HookRouter(self.session.config.pluginmanager)
         pool = WorkerPool(self, scheduler)
         self._follow_effective_caps(pool)
+        if self.slot_gate is not None:
+            self.slot_gate.listen(
+                on_release=lambda jobs: pool.wake(), on_failure=partial(self._store_failed, pool)
+            )
         started = time.perf_counter()
         config = self.session.config
         try:

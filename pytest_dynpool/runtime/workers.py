@@ -156,6 +156,10 @@ class WorkerPool:
             while not self.executor.stopping() and not self.no_more_claims.is_set():
                 index = self.scheduler.next_dispatch()
                 if index is not None:
+                    defer = self._ask_store(index)
+                    if defer is not None:  # other processes hold the job's slots
+                        self.scheduler.put_back(index, defer)
+                        continue
                     self.executor.setup_state.expect(self.items[index])
                     if self.has_timeouts and (timeout := self.timeouts[index]) is not None:
                         # Made here, under the lock, so that a timeout always finds it.
@@ -169,6 +173,23 @@ class WorkerPool:
                 self._slots.wait(timeout=self.scheduler.seconds_until_ready())
             return None
 
+    def _job_name(self, index: int) -> str:
+        return self.executor.plan.jobs[self.executor.plan.job_of_pooled[index]].name
+
+    def _ask_store(self, index: int) -> float | None:
+        """None: the shared store (if any) granted the item's job a slot; else defer seconds."""
+        gate = self.executor.slot_gate
+        if gate is None:
+            return None
+        plan = self.executor.plan
+        return gate.try_acquire(self._job_name(index), plan.jobs[plan.job_of_pooled[index]].cap)
+
+    def _complete(self, index: int) -> None:
+        self.scheduler.complete(index)
+        if self.executor.slot_gate is not None:
+            self.executor.slot_gate.release(self._job_name(index))
+        self._slots.notify_all()
+
     def _release(self, index: int) -> bool:
         """Give the item's slot back; False when it timed out and was given back already."""
         with self._slots:
@@ -176,8 +197,7 @@ class WorkerPool:
                 return False
             self._deadlines.pop(index, None)
             self.sinks.pop(index, None)
-            self.scheduler.complete(index)
-            self._slots.notify_all()
+            self._complete(index)
             return True
 
     def next_deadline(self) -> float | None:
@@ -209,8 +229,7 @@ class WorkerPool:
     def give_back(self, index: int) -> None:
         """The slot of an abandoned item, once its timeout has been logged."""
         with self._slots:
-            self.scheduler.complete(index)
-            self._slots.notify_all()
+            self._complete(index)
 
     def _work(self) -> None:
         error: BaseException | None = None
