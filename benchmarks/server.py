@@ -11,8 +11,10 @@ was reached; then the gate stays open), and ``GET /ENDPOINT?hold`` is held until
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -77,6 +79,11 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
+    def handle(self) -> None:
+        # A killed client (a test kills a shard on purpose): nothing to answer.
+        with contextlib.suppress(ConnectionError):
+            super().handle()
+
     def do_GET(self) -> None:
         endpoint, _, query = self.path.strip("/").partition("?")
         server = self.server
@@ -84,6 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
             traffic = server.traffic
             now = time.perf_counter()
             traffic.arrivals.setdefault(endpoint, []).append(time.monotonic())
+            server.changed.notify_all()
             if traffic.first_start is None:
                 traffic.first_start = now
             in_flight = traffic.in_flight.get(endpoint, 0) + 1
@@ -137,10 +145,12 @@ class LatencyServer:
 
     def wait_until_held(self, count: int, timeout: float) -> bool:
         """True once ``count`` requests are held (``?hold``); False after ``timeout`` s."""
+        return self.wait_until(lambda traffic: traffic.held >= count, timeout)
+
+    def wait_until(self, seen: Callable[[Traffic], bool], timeout: float) -> bool:
+        """True once ``seen(traffic)`` holds (checked at each arrival); False after ``timeout``."""
         with self._server.changed:
-            return self._server.changed.wait_for(
-                lambda: self._server.traffic.held >= count, timeout
-            )
+            return self._server.changed.wait_for(lambda: seen(self._server.traffic), timeout)
 
     def let_held_go(self) -> None:
         """Answer the held requests, and every later ``?hold`` one at once."""
