@@ -116,6 +116,8 @@ class StoreReport:
     failure: str | None
     lost_leases: list[str]
     not_run: list[str]
+    # Seconds from a job's refusal by the store to its next grant, in this process.
+    waits: list[float]
 
 
 def format_store_summary(report: StoreReport) -> list[str]:
@@ -130,6 +132,12 @@ def format_store_summary(report: StoreReport) -> list[str]:
         for job, here, store in report.peaks:
             shown = "?" if store is None else str(store)
             lines.append(f"  {job.ljust(width)}  {here:>9}  {shown:>13}")
+    if report.waits:
+        mean = sum(report.waits) / len(report.waits)
+        lines.append(
+            f"waits for the store: {len(report.waits)}, longest {max(report.waits):.2f} s, "
+            f"mean {mean:.2f} s"
+        )
     if report.failure is not None:
         lines.append(f"limits store failed: {report.failure}; dispatch stopped (fail closed)")
     for lost in report.lost_leases:
@@ -176,6 +184,7 @@ def close_gate(config: pytest.Config, jobs: Sequence[Job], pooled: Sequence[str]
         peaks=[(name, gate.local_peaks.get(name, 0), store_peaks.get(name)) for name in names],
         failure=gate.failure,
         lost_leases=list(gate.lost),
+        waits=list(gate.waits),
         not_run=[nodeid for nodeid in pooled if nodeid not in reported.nodeids]
         if gate.failure is not None
         else [],

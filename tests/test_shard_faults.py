@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks.server import LatencyServer
+from benchmarks.shards import CAPS, start_shards, write_suite
 from pytest_dynpool.backends import open_backend
 
 from .redis_server import free_port, started_redis
-from .shards import CAPS, start_shards, write_suite
 from .test_shards import SHARED, backend_url, finish
 
 WAIT = 120.0  # bounds a wait for the server to see something; never reached when all is well

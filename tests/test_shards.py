@@ -16,9 +16,17 @@ from pathlib import Path
 import pytest
 
 from benchmarks.server import LatencyServer, Traffic
+from benchmarks.shards import (
+    CAPS,
+    RATE_PER_SECOND,
+    RATED_CAP,
+    RATED_JOB,
+    Shard,
+    start_shards,
+    write_suite,
+)
 
 from .redis_server import RedisServer
-from .shards import CAPS, RATE_PER_SECOND, RATED_CAP, RATED_JOB, Shard, start_shards, write_suite
 
 SHARED = ["sqlite", "redis"]
 # How long a gate may hold a request when a cap is broken; never reached when it holds.

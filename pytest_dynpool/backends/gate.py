@@ -54,6 +54,10 @@ class StoreGate:
         # Per job: (starts per second, burst) shared by every process.
         self._start_rates = dict(start_rates or {})
         self._granted: dict[str, list[Lease]] = {}
+        # When each refused job was first refused, and every wait from there to a grant:
+        # the summary shows the longest against the mean (does any process starve?).
+        self._refused_since: dict[str, float] = {}
+        self.waits: list[float] = []
         self._backoff: dict[str, Iterator[float]] = {}
         self._lock = threading.Condition()
         self._held: dict[str, set[str]] = {}
@@ -109,7 +113,11 @@ class StoreGate:
             if isinstance(outcome, Lease):
                 self._granted.setdefault(job, []).append(outcome)
                 self._backoff.pop(job, None)
+                since = self._refused_since.pop(job, None)
+                if since is not None:
+                    self.waits.append(time.monotonic() - since)
                 return None
+            self._refused_since.setdefault(job, time.monotonic())
             if outcome.retry_in is not None:
                 return outcome.retry_in
         self._watch(job)
