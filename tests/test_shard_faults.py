@@ -7,6 +7,7 @@ printed (run with ``-s``) and reported in BENCHMARKS.md.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -155,3 +156,73 @@ def test_the_memory_default_opens_nothing_and_says_nothing(pytester: pytest.Pyte
     result = pytester.runpytest_subprocess()
     assert result.ret == 0
     assert "limits store" not in result.stdout.str()
+
+
+GATED_SUITE = """
+import os, pathlib, time
+
+import pytest
+
+pytestmark = pytest.mark.dynpool(2, job="api")
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_api(n):
+    if n == 0:
+        (HERE / "started").write_text("")
+        for _ in range(1200):  # until the test lets it go; bounded at 60 s
+            if (HERE / "go").exists():
+                break
+            time.sleep(0.05)
+        assert os.environ.get("FAIL_FIRST") != "1"
+"""
+
+
+def store_after(url: str) -> tuple[int, int]:
+    store = open_backend(url, "default")
+    try:
+        return store.in_flight("api"), store.peak("api")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("how", ["-x", "ctrl-c", "timeout"])
+def test_every_slot_comes_back_at_once_when_the_run_stops(
+    how: str, pytester: pytest.Pytester
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    pytester.makepyfile(test_gated=GATED_SUITE)
+    url = f"sqlite://{pytester.path / 'limits.db'}"
+    args = [sys.executable, "-m", "pytest", "-p", "no:randomly", "--dynpool-backend", url]
+    env = {**os.environ, "FAIL_FIRST": "1" if how == "-x" else "0"}
+    env.pop("PYTEST_ADDOPTS", None)
+    if how == "-x":
+        args.append("-x")
+    if how == "timeout":
+        args += ["--dynpool-timeout", "1"]  # test_api[0] waits for "go", which never comes
+    process = subprocess.Popen(
+        args, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        started = pytester.path / "started"
+        for _ in range(1200):
+            if started.exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        if how == "ctrl-c":
+            process.send_signal(signal.SIGINT)
+        if how != "timeout":
+            (pytester.path / "go").write_text("")
+        output, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    text = output.decode(errors="replace")
+    expected = {"-x": 1, "ctrl-c": 2, "timeout": 1}[how]
+    assert process.returncode == expected, text[-3000:]
+    in_flight, peak = store_after(url)
+    assert in_flight == 0, text[-3000:]  # released at once, not left to expire
+    assert 1 <= peak <= 2
