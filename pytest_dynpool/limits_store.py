@@ -11,7 +11,6 @@ in ``config.stash[GATE_KEY]`` for the runtime and the HTTP fixtures.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from .backends import (
 )
 from .backends.gate import StoreGate
 from .jobs import Job
+from .options import add_flag_env_ini, flag_env_ini
 
 BACKEND_ENV = "DYNPOOL_BACKEND"
 NAMESPACE_ENV = "DYNPOOL_NAMESPACE"
@@ -45,40 +45,30 @@ class StoreSettings:
 
 
 def add_store_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
-    group.addoption(
+    add_flag_env_ini(
+        parser,
         "--dynpool-backend",
-        dest="dynpool_backend",
-        default=None,
-        metavar="URL",
-        help="Where caps, rates and adaptive state live: memory (this process; the default), "
-        "sqlite:///PATH (processes of one machine) or redis://HOST:PORT/DB (several "
-        f"machines). Wins over ${BACKEND_ENV}, which wins over the ini key dynpool_backend.",
+        "dynpool_backend",
+        BACKEND_ENV,
+        "URL",
+        "Where caps, rates and adaptive state live: memory (this process; the default), "
+        "sqlite:///PATH (processes of one machine) or redis://HOST:PORT/DB (several machines).",
     )
-    group.addoption(
+    add_flag_env_ini(
+        parser,
         "--dynpool-namespace",
-        dest="dynpool_namespace",
-        default=None,
-        metavar="NAME",
-        help="The set of runs that share caps in the backend (default: "
-        f"{DEFAULT_NAMESPACE!r}, every run using that store). Wins over ${NAMESPACE_ENV}, "
-        "which wins over the ini key dynpool_namespace.",
+        "dynpool_namespace",
+        NAMESPACE_ENV,
+        "NAME",
+        f"The set of runs that share caps in the backend (default {DEFAULT_NAMESPACE!r}: "
+        "every run using that store).",
     )
-    parser.addini("dynpool_backend", "dynpool limits backend URL (memory, sqlite, redis).")
-    parser.addini("dynpool_namespace", "dynpool namespace of runs sharing caps in the backend.")
-
-
-def _pick(config: pytest.Config, option: str, env: str, ini: str) -> str:
-    from_option = config.getoption(option, None)
-    if from_option:
-        return str(from_option)
-    return os.environ.get(env, "") or str(config.getini(ini) or "")
 
 
 def read_store_settings(config: pytest.Config) -> StoreSettings:
     """The chosen store, its URL's form checked (not yet opened): a usage error names the fix."""
-    url = _pick(config, "dynpool_backend", BACKEND_ENV, "dynpool_backend").strip() or "memory"
-    namespace = _pick(config, "dynpool_namespace", NAMESPACE_ENV, "dynpool_namespace").strip()
+    url = flag_env_ini(config, "dynpool_backend", BACKEND_ENV).strip() or "memory"
+    namespace = flag_env_ini(config, "dynpool_namespace", NAMESPACE_ENV).strip()
     namespace = namespace or DEFAULT_NAMESPACE
     if any(ch.isspace() for ch in namespace):
         raise pytest.UsageError(

@@ -223,30 +223,51 @@ def _ini_rates(lines: Iterable[str]) -> Iterable[tuple[str, Rate]]:
     return (parse_rate_override(line) for line in lines if line.strip())
 
 
-def add_http_options(parser: pytest.Parser) -> None:
-    """The HTTP fixtures' options; registered by ``pytest_dynpool.fixtures``."""
+def add_flag_env_ini(
+    parser: pytest.Parser, flag: str, dest: str, env: str, metavar: str, meaning: str
+) -> None:
+    """A string option set per run or per project: flag, ``$env`` and ini key ``dest``.
+
+    Read it with ``flag_env_ini``.
+    """
     group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
     group.addoption(
-        "--dynpool-base-url",
-        dest="dynpool_base_url",
+        flag,
+        dest=dest,
         default=None,
-        metavar="URL",
-        help=f"base_url of the dynpool_client fixtures. Wins over ${BASE_URL_ENV}, "
-        "which wins over the ini key dynpool_base_url.",
+        metavar=metavar,
+        help=f"{meaning} Wins over ${env}, which wins over the ini key {dest}.",
     )
-    parser.addini("dynpool_base_url", "base_url of the dynpool_client fixtures.", default="")
+    parser.addini(dest, f"dynpool: {meaning}", default="")
 
 
-def read_base_url(config: pytest.Config) -> str:
-    """Flag, then ``$DYNPOOL_BASE_URL``, then the ini key; empty when none is set.
+def add_http_options(parser: pytest.Parser) -> None:
+    """The HTTP fixtures' options; registered by ``pytest_dynpool.fixtures``."""
+    add_flag_env_ini(
+        parser,
+        "--dynpool-base-url",
+        "dynpool_base_url",
+        BASE_URL_ENV,
+        "URL",
+        "base_url of the dynpool_client fixtures.",
+    )
+
+
+def flag_env_ini(config: pytest.Config, dest: str, env: str) -> str:
+    """Flag (``dest``), then ``$env``, then the ini key named ``dest``; empty when none is set.
 
     The environment beats the ini file because it is set per run (CI) while
     the ini file is shared by every run.
     """
-    from_option = config.getoption("dynpool_base_url", None)
+    from_option = config.getoption(dest, None)
     if from_option:
         return str(from_option)
-    from_env = os.environ.get(BASE_URL_ENV, "")
+    from_env = os.environ.get(env, "")
     if from_env:
         return from_env
-    return str(config.getini("dynpool_base_url") or "")
+    return str(config.getini(dest) or "")
+
+
+def read_base_url(config: pytest.Config) -> str:
+    """Flag, then ``$DYNPOOL_BASE_URL``, then the ini key; empty when none is set."""
+    return flag_env_ini(config, "dynpool_base_url", BASE_URL_ENV)

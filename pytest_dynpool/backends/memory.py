@@ -33,7 +33,9 @@ class MemoryBackend:
     """
 
     def __init__(self, namespace: str = "default", clock: Clock = time.monotonic) -> None:
-        self._namespace = namespace
+        self.url = "memory"
+        self.namespace = namespace
+        self.lease_seconds = math.inf
         self._clock = clock
         self._released = threading.Condition()
         self._jobs: dict[str, _JobSlots] = {}
@@ -41,18 +43,6 @@ class MemoryBackend:
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._rates = GcraLimiter(clock)
         self._marks = ReleaseMarks()
-
-    @property
-    def url(self) -> str:
-        return "memory"
-
-    @property
-    def namespace(self) -> str:
-        return self._namespace
-
-    @property
-    def lease_seconds(self) -> float:
-        return math.inf
 
     def _job(self, job: str) -> _JobSlots:
         slots = self._jobs.get(job)

@@ -45,9 +45,9 @@ class RedisBackend:
             from redis.retry import Retry
         except ImportError as error:
             raise BackendError(f"{redact(url)}: {INSTALL_HINT}") from error
-        self._url = redact(url)
-        self._namespace = namespace
-        self._lease_seconds = lease_seconds
+        self.url = redact(url)
+        self.namespace = namespace
+        self.lease_seconds = lease_seconds
         self._lease_us = round(lease_seconds * _MICROS)
         self._idle_ms = round(IDLE_SECONDS * 1000)
         self._wake_ms = round(lease_seconds * 1000)
@@ -64,7 +64,7 @@ class RedisBackend:
             self._client.ping()
         except (redis.RedisError, ValueError) as error:
             raise BackendError(
-                f"{self._url}: cannot reach the Redis limits store ({error}); check that the "
+                f"{self.url}: cannot reach the Redis limits store ({error}); check that the "
                 "server runs and that host, port, database and password in the URL are right"
             ) from error
         self._scripts = {
@@ -82,26 +82,14 @@ class RedisBackend:
             )
         }
 
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def namespace(self) -> str:
-        return self._namespace
-
-    @property
-    def lease_seconds(self) -> float:
-        return self._lease_seconds
-
     def _key(self, job: str, part: str) -> str:
-        return f"dynpool:{_escape(self._namespace)}:{{{_escape(job)}}}:{part}"
+        return f"dynpool:{_escape(self.namespace)}:{{{_escape(job)}}}:{part}"
 
     def _call(self, script: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         try:
             return self._scripts[script](keys=list(keys), args=list(args))
         except self._errors as error:
-            raise BackendError(f"{self._url}: the Redis limits store failed: {error}") from error
+            raise BackendError(f"{self.url}: the Redis limits store failed: {error}") from error
 
     def acquire(self, job: str, cap: int) -> Lease | None:
         token = f"{self._owner}/{uuid.uuid4().hex}"
@@ -112,7 +100,7 @@ class RedisBackend:
         )
         if not granted:
             return None
-        return Lease(job, token, self._owner, self._lease_seconds)
+        return Lease(job, token, self._owner, self.lease_seconds)
 
     def renew(self, lease: Lease) -> bool:
         kept = self._call("renew", [self._key(lease.job, "leases")], [lease.token, self._lease_us])
@@ -141,7 +129,7 @@ class RedisBackend:
         try:
             woken = self._client.blpop([self._key(job, "wake") for job in jobs], block)
         except self._errors as error:
-            raise BackendError(f"{self._url}: the Redis limits store failed: {error}") from error
+            raise BackendError(f"{self.url}: the Redis limits store failed: {error}") from error
         return woken is not None
 
     def take_token(self, job: str, per_second: float, burst: int) -> float:
@@ -170,7 +158,7 @@ class RedisBackend:
         try:
             value = self._client.hget(self._key(job, "state"), "peak")
         except self._errors as error:
-            raise BackendError(f"{self._url}: the Redis limits store failed: {error}") from error
+            raise BackendError(f"{self.url}: the Redis limits store failed: {error}") from error
         return int(value) if value is not None else 0
 
     def close(self) -> None:

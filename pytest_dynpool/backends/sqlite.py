@@ -52,10 +52,10 @@ class SqliteBackend:
     def __init__(
         self, path: str, namespace: str, lease_seconds: float, clock: Clock = time.time
     ) -> None:
-        self._path = path
+        self.url = f"sqlite://{path}"
+        self.namespace = namespace
+        self.lease_seconds = lease_seconds
         self._clock = clock
-        self._namespace = namespace
-        self._lease_seconds = lease_seconds
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.Lock()
         self._marks = ReleaseMarks()
@@ -75,18 +75,6 @@ class SqliteBackend:
                 f"{self.url}: cannot open the SQLite limits store ({error}); "
                 "check that its directory exists and is writable"
             ) from error
-
-    @property
-    def url(self) -> str:
-        return f"sqlite://{self._path}"
-
-    @property
-    def namespace(self) -> str:
-        return self._namespace
-
-    @property
-    def lease_seconds(self) -> float:
-        return self._lease_seconds
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -109,7 +97,7 @@ class SqliteBackend:
             raise BackendError(f"{self.url}: the SQLite limits store failed: {error}") from error
 
     def _key(self, job: str) -> tuple[str, str]:
-        return (self._namespace, job)
+        return (self.namespace, job)
 
     def acquire(self, job: str, cap: int) -> Lease | None:
         key = self._key(job)
@@ -132,13 +120,13 @@ class SqliteBackend:
             token = uuid.uuid4().hex
             db.execute(
                 "INSERT INTO dynpool_leases VALUES (?, ?, ?, ?, ?)",
-                (*key, token, self._owner, now + self._lease_seconds),
+                (*key, token, self._owner, now + self.lease_seconds),
             )
             db.execute(
                 "UPDATE dynpool_jobs SET peak = MAX(peak, ?) WHERE namespace = ? AND job = ?",
                 (held + 1, *key),
             )
-            return Lease(job, token, self._owner, self._lease_seconds)
+            return Lease(job, token, self._owner, self.lease_seconds)
 
         return self._run(acquire)
 
@@ -146,7 +134,7 @@ class SqliteBackend:
         def renew(db: sqlite3.Connection, now: float) -> bool:
             cursor = db.execute(
                 "UPDATE dynpool_leases SET expires = ? WHERE token = ? AND expires > ?",
-                (now + self._lease_seconds, lease.token, now),
+                (now + self.lease_seconds, lease.token, now),
             )
             return cursor.rowcount == 1
 
