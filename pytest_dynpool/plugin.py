@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from . import hookspecs
+from .backends import redact
 from .http import plugin as http_fixtures
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
 from .limits_store import (
@@ -67,7 +68,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     reason = config.stash.get(DISABLED_REASON_KEY, None)
     if reason is not None:
         return f"dynpool: off ({reason})"
-    return f"dynpool: {settings.workers} workers, unmarked tests: {settings.unmarked.value}"
+    header = f"dynpool: {settings.workers} workers, unmarked tests: {settings.unmarked.value}"
+    store = config.stash[STORE_SETTINGS_KEY]
+    if store.shared:
+        header += f", limits store {redact(store.url)} (namespace {store.namespace!r})"
+    return header
 
 
 @pytest.hookimpl(trylast=True)

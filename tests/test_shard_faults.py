@@ -148,7 +148,13 @@ def test_flag_beats_environment_beats_ini_and_the_summary_names_the_store(
     result = pytester.runpytest_subprocess(
         "--dynpool-backend", f"sqlite://{flag_db}", "--dynpool-namespace", "from-flag"
     )
-    result.stdout.fnmatch_lines([f"limits store: sqlite://{flag_db}, namespace 'from-flag'*"])
+    result.stdout.fnmatch_lines(
+        [
+            "dynpool: * workers, unmarked tests: exclusive, "
+            f"limits store sqlite://{flag_db} (namespace 'from-flag')",
+            f"limits store: sqlite://{flag_db}, namespace 'from-flag'*",
+        ]
+    )
 
 
 def test_the_memory_default_opens_nothing_and_says_nothing(pytester: pytest.Pytester) -> None:

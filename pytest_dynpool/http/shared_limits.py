@@ -41,11 +41,13 @@ class SharedRequestLimits:
     def acquire_slot(self, local_cap: int) -> Callable[[], None]:
         """Block until a request slot is held; returns what gives it back.
 
-        The cap is the smaller of this process's effective cap and the one
-        another process published.
+        The cap is this process's effective cap, or for an adaptive job the
+        smaller of it and the one another process published.
         """
-        shared_cap = self._gate.read_state(self.job.name).effective_cap
-        cap = min(local_cap, shared_cap) if shared_cap is not None else local_cap
+        cap = local_cap
+        if self.job.adaptive:  # only adaptive jobs publish a cap: others need not ask
+            shared_cap = self._gate.read_state(self.job.name).effective_cap
+            cap = min(local_cap, shared_cap) if shared_cap is not None else local_cap
         lease = self._gate.acquire_waiting(self._slots, cap, SLOT_WAIT_SECONDS)
         return lambda: self._gate.release_lease(lease)
 
