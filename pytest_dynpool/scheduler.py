@@ -174,6 +174,13 @@ class CappedScheduler:
         job.rate_blocked = True
         heapq.heappush(self._rate_blocked, (self._clock() + defer_seconds, job_index))
 
+    def resume(self, job_index: int) -> None:
+        """End a job's parking now (the store saw a release); a stale heap entry is harmless."""
+        job = self.jobs[job_index]
+        if job.rate_blocked:
+            job.rate_blocked = False
+            self._offer(job_index)
+
     def set_cap(self, job_index: int, cap: int) -> None:
         """Change a job's effective cap; items in flight above it are not stopped."""
         if cap < 1:

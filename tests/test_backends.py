@@ -352,3 +352,25 @@ def test_a_missing_redis_server_skips_with_the_install_hint_but_fails_in_ci(
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="apt-get install redis-server"):
         started_redis(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_refusal_on_one_thread_is_waited_out_on_another(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, namespace: str
+) -> None:
+    # The store watcher waits for the workers that were refused: no spurious wake-up.
+    backend = open_backend(store_url(kind, request, tmp_path), namespace)
+    held = backend.acquire("api", 1)
+    assert held is not None
+    assert backend.acquire("api", 1) is None
+    woken: list[bool] = []
+    waiter = threading.Thread(target=lambda: woken.append(backend.wait_for_release(["api"], 0.2)))
+    waiter.start()
+    waiter.join()
+    assert woken == [False]  # nothing was released
+    backend.release(held)
+    waiter = threading.Thread(target=lambda: woken.append(backend.wait_for_release(["api"], 30)))
+    waiter.start()
+    waiter.join()
+    assert woken == [False, True]
+    backend.close()

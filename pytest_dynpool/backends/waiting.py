@@ -11,30 +11,28 @@ LONGEST_POLL_SECONDS = 0.25
 
 
 class ReleaseMarks:
-    """The release count of each job a thread saw when it was refused a slot.
+    """The release count of each job when this process was last refused a slot of it.
 
     A release between the refusal and the wait would otherwise go unseen and
     the waiter would sleep its whole timeout: comparing against the count read
-    *inside* the refusing transaction closes that gap. One mark per thread,
-    because every thread (the coordinator, each HTTP request) waits on its own.
+    *inside* the refusing transaction closes that gap. The marks are the
+    process's, not a thread's: the store watcher waits for the workers that
+    were refused. A later refusal moves the mark on, so an earlier waiter may
+    miss that release and sleep out its (always bounded) timeout instead.
     """
 
     def __init__(self) -> None:
-        self._local = threading.local()
-
-    def _marks(self) -> dict[str, int]:
-        marks: dict[str, int] | None = getattr(self._local, "marks", None)
-        if marks is None:
-            marks = self._local.marks = {}
-        return marks
+        self._lock = threading.Lock()
+        self._marks: dict[str, int] = {}
 
     def refused(self, job: str, releases: int) -> None:
-        self._marks()[job] = releases
+        with self._lock:
+            self._marks[job] = releases
 
     def changed(self, releases: dict[str, int]) -> bool:
-        """True if any job's count moved since this thread's refusal (or it never was refused)."""
-        marks = self._marks()
-        return any(marks.get(job, -1) != count for job, count in releases.items())
+        """True if any job's count moved since the last refusal (or it never was refused)."""
+        with self._lock:
+            return any(self._marks.get(job, -1) != count for job, count in releases.items())
 
 
 def poll_delays(rng: random.Random | None = None) -> Iterator[float]:

@@ -122,7 +122,7 @@ class PoolExecutor:
         self._follow_effective_caps(pool)
         if self.slot_gate is not None:
             self.slot_gate.listen(
-                on_release=lambda jobs: pool.wake(), on_failure=partial(self._store_failed, pool)
+                on_release=pool.resume_jobs, on_failure=partial(self._store_failed, pool)
             )
         started = time.perf_counter()
         config = self.session.config

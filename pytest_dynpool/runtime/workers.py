@@ -132,6 +132,15 @@ class WorkerPool:
             self.scheduler.set_cap(job_index, state.effective_cap)
             self._slots.notify_all()
 
+    def resume_jobs(self, names: list[str]) -> None:
+        """The shared store saw a release of these jobs: try them again at once."""
+        jobs = self.executor.plan.jobs
+        with self._slots:
+            for job_index, job in enumerate(jobs):
+                if job.name in names:
+                    self.scheduler.resume(job_index)
+            self._slots.notify_all()
+
     def wake(self) -> None:
         """Let idle workers re-check whether the run is stopping."""
         with self._slots:
