@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,9 +25,12 @@ from .backends import (
     open_backend,
     redact,
 )
-from .backends.gate import StoreGate
-from .jobs import Job
+from .hookspecs import PoolControl
 from .options import add_flag_env_ini, flag_env_ini
+from .summary import RunStats
+
+if TYPE_CHECKING:  # the gate and its threads are imported only when a shared store opens
+    from .backends.gate import StoreGate
 
 BACKEND_ENV = "DYNPOOL_BACKEND"
 NAMESPACE_ENV = "DYNPOOL_NAMESPACE"
@@ -139,60 +143,106 @@ def format_store_summary(report: StoreReport) -> list[str]:
 
 
 STORE_SETTINGS_KEY = pytest.StashKey[StoreSettings]()
-GATE_KEY = pytest.StashKey[StoreGate]()
-REPORTED_KEY = pytest.StashKey["ReportedItems"]()
-STORE_REPORT_KEY = pytest.StashKey[StoreReport]()
+GATE_KEY = pytest.StashKey["StoreGate"]()
+STORE_PLUGIN = "dynpool-limits-store"
 
 
-def open_gate(config: pytest.Config, jobs: Sequence[Job]) -> StoreGate | None:
-    """Open the shared store for this run's jobs (None with ``memory``); exit 4 if unreachable."""
-    settings = config.stash[STORE_SETTINGS_KEY]
-    if not settings.shared:
-        return None
-    start_rates = {job.name: (job.rate.per_second, job.cap) for job in jobs if job.rate}
-    gate = StoreGate(open_store(settings), start_rates=start_rates)
-    config.stash[GATE_KEY] = gate
-    reported = config.stash[REPORTED_KEY] = ReportedItems()
-    config.pluginmanager.register(reported, "dynpool-reported-items")
-    return gate
+def register_store_plugin(config: pytest.Config) -> None:
+    """Read the store options; with a shared store, register the plugin that runs it."""
+    settings = config.stash[STORE_SETTINGS_KEY] = read_store_settings(config)
+    if settings.shared:
+        config.pluginmanager.register(LimitsStorePlugin(settings), STORE_PLUGIN)
 
 
-def close_gate(config: pytest.Config, jobs: Sequence[Job], pooled: Sequence[str]) -> None:
-    """Give back every lease, read the store's peaks, and keep the report for the summary."""
-    gate = config.stash.get(GATE_KEY, None)
-    if gate is None:
-        return
-    del config.stash[GATE_KEY]
-    names = [job.name for job in jobs]
-    store_peaks = gate.store_peaks(names) if gate.failure is None else {}
-    reported = config.stash[REPORTED_KEY]
-    config.pluginmanager.unregister(reported)
-    config.stash[STORE_REPORT_KEY] = StoreReport(
+class LimitsStorePlugin:
+    """A shared limits store's life in one run, through the pool's hooks.
+
+    Opened when the pooled phase asks for its slot gate (unreachable: exit 4);
+    told of the pool when it starts, so that a release seen by the store
+    resumes a deferred job at once and a failed store stops dispatch; closed
+    when the pooled phase ends, every lease still held given back.
+    """
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.settings = settings
+        self.gate: StoreGate | None = None
+        self.session: pytest.Session | None = None
+        self.reported: set[str] = set()
+        self.report: StoreReport | None = None
+
+    def pytest_report_header(self) -> str:
+        settings = self.settings
+        return f"dynpool: limits store {redact(settings.url)}, namespace {settings.namespace!r}"
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    def pytest_dynpool_slot_gate(self, config: pytest.Config) -> StoreGate:
+        from .backends.gate import StoreGate
+
+        gate = self.gate = StoreGate(open_store(self.settings))
+        config.stash[GATE_KEY] = gate
+        return gate
+
+    def pytest_dynpool_pool_started(self, config: pytest.Config, pool: PoolControl) -> None:
+        gate = self.gate
+        if gate is None:
+            return
+        names = {job.name for job in pool.jobs}
+        gate.share_start_rates(
+            {job.name: (job.rate.per_second, job.cap) for job in pool.jobs if job.rate}
+        )
+
+        def resume(jobs: list[str]) -> None:
+            for job in jobs:
+                if job in names:
+                    pool.resume_job(job)
+
+        gate.listen(on_release=resume, on_failure=self._store_failed)
+
+    def _store_failed(self, message: str) -> None:
+        """Nothing more starts (fail closed); the run ends as interrupted, saying why."""
+        if self.session is not None:
+            self.session.shouldstop = f"dynpool: the limits store failed: {message}"
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.reported.add(report.nodeid)
+
+    def pytest_dynpool_run_finished(self, config: pytest.Config, stats: RunStats) -> None:
+        gate, self.gate = self.gate, None
+        if gate is None:
+            return
+        del config.stash[GATE_KEY]
+        self.report = close_gate(gate, [s.job.name for s in stats.jobs], self._not_reported())
+
+    def _not_reported(self) -> list[str]:
+        items = self.session.items if self.session is not None else []
+        return [item.nodeid for item in items if item.nodeid not in self.reported]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.report is None:
+            return
+        terminalreporter.write_sep("=", "dynpool limits store")
+        for line in format_store_summary(self.report):
+            terminalreporter.write_line(line)
+
+
+def close_gate(gate: StoreGate, jobs: Sequence[str], not_reported: Sequence[str]) -> StoreReport:
+    """Give back every lease, read the store's peaks: the report for the summary."""
+    store_peaks = gate.store_peaks(jobs) if gate.failure is None else {}
+    report = StoreReport(
         url=gate.backend.url,
         namespace=gate.backend.namespace,
         lease_seconds=gate.backend.lease_seconds,
-        peaks=[(name, gate.local_peaks.get(name, 0), store_peaks.get(name)) for name in names],
+        peaks=[(name, gate.local_peaks.get(name, 0), store_peaks.get(name)) for name in jobs],
         failure=gate.failure,
         lost_leases=list(gate.lost),
         waits=list(gate.waits),
-        not_run=[nodeid for nodeid in pooled if nodeid not in reported.nodeids]
-        if gate.failure is not None
-        else [],
+        not_run=list(not_reported) if gate.failure is not None else [],
     )
     gate.close()
-
-
-class ReportedItems:
-    """A plugin while a shared store is open: which items reached the reports.
-
-    The summary names the pooled items that did not, when the store failed.
-    """
-
-    def __init__(self) -> None:
-        self.nodeids: set[str] = set()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.nodeids.add(report.nodeid)
+    return report
 
 
 def _first(nodeids: Sequence[str], shown: int = 20) -> list[str]:

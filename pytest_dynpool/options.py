@@ -14,9 +14,7 @@ from enum import Enum
 
 import pytest
 
-from .limits import RATE_HINT, Rate, parse_rate
-
-BASE_URL_ENV = "DYNPOOL_BASE_URL"
+from .model import RATE_HINT, Rate, parse_rate
 
 
 class Unmarked(str, Enum):
@@ -101,9 +99,14 @@ def parse_timeout(value: str) -> float:
     return seconds
 
 
+def option_group(parser: pytest.Parser) -> pytest.OptionGroup:
+    """The ``dynpool`` group of ``pytest --help``, shared with the HTTP plugin's options."""
+    return parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``--dynpool-*`` flags and their ini keys."""
-    group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
+    group = option_group(parser)
     group.addoption(
         "--dynpool-workers",
         dest="dynpool_workers",
@@ -230,8 +233,7 @@ def add_flag_env_ini(
 
     Read it with ``flag_env_ini``.
     """
-    group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
-    group.addoption(
+    option_group(parser).addoption(
         flag,
         dest=dest,
         default=None,
@@ -239,18 +241,6 @@ def add_flag_env_ini(
         help=f"{meaning} Wins over ${env}, which wins over the ini key {dest}.",
     )
     parser.addini(dest, f"dynpool: {meaning}", default="")
-
-
-def add_http_options(parser: pytest.Parser) -> None:
-    """The HTTP fixtures' options; registered by ``pytest_dynpool.fixtures``."""
-    add_flag_env_ini(
-        parser,
-        "--dynpool-base-url",
-        "dynpool_base_url",
-        BASE_URL_ENV,
-        "URL",
-        "base_url of the dynpool_client fixtures.",
-    )
 
 
 def flag_env_ini(config: pytest.Config, dest: str, env: str) -> str:
@@ -266,8 +256,3 @@ def flag_env_ini(config: pytest.Config, dest: str, env: str) -> str:
     if from_env:
         return from_env
     return str(config.getini(dest) or "")
-
-
-def read_base_url(config: pytest.Config) -> str:
-    """Flag, then ``$DYNPOOL_BASE_URL``, then the ini key; empty when none is set."""
-    return flag_env_ini(config, "dynpool_base_url", BASE_URL_ENV)

@@ -150,8 +150,7 @@ def test_flag_beats_environment_beats_ini_and_the_summary_names_the_store(
     )
     result.stdout.fnmatch_lines(
         [
-            "dynpool: * workers, unmarked tests: exclusive, "
-            f"limits store sqlite://{flag_db} (namespace 'from-flag')",
+            f"dynpool: limits store sqlite://{flag_db}, namespace 'from-flag'",
             f"limits store: sqlite://{flag_db}, namespace 'from-flag'*",
         ]
     )

@@ -69,6 +69,10 @@ class StoreGate:
         self._keeper = LeaseKeeper(backend, self._lease_lost)
         self._watcher: threading.Thread | None = None
 
+    def share_start_rates(self, start_rates: Mapping[str, tuple[float, int]]) -> None:
+        """Per job: (starts per second, burst) taken from the store with each slot."""
+        self._start_rates = dict(start_rates)
+
     def listen(
         self,
         on_release: Callable[[list[str]], None],

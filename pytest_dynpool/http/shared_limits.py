@@ -9,10 +9,13 @@ cap. The process's own limiters still apply first; this only adds the store's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..backends import request_slots
-from ..backends.gate import StoreGate
-from ..jobs import Job
+from ..model import Job
+
+if TYPE_CHECKING:
+    from ..backends.gate import StoreGate
 
 # A request waits at most this long for a shared slot before it fails: the store's
 # other holders are tests like this one, so a wait this long means they are stuck.

@@ -1,6 +1,6 @@
 """Run-time state of each job's HTTP traffic: its limits, its effective cap and its figures.
 
-One ``JobState`` per job name lives in a ``JobRegistry`` in ``config.stash``;
+One ``JobTraffic`` per job name lives in a ``TrafficRegistry`` in ``config.stash``;
 every test of the job, on any thread and in any event loop, goes through the
 same one. No pytest and no httpx here.
 """
@@ -11,11 +11,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..backends.gate import StoreGate
-from ..jobs import Job
-from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
+from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, TokenBucket
+from ..model import Job, Rate
 from .shared_limits import SharedRequestLimits
+
+if TYPE_CHECKING:
+    from ..backends.gate import StoreGate
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Longest Retry-After we wait out: a server asking for minutes would stall the suite.
@@ -42,12 +45,13 @@ class HttpStats:
         return ordered[int(rank) - 1]
 
 
-class JobState:
+class JobTraffic:
     """A job's shared request limiter, rate, adaptive cap, pause and statistics.
 
     ``effective_cap`` is what the scheduler dispatches tests against and what
     bounds the job's requests in flight: the job's cap, or less while adaptive
-    mode backs off. Listeners (the executor) hear of every change.
+    mode backs off. Listeners (the HTTP plugin, which passes it on to the
+    pool) hear of every change.
     """
 
     def __init__(
@@ -110,16 +114,12 @@ class JobState:
     def with_shared_slot(self, release_local: Callable[[], None]) -> Callable[[], None]:
         """Also hold a request slot of the shared store (blocking); what releases both.
 
-        Without a shared store, ``release_local`` itself. If the store fails, the
-        local slot is given back and the error raised.
+        Without a shared store, ``release_local`` itself. If the store fails the
+        error is raised and the local slot stays with the caller to give back.
         """
         if self.shared is None:
             return release_local
-        try:
-            release_shared = self.shared.acquire_slot(self.effective_cap)
-        except BaseException:
-            release_local()
-            raise
+        release_shared = self.shared.acquire_slot(self.effective_cap)
 
         def release_both() -> None:
             try:
@@ -184,8 +184,8 @@ class JobState:
                 listener()
 
 
-class JobRegistry:
-    """Every job's ``JobState``, made on first use, under a lock (workers ask at once)."""
+class TrafficRegistry:
+    """Every job's ``JobTraffic``, made on first use, under a lock (workers ask at once)."""
 
     def __init__(
         self,
@@ -193,20 +193,25 @@ class JobRegistry:
         shared_store: Callable[[], StoreGate | None] = lambda: None,
     ) -> None:
         self._clock = clock
-        # The run's shared limits store once it is open (it opens when the run loop starts).
+        # The run's shared limits store once it is open (it opens when the pool starts).
         self._shared_store = shared_store
         self._lock = threading.Lock()
-        self._states: dict[str, JobState] = {}
+        self._jobs: dict[str, JobTraffic] = {}
 
-    def state(self, job: Job) -> JobState:
+    def state(self, job: Job) -> JobTraffic:
+        """The traffic state of ``job``, made on first use."""
         with self._lock:
-            state = self._states.get(job.name)
-            if state is None:
+            traffic = self._jobs.get(job.name)
+            if traffic is None:
                 gate = self._shared_store()
                 shared = SharedRequestLimits(gate, job) if gate is not None else None
-                state = self._states[job.name] = JobState(job, self._clock, shared)
-            return state
+                traffic = self._jobs[job.name] = JobTraffic(job, self._clock, shared)
+            return traffic
 
-    def states(self) -> list[JobState]:
+    def states(self) -> list[JobTraffic]:
         with self._lock:
-            return list(self._states.values())
+            return list(self._jobs.values())
+
+
+# The name this class had when it was ``jobstate.JobState`` (public in ``pytest_dynpool``).
+JobState = JobTraffic
