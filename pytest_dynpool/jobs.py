@@ -22,6 +22,8 @@ MARKER_HELP = (
     "fails an item still running after that long (0: never)."
 )
 UNMARKED_JOB = "unmarked"
+# One name for two jobs would give them one HTTP limit but two caps in the scheduler.
+RESERVED_HINT = "is reserved for the tests without a dynpool marker; give the job another name"
 FIX_HINT = (
     'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name", '
     f"rate=... ({RATE_HINT}), adaptive=True/False and timeout=SECONDS (a number >= 0; "
@@ -71,6 +73,8 @@ def _dynpool(
         raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
     if job is not None and (not isinstance(job, str) or not job):
         raise TypeError(f"job must be a non-empty string, got {job!r}")
+    if job == UNMARKED_JOB:
+        raise ValueError(f"the job name {UNMARKED_JOB!r} {RESERVED_HINT}")
     if not isinstance(adaptive, bool):
         raise TypeError(f"adaptive must be True or False, got {adaptive!r}")
     parsed_rate = None if rate is None else parse_rate(rate)
@@ -169,6 +173,11 @@ def build_plan(
     jobs_by_name: dict[str, Job] = {}
     job_index: dict[str, int] = {}
     for item, assignment in zip(items, assignments, strict=True):
+        if assignment is not None and assignment.name == UNMARKED_JOB:  # from a hook
+            raise pytest.UsageError(
+                f"{item.nodeid}: dynpool job name {UNMARKED_JOB!r} (declared at "
+                f"{assignment.declared_at}) {RESERVED_HINT}"
+            )
         if assignment is None:
             if not unmarked_in_pool:
                 item.stash[ITEM_JOB_KEY] = UNMARKED_EXCLUSIVE_JOB
