@@ -39,11 +39,11 @@ def test_request_slots_are_shared_and_counted_apart_from_test_slots(
 ) -> None:
     here, there = states(gates, Job("api", 1, 1, "here"))
     assert gates[0].try_acquire("api", 1) is None  # a test slot: requests do not wait on it
-    release_here = here.with_shared_slot(lambda: None)
+    release_here = here.take_shared_slot()
     entered = threading.Event()
 
     def request_there() -> None:
-        release_there = there.with_shared_slot(lambda: None)
+        release_there = there.take_shared_slot()
         entered.set()
         release_there()
 
@@ -69,12 +69,12 @@ def test_an_adaptive_cap_is_published_and_followed(gates: tuple[StoreGate, Store
     here, there = states(gates, job)
     here.record(429, 0.01, here.generation)  # halves 8 -> 4 and publishes it
     assert gates[1].read_state("api").effective_cap == 4
-    releases = [there.with_shared_slot(lambda: None) for _ in range(4)]
+    releases = [there.take_shared_slot() for _ in range(4)]
     assert gates[1].backend.in_flight(request_slots("api")) == 4
     blocked = threading.Event()
 
     def fifth() -> None:
-        there.with_shared_slot(lambda: None)()
+        there.take_shared_slot()()
         blocked.set()
 
     thread = threading.Thread(target=fifth)

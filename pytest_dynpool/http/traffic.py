@@ -112,23 +112,13 @@ class JobTraffic:
             return local
         return max(local, self.shared.seconds_paused())
 
-    def with_shared_slot(self, release_local: Callable[[], None]) -> Callable[[], None]:
-        """Also hold a request slot of the shared store (blocking); what releases both.
+    def take_shared_slot(self) -> Callable[[], None]:
+        """Block until a request slot of the shared limits store is held; what gives it back.
 
-        Without a shared store, ``release_local`` itself. If the store fails the
-        error is raised and the local slot stays with the caller to give back.
+        Only with a shared store (``shared``); its failure is raised (StoreFailed).
         """
-        if self.shared is None:
-            return release_local
-        release_shared = self.shared.acquire_slot(self.effective_cap)
-
-        def release_both() -> None:
-            try:
-                release_shared()
-            finally:
-                release_local()
-
-        return release_both
+        assert self.shared is not None
+        return self.shared.acquire_slot(self.effective_cap)
 
     def shared_token_wait(self) -> float:
         """0.0 once the shared store gave a rate token (or there is none to take)."""

@@ -127,6 +127,22 @@ class _Release:
         if self._holder is not None:
             self._holder.hold(self, traffic.name)
 
+    def also(self, release_shared: Callable[[], None]) -> None:
+        """Give back a slot of the shared limits store too, first (issue 12)."""
+        with self._lock:
+            local = self._release
+            if local is None:  # already given back: give this one back at once
+                release_shared()
+                return
+
+            def both() -> None:
+                try:
+                    release_shared()
+                finally:
+                    local()
+
+            self._release = both
+
     def __call__(self) -> None:
         with self._lock:
             release, self._release = self._release, None
@@ -154,10 +170,8 @@ class _TakeSlot:
 
 @dataclass(frozen=True)
 class _TakeSharedSlot:
-    """Also take a request slot of the shared limits store, blocking (answer: what gives
-    back both slots). If it fails, the local slot is still the caller's to give back."""
-
-    release_local: Callable[[], None]
+    """Also take a request slot of the shared limits store, blocking (answer: what gives it
+    back)."""
 
 
 @dataclass(frozen=True)
@@ -204,9 +218,9 @@ def _exchange(
         release = _Release(traffic)
         try:
             if traffic.shared is not None:  # the shared store's slot too: both go back together
-                shared_release = yield _TakeSharedSlot(traffic.requests.release)
+                shared_release = yield _TakeSharedSlot()
                 assert callable(shared_release)
-                release = _Release(shared_release)
+                release.also(shared_release)
             delay = traffic.next_request_delay()
             if delay > 0:
                 yield _Wait(delay)
@@ -340,7 +354,7 @@ class LimitedTransport(httpx.BaseTransport):
         if isinstance(step, _TakeSlot):
             return self.traffic.requests.acquire(step.timeout)
         if isinstance(step, _TakeSharedSlot):
-            return self.traffic.with_shared_slot(step.release_local)
+            return self.traffic.take_shared_slot()
         if isinstance(step, _Send):
             return self.inner.handle_request(request)
         if isinstance(step, _Wait):
@@ -381,7 +395,7 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
         if isinstance(step, _TakeSlot):
             return await self.traffic.requests.acquire_async(step.timeout)
         if isinstance(step, _TakeSharedSlot):  # a blocking wait on the store: off the loop
-            return await asyncio.to_thread(self.traffic.with_shared_slot, step.release_local)
+            return await asyncio.to_thread(self.traffic.take_shared_slot)
         if isinstance(step, _Send):
             return await self.inner.handle_async_request(request)
         if isinstance(step, _Wait):
