@@ -92,3 +92,39 @@ def test_rate_tokens_are_shared(gates: tuple[StoreGate, StoreGate]) -> None:
     here, there = states(gates, job)
     assert here.shared_token_wait() == 0.0
     assert 0.0 < there.shared_token_wait() <= 60.0  # the burst (cap 1) went to "here"
+
+
+def test_an_async_request_holds_the_shared_slot_until_its_answer(
+    gates: tuple[StoreGate, StoreGate],
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from pytest_dynpool.http.transport import AsyncLimitedTransport
+
+    here, _ = states(gates, Job("api", 1, 1, "here"))
+    seen: list[int] = []
+
+    async def main() -> None:
+        answer = asyncio.Event()
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            # While this request is at the server, the store holds its slot for everyone.
+            seen.append(gates[1].backend.in_flight(request_slots("api")))
+            await answer.wait()
+            return httpx.Response(200, text="ok")
+
+        transport = AsyncLimitedTransport(here, httpx.MockTransport(handler))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            request = asyncio.ensure_future(client.get("/"))
+            for _ in range(3000):  # the loop stays free while the store is asked; 30 s bound
+                if seen or request.done():
+                    break
+                await asyncio.sleep(0.01)
+            answer.set()
+            assert (await request).text == "ok"
+
+    asyncio.run(main())
+    assert seen == [1]
+    assert gates[1].backend.in_flight(request_slots("api")) == 0
