@@ -97,7 +97,7 @@ def test_a_failed_store_refuses_everything_after_and_a_release_never_raises() ->
     gate.close()
 
 
-def test_hold_blocks_until_a_slot_is_free_and_gives_it_back(tmp_path: Path) -> None:
+def test_a_request_waits_for_a_slot_and_gives_it_back(tmp_path: Path) -> None:
     backend = open_backend(f"sqlite://{tmp_path / 'limits.db'}")
     gate = StoreGate(backend)
     blocker = gate.lease("api", 1)
@@ -105,8 +105,9 @@ def test_hold_blocks_until_a_slot_is_free_and_gives_it_back(tmp_path: Path) -> N
     entered = threading.Event()
 
     def request() -> None:
-        with gate.hold("api", 1, WAIT):
-            entered.set()
+        lease = gate.acquire_waiting("api", 1, WAIT)
+        entered.set()
+        gate.release_lease(lease)
 
     thread = threading.Thread(target=request)
     thread.start()
@@ -119,14 +120,11 @@ def test_hold_blocks_until_a_slot_is_free_and_gives_it_back(tmp_path: Path) -> N
     gate.close()
 
 
-def test_hold_gives_up_after_its_timeout() -> None:
+def test_a_request_gives_up_after_its_timeout() -> None:
     gate = StoreGate(open_backend("memory"))
     assert isinstance(gate.lease("api", 1), Lease)
-    with (
-        pytest.raises(StoreFailed, match="no slot of 'api' came within"),
-        gate.hold("api", 1, 0.01),
-    ):
-        pass
+    with pytest.raises(StoreFailed, match="no slot of 'api' came within"):
+        gate.acquire_waiting("api", 1, 0.01)
     gate.close()
 
 

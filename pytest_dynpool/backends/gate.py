@@ -1,13 +1,14 @@
 """Job slots for one process from a shared store: leases kept alive, failures remembered.
 
 The runtime asks ``try_acquire`` before an item starts and ``release`` when it
-ends (the ``SlotGate`` of scheduler.py); the HTTP transports ``hold`` a slot
-per request. A refusal never blocks the runtime: it defers the job for the
-seconds returned (a backoff with jitter) and tries another one; a watcher
-thread calls ``on_release`` as soon as the store sees a release of a refused
-job, so the runtime can resume it early. The first failure of the store is
-kept in ``failure``: from then on nothing is granted (fail closed) and the
-runtime stops dispatching.
+ends (the ``SlotGate`` of scheduler.py); the HTTP transports take a slot per
+request with ``acquire_waiting`` and give it back with ``release_lease``. A
+refusal never blocks the runtime: it defers the job for the seconds returned
+(a backoff with jitter) and tries another one; a watcher thread calls
+``on_release`` as soon as the store sees a release of a refused job, so the
+runtime can resume it early. The first failure of the store is kept in
+``failure``: from then on nothing is granted (fail closed) and the runtime
+stops dispatching.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,7 +95,7 @@ class StoreGate:
 
     def _lease_lost(self, lease: Lease, reason: str, store_failed: bool) -> None:
         with self._lock:
-            self._held[lease.job].discard(lease.token)
+            self._held.get(lease.job, set()).discard(lease.token)
         self.lost.append(f"{lease.job}: {reason}")
         if store_failed:
             self._fail(f"{self.backend.url}: {reason}")
@@ -155,11 +155,11 @@ class StoreGate:
                     return Refused(wait)
         except BackendError as error:
             raise self._fail(str(error)) from error
-        self._keeper.hold(lease)
         with self._lock:
             held = self._held.setdefault(job, set())
             held.add(lease.token)
             self.local_peaks[job] = max(self.local_peaks.get(job, 0), len(held))
+        self._keeper.hold(lease)
         return lease
 
     def release_lease(self, lease: Lease) -> None:
@@ -171,15 +171,6 @@ class StoreGate:
             self.backend.release(lease)
         except BackendError as error:
             self._fail(str(error))  # the lease expires in the store by itself
-
-    @contextmanager
-    def hold(self, job: str, cap: int, timeout: float | None) -> Iterator[Lease]:
-        """A slot of ``job`` held for the block (``acquire_waiting``, then released)."""
-        lease = self.acquire_waiting(job, cap, timeout)
-        try:
-            yield lease
-        finally:
-            self.release_lease(lease)
 
     def acquire_waiting(self, job: str, cap: int, timeout: float | None) -> Lease:
         """Block this thread until it holds a slot of ``job`` (a request's slot).
