@@ -5,8 +5,9 @@
 pipeline in the environment while the ini file is shared by every run, as
 ``--dynpool-base-url`` does. With ``memory`` (the default) nothing is opened
 and nothing changes: the process's own scheduler and limiters are the caps.
-A shared store is opened when the run loop starts, and its ``StoreGate`` kept
-in ``config.stash[GATE_KEY]`` for the runtime and the HTTP fixtures.
+A shared store is opened by ``LimitsStorePlugin`` when the pooled phase asks
+for its slot gate, and its ``StoreGate`` kept in ``config.stash[GATE_KEY]`` for
+the HTTP fixtures too.
 """
 
 from __future__ import annotations
