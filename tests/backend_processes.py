@@ -66,3 +66,15 @@ def take_tokens(
     finally:
         backend.close()
     return taken
+
+
+def open_together(url: str, namespace: str, start: Barrier) -> None:
+    """Open the store at the same moment as the other processes, take and give a slot."""
+    start.wait(WAIT_SECONDS)
+    backend = open_backend(url, namespace)
+    try:
+        lease = backend.acquire("api", 100)
+        assert lease is not None
+        backend.release(lease)
+    finally:
+        backend.close()

@@ -21,7 +21,7 @@ from pytest_dynpool.backends import (
 from pytest_dynpool.backends.heartbeat import LeaseKeeper
 from pytest_dynpool.backends.sqlite import SqliteBackend
 
-from .backend_processes import WAIT_SECONDS, hold_rounds
+from .backend_processes import WAIT_SECONDS, hold_rounds, open_together
 from .redis_server import RedisServer
 
 STORES = ["memory", "sqlite", "redis"]
@@ -175,6 +175,21 @@ def test_caps_hold_across_processes(
     assert backend.peak("api") == cap
     assert backend.in_flight("api") == 0
     backend.close()
+
+
+def test_processes_that_create_one_sqlite_store_together_all_open_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL can fail at once ("database is locked") for all but one
+    # opener: seen once in a full run (3 of 4 processes of test_caps_hold_across_processes);
+    # this does not reproduce it every time, but guards the retry.
+    url = f"sqlite://{tmp_path / 'new.db'}"
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(6)
+    processes = [context.Process(target=open_together, args=(url, "ns", start)) for _ in range(6)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0] * 6
 
 
 @pytest.mark.parametrize("kind", SHARED_STORES)

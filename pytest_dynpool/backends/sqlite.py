@@ -63,18 +63,38 @@ class SqliteBackend:
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("DELETE FROM dynpool_jobs WHERE touched < ?", (clock() - IDLE_SECONDS,))
+            self._set_up()
         except sqlite3.Error as error:
             raise BackendError(
                 f"{self.url}: cannot open the SQLite limits store ({error}); "
                 "check that its directory exists and is writable"
             ) from error
+
+    def _set_up(self) -> None:
+        """WAL mode and the tables, retried while other processes do the same.
+
+        Switching a new file to WAL takes an exclusive lock without waiting on
+        SQLite's busy timeout, so processes that open a new store together get
+        "database is locked" at once: they retry, with backoff and jitter.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        for delay in poll_delays():
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                with self._transaction() as db:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    stale = self._clock() - IDLE_SECONDS
+                    db.execute("DELETE FROM dynpool_jobs WHERE touched < ?", (stale,))
+                return
+            except sqlite3.OperationalError as error:
+                locked = "locked" in str(error) or "busy" in str(error)
+                if not locked or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
