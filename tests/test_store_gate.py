@@ -152,3 +152,34 @@ def test_the_runtime_door_defers_everything_once_the_store_failed() -> None:
     assert failures == ["memory: gone"]  # told once
     gate.release("api")  # the store is gone: remembered, not raised
     gate.close()
+
+
+def test_the_summary_says_what_went_wrong_and_names_what_did_not_run() -> None:
+    from pytest_dynpool.limits_store import StoreReport, format_store_summary
+
+    report = StoreReport(
+        url="redis://127.0.0.1:1/0",
+        namespace="ci",
+        lease_seconds=10.0,
+        peaks=[("api", 2, 2), ("slow", 1, None)],
+        failure="redis://127.0.0.1:1/0: the Redis limits store failed: Connection refused",
+        lost_leases=["api: its lease expired before it was renewed"],
+        not_run=[f"test_a.py::test_{n}" for n in range(22)],
+        waits=[0.5, 1.5],
+    )
+    lines = format_store_summary(report)
+    assert lines[0] == "limits store: redis://127.0.0.1:1/0, namespace 'ci', leases of 10 s"
+    assert lines[2].split() == ["api", "2", "2"]
+    assert lines[3].split() == ["slow", "1", "?"]  # the store could not say
+    assert "waits for the store: 2, longest 1.50 s, mean 1.00 s" in lines
+    assert (
+        "limits store failed: redis://127.0.0.1:1/0: the Redis limits store failed: "
+        "Connection refused; dispatch stopped (fail closed)" in lines
+    )
+    assert (
+        "warning: lease lost (api: its lease expired before it was renewed); "
+        "the store may have let another in" in lines
+    )
+    assert "not run because the store failed: 22 items" in lines
+    assert lines[-1] == "  ... and 2 more"
+    assert "  test_a.py::test_19" in lines
