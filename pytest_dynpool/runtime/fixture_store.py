@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from ..isolation.item_context import IN_WIDER_FIXTURE
 from ..pytest_compat import FixtureDef, Scope, SubRequest, get_scope_node, get_scope_package
 
 try:  # pytest >= 9: the "request" fixture is a FixtureDef subclass
@@ -190,7 +191,7 @@ def _execute(self: FixtureDef[Any], request: SubRequest) -> Any:
     with current_item(item):
         if request._scope is Scope.Function:
             return _original_execute(self, request)
-        with store.get_or_create(store.key(self, item)).lock:
+        with store.get_or_create(store.key(self, item)).lock, _in_wider_fixture():
             return _original_execute(self, request)
 
 
@@ -200,12 +201,22 @@ def _finish(self: FixtureDef[Any], request: SubRequest) -> None:
     if store is None:
         _original_finish(self, request)
         return
-    with current_item(item):
+    with current_item(item), _in_wider_fixture(request._scope is not Scope.Function):
         key = store.key(self, item)
         try:
             _original_finish(self, request)
         finally:
             store.discard_if_finished(key)
+
+
+@contextmanager
+def _in_wider_fixture(wider: bool = True) -> Iterator[None]:
+    """What a wider fixture does (logger levels, threads) belongs to its scope, not the item."""
+    token = IN_WIDER_FIXTURE.set(wider)
+    try:
+        yield
+    finally:
+        IN_WIDER_FIXTURE.reset(token)
 
 
 def _plain_attribute(name: str) -> property:

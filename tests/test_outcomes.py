@@ -1,0 +1,113 @@
+"""What a pooled test does stays its own, and what it reports is what plain pytest reports.
+
+Each test here is a regression test for one item of issues 11 and 16, and most are
+differential: the same suite runs under plain pytest (``-p no:dynpool``) and on the pool,
+and the outcomes must agree.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import outcomes_by_nodeid
+
+pytest_plugins = ["pytester"]
+
+INI = """
+[pytest]
+markers =
+    dynpool: registered so that -p no:dynpool runs without warnings
+"""
+
+
+def _plain_and_pooled(
+    pytester: pytest.Pytester, *args: str, workers: int = 4
+) -> tuple[pytest.RunResult, pytest.RunResult]:
+    if not (pytester.path / "pytest.ini").exists():
+        pytester.makeini(INI)
+    plain = pytester.runpytest("-p", "no:dynpool", *args)
+    pooled = pytester.runpytest("--dynpool-workers", str(workers), *args)
+    return plain, pooled
+
+
+def _assert_same_outcomes(plain: pytest.RunResult, pooled: pytest.RunResult) -> None:
+    assert outcomes_by_nodeid(plain), "plain pytest ran nothing: the comparison proves nothing"
+    assert outcomes_by_nodeid(pooled) == outcomes_by_nodeid(plain)
+    assert pooled.ret == plain.ret
+
+
+# --- 11.6: a logger level set by a session fixture holds for every test of the session -----
+
+SESSION_LOGGER_LEVEL = """
+import logging
+import pytest
+
+pytestmark = pytest.mark.dynpool(4)
+
+@pytest.fixture(scope="session")
+def app_debug():
+    logging.getLogger("app").setLevel(logging.DEBUG)
+    yield
+    logging.getLogger("app").setLevel(logging.NOTSET)
+
+@pytest.mark.parametrize("n", range(8))
+def test_level(n, app_debug, caplog):
+    logging.getLogger("app").debug("debug %s", n)
+    assert logging.getLogger("app").getEffectiveLevel() == logging.DEBUG
+    assert [r.getMessage() for r in caplog.records] == [f"debug {n}"]
+"""
+
+
+def test_session_fixture_logger_level_holds_for_every_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_levels=SESSION_LOGGER_LEVEL)
+    plain, pooled = _plain_and_pooled(pytester)
+    plain.assert_outcomes(passed=8)
+    _assert_same_outcomes(plain, pooled)
+
+
+# --- 16.2: a thread started by a session fixture logs into the test in flight ---------------
+
+SESSION_THREAD_LOGS = """
+import logging
+import queue
+import threading
+import pytest
+
+pytestmark = pytest.mark.dynpool(1)
+
+@pytest.fixture(scope="session")
+def server():
+    requests = queue.Queue()
+
+    def serve():
+        while (message := requests.get()) is not None:
+            text, done = message
+            logging.getLogger("server").warning("served %s", text)
+            done.set()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+
+    def ask(text):
+        done = threading.Event()
+        requests.put((text, done))
+        assert done.wait(30)
+
+    yield ask
+    requests.put(None)
+    thread.join()
+
+@pytest.mark.parametrize("n", range(4))
+def test_served(n, server, caplog):
+    server(f"request {n}")
+    assert [r.getMessage() for r in caplog.records] == [f"served request {n}"]
+"""
+
+
+def test_session_fixture_thread_logs_into_the_test_in_flight(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_server=SESSION_THREAD_LOGS)
+    plain, pooled = _plain_and_pooled(pytester, "-rA")
+    plain.assert_outcomes(passed=4)
+    _assert_same_outcomes(plain, pooled)
+    # The captured-log section of each test is its own record, not the first test's.
+    pooled.stdout.fnmatch_lines(["*test_served[[]3[]]*", "*served request 3*"])
