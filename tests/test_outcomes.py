@@ -111,3 +111,42 @@ def test_session_fixture_thread_logs_into_the_test_in_flight(pytester: pytest.Py
     _assert_same_outcomes(plain, pooled)
     # The captured-log section of each test is its own record, not the first test's.
     pooled.stdout.fnmatch_lines(["*test_served[[]3[]]*", "*served request 3*"])
+
+
+# --- 16.3: a fixture inside pytest that fails in setup shows what plain pytest shows --------
+
+FAILING_BUILTIN_FIXTURE = """
+import pytest
+
+pytestmark = pytest.mark.dynpool(2)
+
+@pytest.fixture
+def bad_teardown():
+    yield
+    raise RuntimeError("teardown failed")
+
+@pytest.mark.parametrize("n", range(2))
+def test_needs_tmp_path(n, tmp_path):
+    pass
+
+def test_bad_teardown(bad_teardown):
+    assert 0
+"""
+
+
+def _longreprs(result: pytest.RunResult) -> dict[tuple[str, str], str]:
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    return {(r.nodeid, r.when): r.longreprtext for r in reports if r.failed}
+
+
+def test_failing_fixture_traceback_has_no_plugin_frames(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_builtin=FAILING_BUILTIN_FIXTURE)
+    (pytester.path / "blocker").write_text("a file where tmp_path wants a directory")
+    plain, pooled = _plain_and_pooled(pytester, "--basetemp=blocker/sub")
+    plain.assert_outcomes(failed=1, errors=3)
+    _assert_same_outcomes(plain, pooled)
+    assert (
+        "NotADirectoryError"
+        in _longreprs(plain)[("test_builtin.py::test_needs_tmp_path[0]", "setup")]
+    )
+    assert _longreprs(pooled) == _longreprs(plain)

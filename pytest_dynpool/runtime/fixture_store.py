@@ -184,6 +184,7 @@ _original_finish = FixtureDef.finish
 
 
 def _execute(self: FixtureDef[Any], request: SubRequest) -> Any:
+    __tracebackhide__ = True
     item = request._pyfuncitem
     store = _store_for(item)
     if store is None:
@@ -196,6 +197,7 @@ def _execute(self: FixtureDef[Any], request: SubRequest) -> Any:
 
 
 def _finish(self: FixtureDef[Any], request: SubRequest) -> None:
+    __tracebackhide__ = True
     item = request._pyfuncitem
     store = _store_for(item)
     if store is None:

@@ -65,6 +65,7 @@ class HookRouter:
     def _route(
         self, name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
     ) -> object:
+        __tracebackhide__ = True  # a failure's report starts at pytest's frames, as in plain pytest
         sink = HOOK_SINK.get()
         if sink is None or name not in ROUTED_HOOKS:
             return self._original(name, methods, kwargs, firstresult)
