@@ -150,3 +150,111 @@ def test_failing_fixture_traceback_has_no_plugin_frames(pytester: pytest.Pyteste
         in _longreprs(plain)[("test_builtin.py::test_needs_tmp_path[0]", "setup")]
     )
     assert _longreprs(pooled) == _longreprs(plain)
+
+
+# --- 11.23 / 16.4: a deep thread beside a test that raises and restores the recursion limit -
+
+DEEP_BESIDE_HYPOTHESIS = """
+import sys
+import threading
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+pytestmark = pytest.mark.dynpool(2)
+LIMIT = sys.getrecursionlimit()
+raised = threading.Event()
+deep = threading.Event()
+restored = threading.Event()
+
+
+@pytest.fixture
+def pooled(request):
+    return request.config.pluginmanager.has_plugin("dynpool")
+
+
+@settings(max_examples=1, database=None, deadline=None)
+@given(st.just(1))
+def _hypothesis_body(x):
+    raised.set()  # hypothesis raised the recursion limit around this body
+    assert deep.wait(30)
+
+
+def test_hypothesis(pooled):
+    if pooled:
+        _hypothesis_body()
+        restored.set()  # it has put the limit back while the other test is deep
+
+
+def test_recursion(pooled):
+    def down(n):
+        if n == 0 and pooled:
+            deep.set()
+            assert restored.wait(30)
+        return down(n - 1) + 1 if n > 0 else down_forever()
+
+    def down_forever():
+        return down_forever() + 1
+
+    if pooled:
+        assert raised.wait(30)
+        depth = sys.getrecursionlimit() - 200
+    else:
+        depth = 100
+    with pytest.raises(RecursionError):
+        down(depth)
+    assert sys.getrecursionlimit() == LIMIT
+"""
+
+
+def test_deep_recursion_beside_a_restored_limit_never_aborts(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_deep=DEEP_BESIDE_HYPOTHESIS)
+    plain = pytester.runpytest_subprocess("-p", "no:dynpool")
+    plain.assert_outcomes(passed=2)
+    # Before the fix CPython aborted the process: "Cannot recover from stack overflow".
+    pooled = pytester.runpytest_subprocess("--dynpool-workers", "2")
+    assert "Fatal Python error" not in pooled.stderr.str()
+    pooled.assert_outcomes(passed=2)
+    pooled.stdout.fnmatch_lines(["*= dynpool =*"])
+
+
+def test_recursion_floor_holds_a_lowering_back_until_no_thread_is_that_deep() -> None:
+    import sys
+    import threading
+
+    from pytest_dynpool.isolation import recursion_limit
+    from pytest_dynpool.isolation.recursion_limit import (
+        recursion_safe_threads,
+        settle_recursion_limit,
+    )
+
+    in_force = recursion_limit._original_getrecursionlimit
+
+    before = sys.getrecursionlimit()
+    deep, release = threading.Event(), threading.Event()
+
+    def down(n: int) -> None:
+        if n == 0:
+            deep.set()
+            release.wait(30)
+            return
+        down(n - 1)
+
+    with recursion_safe_threads():
+        sys.setrecursionlimit(before + 3000)
+        thread = threading.Thread(target=down, args=(before + 2000,))
+        thread.start()
+        assert deep.wait(30)
+        sys.setrecursionlimit(before)
+        assert sys.getrecursionlimit() == before  # what was asked for...
+        assert in_force() > before + 2000  # ...but the deep thread keeps the real limit up
+        with pytest.raises(ValueError, match="greater or equal than 1"):
+            sys.setrecursionlimit(0)
+        with pytest.raises(TypeError):
+            sys.setrecursionlimit("100")  # type: ignore[arg-type]
+        release.set()
+        thread.join()
+        settle_recursion_limit()
+        assert in_force() == before  # the deep thread gone, the lowering applies
+    assert sys.getrecursionlimit() == before

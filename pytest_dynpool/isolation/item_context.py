@@ -30,6 +30,8 @@ from typing import Any
 
 import pytest
 
+from .recursion_limit import settle_recursion_limit
+
 
 @dataclass(frozen=True)
 class HookCall:
@@ -143,6 +145,7 @@ def item_context(item: pytest.Item) -> Iterator[ItemContext]:
         context.closed = True
         _in_flight.discard(context)
         ITEM_CONTEXT.reset(token)
+        settle_recursion_limit()
 
 
 _original_thread_start = threading.Thread.start

@@ -11,7 +11,9 @@ Each piece is installed for the pooled phase only and undone afterwards:
   CPython 3.11 raises "AST constructor recursion depth mismatch" when two
   threads parse at once;
 - output capture, logging, warnings and thread errors become per item (see
-  ``capture``, ``logs``, ``warning_state`` and ``diagnostics``).
+  ``capture``, ``logs``, ``warning_state`` and ``diagnostics``);
+- the recursion limit never drops below what a running thread needs, and
+  threads get the main thread's stack size (``recursion_limit``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..isolation.capture import OrphanOutput, capture_per_item
 from ..isolation.diagnostics import diagnostics_per_item
 from ..isolation.item_context import HOOK_SINK, HookCall, threads_inherit_item_context
 from ..isolation.logs import logging_per_item
+from ..isolation.recursion_limit import recursion_safe_threads
 from ..isolation.warning_state import warnings_per_item
 from ..pytest_compat import assertion_util, runner
 
@@ -155,6 +158,7 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[O
             log = stack.enter_context(logging_per_item(config))
             stack.enter_context(diagnostics_per_item(config))
             stack.enter_context(threads_inherit_item_context())
+            stack.enter_context(recursion_safe_threads())
             yield OutsideTests(output, log)
     finally:
         assertion_util.__class__ = saved_assertion_class
