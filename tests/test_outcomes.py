@@ -258,3 +258,30 @@ def test_recursion_floor_holds_a_lowering_back_until_no_thread_is_that_deep() ->
         settle_recursion_limit()
         assert in_force() == before  # the deep thread gone, the lowering applies
     assert sys.getrecursionlimit() == before
+
+
+# --- 11.22: tmp_path of tests that start at once ------------------------------------------
+
+OWN_TMP_PATHS = """
+import pytest
+
+pytestmark = pytest.mark.dynpool(8)
+
+@pytest.mark.parametrize("n", range(16))
+def test_writes_its_own_tmp_path(n, tmp_path):
+    (tmp_path / "data.txt").write_text(str(n))
+    assert (tmp_path / "data.txt").read_text() == str(n)
+    assert len(list(tmp_path.iterdir())) == 1
+"""
+
+
+def test_tmp_paths_of_tests_started_at_once_never_collide(pytester: pytest.Pytester) -> None:
+    # The race was on the first use of the base directory (made twice, or removed
+    # under another test) and on the numbering: it failed most runs, so a few
+    # runs make its absence certain enough.
+    pytester.makeini(INI)
+    pytester.makepyfile(test_tmp=OWN_TMP_PATHS)
+    plain = pytester.runpytest("-p", "no:dynpool")
+    for _ in range(4):
+        pooled = pytester.runpytest("--dynpool-workers", "8")
+        _assert_same_outcomes(plain, pooled)

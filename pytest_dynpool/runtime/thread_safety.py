@@ -7,6 +7,9 @@ Each piece is installed for the pooled phase only and undone afterwards:
 - ``PYTEST_CURRENT_TEST`` is updated without the KeyError of two threads popping it;
 - the assertion-rewrite helpers in ``_pytest.assertion.util`` become per thread,
   so each test keeps its own rich ``assert`` explanations;
+- ``TempPathFactory`` (``tmp_path``, ``tmp_path_factory``) is serialised: it
+  creates the run's base directory on first use and numbers directories from
+  a counter, both unguarded, so two tests could make two bases or one name;
 - ``ast.parse``, which pytest calls to show failing source, is serialised:
   CPython 3.11 raises "AST constructor recursion depth mismatch" when two
   threads parse at once;
@@ -19,6 +22,7 @@ Each piece is installed for the pooled phase only and undone afterwards:
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import os
 import threading
@@ -123,6 +127,32 @@ def _serialised_ast_parse(*args: Any, **kwargs: Any) -> Any:
         return _original_ast_parse(*args, **kwargs)
 
 
+_temp_path_lock = threading.RLock()
+
+
+@contextmanager
+def _serialised_temp_path_factory() -> Iterator[None]:
+    """``getbasetemp`` and ``mktemp`` one thread at a time (``mktemp`` calls ``getbasetemp``)."""
+    saved = {name: pytest.TempPathFactory.__dict__[name] for name in ("getbasetemp", "mktemp")}
+
+    def serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            with _temp_path_lock:
+                return method(*args, **kwargs)
+
+        return call
+
+    for name, method in saved.items():
+        setattr(pytest.TempPathFactory, name, serialised(method))
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(pytest.TempPathFactory, name, method)
+
+
 class OutsideTests:
     """What threads that belong to no running pooled test wrote and logged."""
 
@@ -159,6 +189,7 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[O
             stack.enter_context(diagnostics_per_item(config))
             stack.enter_context(threads_inherit_item_context())
             stack.enter_context(recursion_safe_threads())
+            stack.enter_context(_serialised_temp_path_factory())
             yield OutsideTests(output, log)
     finally:
         assertion_util.__class__ = saved_assertion_class
