@@ -285,3 +285,42 @@ def test_tmp_paths_of_tests_started_at_once_never_collide(pytester: pytest.Pytes
     for _ in range(4):
         pooled = pytester.runpytest("--dynpool-workers", "8")
         _assert_same_outcomes(plain, pooled)
+
+
+# --- 11.8: PYTEST_CURRENT_TEST names the test that reads it ---------------------------------
+
+CURRENT_TEST_VAR = """
+import os
+import threading
+import pytest
+
+pytestmark = pytest.mark.dynpool(8)
+_barrier = threading.Barrier(8, timeout=30)
+
+@pytest.fixture
+def together(request):
+    pooled = request.config.pluginmanager.has_plugin("dynpool")
+    return _barrier.wait if pooled else lambda: None
+
+@pytest.fixture
+def checked(request, together):
+    assert os.environ["PYTEST_CURRENT_TEST"] == f"{request.node.nodeid} (setup)"
+    yield
+    together()
+    assert os.environ["PYTEST_CURRENT_TEST"] == f"{request.node.nodeid} (teardown)"
+
+@pytest.mark.parametrize("n", range(8))
+def test_sees_its_own_name(n, request, together, checked):
+    together()
+    assert os.environ["PYTEST_CURRENT_TEST"] == f"{request.node.nodeid} (call)"
+    assert os.environ.get("PYTEST_CURRENT_TEST") == f"{request.node.nodeid} (call)"
+    assert "PYTEST_CURRENT_TEST" in os.environ
+    together()
+"""
+
+
+def test_current_test_var_names_the_test_that_reads_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_var=CURRENT_TEST_VAR)
+    plain, pooled = _plain_and_pooled(pytester, workers=8)
+    plain.assert_outcomes(passed=8)
+    _assert_same_outcomes(plain, pooled)

@@ -73,6 +73,8 @@ class ItemContext:
     thread_errors: collections.deque[Any] = field(default_factory=collections.deque)
     unraisables: collections.deque[Any] = field(default_factory=collections.deque)
     faulthandler_timer: threading.Timer | None = None
+    # PYTEST_CURRENT_TEST as this item sees it: "" until pytest sets it, None once deleted.
+    current_test_var: str | None = ""
     closed: bool = False
 
 

@@ -4,7 +4,9 @@ Each piece is installed for the pooled phase only and undone afterwards:
 
 - report hooks called on a worker are handed to the coordinator (pluggy's
   ``_inner_hookexec`` is its documented tracing seam);
-- ``PYTEST_CURRENT_TEST`` is updated without the KeyError of two threads popping it;
+- ``PYTEST_CURRENT_TEST`` is updated without the KeyError of two threads popping it,
+  and a pooled test that reads it from ``os.environ`` sees its own (child
+  processes inherit the process environment, which names the last test to set it);
 - the assertion-rewrite helpers in ``_pytest.assertion.util`` become per thread,
   so each test keeps its own rich ``assert`` explanations;
 - ``TempPathFactory`` (``tmp_path``, ``tmp_path_factory``) is serialised: it
@@ -36,7 +38,12 @@ import pytest
 
 from ..isolation.capture import OrphanOutput, capture_per_item
 from ..isolation.diagnostics import diagnostics_per_item
-from ..isolation.item_context import HOOK_SINK, HookCall, threads_inherit_item_context
+from ..isolation.item_context import (
+    HOOK_SINK,
+    HookCall,
+    active_context,
+    threads_inherit_item_context,
+)
 from ..isolation.logs import logging_per_item
 from ..isolation.recursion_limit import recursion_safe_threads
 from ..isolation.warning_state import warnings_per_item
@@ -88,15 +95,46 @@ class HookRouter:
 _original_update_current_test_var = runner._update_current_test_var
 
 
+_CURRENT_TEST = "PYTEST_CURRENT_TEST"
+
+
 def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     # pytest pops the variable unconditionally: two threads would raise KeyError.
     # No lock: a lock held across os.environ's C calls convoys the workers on the
-    # GIL, and with several tests in flight any one of them is "current" anyway.
-    if when:
-        os.environ["PYTEST_CURRENT_TEST"] = f"{item.nodeid} ({when})".replace("\x00", "(null)")
+    # GIL, and the process-wide value is only what child processes inherit.
+    value = f"{item.nodeid} ({when})".replace("\x00", "(null)") if when else None
+    context = active_context()
+    if context is not None:
+        context.current_test_var = value
+    if value is not None:
+        os.environ[_CURRENT_TEST] = value
     else:
         with suppress(KeyError):  # os.environ.pop is not atomic either
-            del os.environ["PYTEST_CURRENT_TEST"]
+            del os.environ[_CURRENT_TEST]
+
+
+class _EnvironWithOwnCurrentTest(os._Environ[str]):
+    """``os.environ`` whose ``PYTEST_CURRENT_TEST`` is the reading test's own."""
+
+    def __getitem__(self, key: str) -> str:
+        if key == _CURRENT_TEST:
+            context = active_context()
+            if context is not None and context.current_test_var != "":
+                if context.current_test_var is None:
+                    raise KeyError(key)
+                return context.current_test_var
+        value: str = super().__getitem__(key)
+        return value
+
+
+@contextmanager
+def _current_test_var_per_item() -> Iterator[None]:
+    saved_class = os.environ.__class__
+    os.environ.__class__ = _EnvironWithOwnCurrentTest
+    try:
+        yield
+    finally:
+        os.environ.__class__ = saved_class
 
 
 def _per_thread(name: str) -> property:
@@ -190,6 +228,7 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[O
             stack.enter_context(threads_inherit_item_context())
             stack.enter_context(recursion_safe_threads())
             stack.enter_context(_serialised_temp_path_factory())
+            stack.enter_context(_current_test_var_per_item())
             yield OutsideTests(output, log)
     finally:
         assertion_util.__class__ = saved_assertion_class
