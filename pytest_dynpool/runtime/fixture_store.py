@@ -179,6 +179,28 @@ def _set_finalizers(fixturedef: FixtureDef[Any], value: list[Callable[[], object
     store.get_or_create(store.key(fixturedef, item)).finalizers = value
 
 
+_swapped_funcs = threading.local()
+
+
+def _get_func(fixturedef: FixtureDef[Any]) -> Any:
+    swapped: dict[int, Any] | None = getattr(_swapped_funcs, "by_id", None)
+    if swapped is not None and id(fixturedef) in swapped:
+        return swapped[id(fixturedef)]
+    return fixturedef.__dict__["func"]
+
+
+def _set_func(fixturedef: FixtureDef[Any], value: Any) -> None:
+    """A plugin that swaps ``func`` around a setup (pytest-asyncio) swaps it for its thread."""
+    if "func" not in fixturedef.__dict__:
+        fixturedef.__dict__["func"] = value  # FixtureDef.__init__
+        return
+    swapped: dict[int, Any] = _swapped_funcs.__dict__.setdefault("by_id", {})
+    if value is fixturedef.__dict__["func"]:
+        swapped.pop(id(fixturedef), None)
+    else:
+        swapped[id(fixturedef)] = value
+
+
 _original_execute = FixtureDef.execute
 _original_finish = FixtureDef.finish
 
@@ -244,6 +266,7 @@ def _class_patches() -> list[tuple[type, dict[str, object]]]:
             {
                 "cached_result": property(_get_cached_result, _set_cached_result),
                 "_finalizers": property(_get_finalizers, _set_finalizers),
+                "func": property(_get_func, _set_func),
                 "execute": _execute,
                 "finish": _finish,
             },

@@ -18,7 +18,8 @@ Each piece is installed for the pooled phase only and undone afterwards:
 - output capture, logging, warnings and thread errors become per item (see
   ``capture``, ``logs``, ``warning_state`` and ``diagnostics``);
 - the recursion limit never drops below what a running thread needs, and
-  threads get the main thread's stack size (``recursion_limit``).
+  threads get the main thread's stack size (``recursion_limit``);
+- tests on one shared event loop take turns on it (``asyncio_loops``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from ..isolation.asyncio_loops import shared_loops_one_test_at_a_time
 from ..isolation.capture import OrphanOutput, capture_per_item
 from ..isolation.diagnostics import diagnostics_per_item
 from ..isolation.item_context import (
@@ -229,6 +231,7 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[O
             stack.enter_context(recursion_safe_threads())
             stack.enter_context(_serialised_temp_path_factory())
             stack.enter_context(_current_test_var_per_item())
+            stack.enter_context(shared_loops_one_test_at_a_time())
             yield OutsideTests(output, log)
     finally:
         assertion_util.__class__ = saved_assertion_class
