@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .http.traffic import JobState
-from .jobs import Job
+from .model import Job
 
 
 class Outcome(str, Enum):
@@ -74,7 +73,7 @@ def lower_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> fl
     return max(sum(all_durations) / workers, per_job, max(all_durations))
 
 
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as lines: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -84,45 +83,6 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
         )
         for row in rows
     ]
-
-
-def _milliseconds(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f}"
-
-
-def format_http_summary(states: Sequence[JobState]) -> list[str]:
-    """Lines of the ``dynpool http`` section; none when no request went through a client.
-
-    ``cap`` is the effective cap at the end, with its minimum during the run
-    and the declared cap when adaptive mode moved it.
-    """
-    used = [state for state in states if state.stats.requests]
-    if not used:
-        return []
-    header: tuple[str, ...] = ("job", "requests", "2xx", "3xx", "4xx", "5xx", "429/503")
-    header += ("retries", "errors", "p50 ms", "p95 ms", "rate", "cap")
-    rows = [header]
-    for state in used:
-        stats = state.stats
-        classes = stats.status_classes
-        cap = str(state.effective_cap)
-        if state.adaptive is not None:
-            cap = f"{state.effective_cap} (min {state.min_effective_cap}, max {state.cap})"
-        rows.append(
-            (
-                state.name,
-                str(stats.requests),
-                *(str(classes.get(f"{n}xx", 0)) for n in (2, 3, 4, 5)),
-                str(stats.overloaded),
-                str(stats.retries),
-                str(stats.errors),
-                _milliseconds(stats.percentile(0.50)),
-                _milliseconds(stats.percentile(0.95)),
-                str(state.rate) if state.rate is not None else "-",
-                cap,
-            )
-        )
-    return _table(rows)
 
 
 def format_summary(stats: RunStats) -> list[str]:
@@ -154,7 +114,7 @@ def format_summary(stats: RunStats) -> list[str]:
                 f"{job_stats.busy_seconds:.2f}",
             )
         )
-    lines = _table(rows)
+    lines = align_columns(rows)
     bound = stats.lower_bound()
     ratio = f"{stats.pool_wall_seconds / bound:.2f}" if bound > 0 else "n/a"
     lines.append(
