@@ -68,6 +68,20 @@ def replace_setup_state(session: pytest.Session, state: ConcurrentSetupState) ->
     session._setupstate = state  # type: ignore[assignment]
 
 
+def set_stepwise_last_failed(config: pytest.Config, nodeid: str) -> bool:
+    """Make ``--sw``'s next run start at ``nodeid``; False when stepwise is not active.
+
+    pytest 8.4 and 9.x keep it in the stepwise plugin's ``cached_info.last_failed``,
+    which the plugin writes to the cache when the session finishes.
+    """
+    plugin = config.pluginmanager.get_plugin("stepwiseplugin")
+    info = getattr(plugin, "cached_info", None)
+    if info is None or not hasattr(info, "last_failed"):
+        return False
+    info.last_failed = nodeid
+    return True
+
+
 def xdist_is_active(config: pytest.Config) -> bool:
     """True under pytest-xdist, as controller (-n) or as a worker."""
     return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
@@ -117,6 +131,7 @@ __all__ = [
     "get_scope_package",
     "replace_setup_state",
     "runner",
+    "set_stepwise_last_failed",
     "thread_exceptions",
     "unraisable_exceptions",
     "xdist_is_active",

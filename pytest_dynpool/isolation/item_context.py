@@ -102,7 +102,8 @@ IN_WIDER_FIXTURE: contextvars.ContextVar[bool] = contextvars.ContextVar(
 _FOLLOWS_TEST_IN_FLIGHT: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
     "dynpool_follows_test_in_flight", default=None
 )
-_in_flight: set[ItemContext] = set()
+# Insertion-ordered: the test that has been in flight longest comes first.
+_in_flight: dict[ItemContext, int] = {}
 
 
 def _sole_test_in_flight() -> ItemContext | None:
@@ -115,6 +116,14 @@ def _sole_test_in_flight() -> ItemContext | None:
         return next(iter(_in_flight))
     except (StopIteration, RuntimeError):  # it ended meanwhile
         return None
+
+
+def threads_of_tests_in_flight() -> list[int]:
+    """Thread ids of the pooled tests in flight, the longest-running first."""
+    try:
+        return list(_in_flight.values())
+    except RuntimeError:  # changed size while copied: one more try
+        return list(_in_flight.copy().values())
 
 
 def active_context() -> ItemContext | None:
@@ -140,12 +149,12 @@ def item_context(item: pytest.Item) -> Iterator[ItemContext]:
     base = PROCESS_WARNINGS
     context = ItemContext(item, list(base.filters), base.showwarning, base.showwarnmsg_impl)
     token = ITEM_CONTEXT.set(context)
-    _in_flight.add(context)
+    _in_flight[context] = threading.get_ident()
     try:
         yield context
     finally:
         context.closed = True
-        _in_flight.discard(context)
+        _in_flight.pop(context, None)
         ITEM_CONTEXT.reset(token)
         settle_recursion_limit()
 
