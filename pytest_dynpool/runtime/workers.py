@@ -239,7 +239,9 @@ class WorkerPool:
         error: BaseException | None = None
         try:
             with item_context(item):
-                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+                # The next pooled item in plan order: only the last is told it is last.
+                nextitem = self.items[index + 1] if index + 1 < len(self.items) else None
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
             error = exc
         finally:
