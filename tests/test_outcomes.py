@@ -228,6 +228,7 @@ def test_recursion_floor_holds_a_lowering_back_until_no_thread_is_that_deep() ->
         recursion_safe_threads,
         settle_recursion_limit,
     )
+    from pytest_dynpool.patching import Patches
 
     in_force = recursion_limit._original_getrecursionlimit
 
@@ -241,7 +242,8 @@ def test_recursion_floor_holds_a_lowering_back_until_no_thread_is_that_deep() ->
             return
         down(n - 1)
 
-    with recursion_safe_threads():
+    with Patches() as patches:
+        recursion_safe_threads(patches)
         sys.setrecursionlimit(before + 3000)
         thread = threading.Thread(target=down, args=(before + 2000,))
         thread.start()

@@ -18,9 +18,10 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+from ..patching import Patches
 
 _locks: weakref.WeakKeyDictionary[object, threading.RLock] = weakref.WeakKeyDictionary()
 _locks_lock = threading.Lock()
@@ -58,14 +59,7 @@ def _one_at_a_time(run: Callable[..., Any]) -> Callable[..., Any]:
     return run_alone
 
 
-@contextmanager
-def shared_loops_one_test_at_a_time() -> Iterator[None]:
-    """Serialise ``Runner.run`` per runner for the pooled phase; undone after."""
-    saved = [(cls, cls.__dict__["run"]) for cls in _runner_classes()]
-    for cls, run in saved:
-        cls.run = _one_at_a_time(run)  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        for cls, run in reversed(saved):
-            cls.run = run
+def shared_loops_one_test_at_a_time(patches: Patches) -> None:
+    """Serialise ``Runner.run`` per runner on ``patches`` (the pooled phase's)."""
+    for cls in _runner_classes():
+        patches.setattr(cls, "run", _one_at_a_time(cls.__dict__["run"]))

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from types import FrameType
+
+from ..patching import Patches
 
 # CPython aborts when a thread is more than 50 calls past the limit while it
 # handles a RecursionError; Python 3.11 also counts C calls in the same depth,
@@ -69,6 +71,9 @@ class _RecursionFloor:
             self.requested = limit
             self._apply()
 
+    def get(self) -> int:
+        return self.requested
+
     def settle(self) -> None:
         """Apply a lowering that was held back, if no thread is that deep any more."""
         with self.lock:
@@ -99,23 +104,22 @@ def _main_thread_stack_bytes() -> int:
     return min(soft, _MAX_STACK_BYTES)
 
 
-@contextmanager
-def recursion_safe_threads() -> Iterator[None]:
-    """Install the floor and the stack size for the pooled phase; both are undone after."""
+def recursion_safe_threads(patches: Patches) -> None:
+    """Install the floor and the stack size on ``patches`` (the pooled phase's)."""
     global _floor
     floor = _RecursionFloor()
     saved_stack_size = threading.stack_size()
-    with suppress(ValueError, RuntimeError):  # the platform refuses the size: keep its own
-        threading.stack_size(max(saved_stack_size, _main_thread_stack_bytes()))
-    _floor = floor
-    sys.setrecursionlimit = floor.set
-    sys.getrecursionlimit = lambda: floor.requested
-    try:
-        yield
-    finally:
-        sys.getrecursionlimit = _original_getrecursionlimit
-        sys.setrecursionlimit = _original_setrecursionlimit
+
+    def restore() -> None:
+        global _floor
         _floor = None
         threading.stack_size(saved_stack_size)
         # Threads still running (left behind by a timeout) may be deep: keep the floor.
         _original_setrecursionlimit(max(floor.requested, floor.needed_by_other_threads()))
+
+    with suppress(ValueError, RuntimeError):  # the platform refuses the size: keep its own
+        threading.stack_size(max(saved_stack_size, _main_thread_stack_bytes()))
+    patches.callback(restore)  # undone after the two below, which put sys's functions back
+    _floor = floor
+    patches.setattr(sys, "setrecursionlimit", floor.set)
+    patches.setattr(sys, "getrecursionlimit", floor.get)
