@@ -187,26 +187,43 @@ class _PerScopeInstance:
         attributes[self._name] = value
 
 
-_swapped_funcs = threading.local()
+class _SwappedPerThread:
+    """A ``FixtureDef`` attribute that a plugin swaps around a setup, kept per thread.
 
+    pytest-asyncio swaps ``func`` for the setup of an async fixture, anyio swaps
+    ``func`` and ``argnames``; on a shared definition another thread would call
+    the swapped function (bound to the first thread's event loop), or the original
+    with the swapped arguments. The value given in ``__init__`` is the shared one;
+    a later assignment holds for its thread until it assigns the shared one back.
+    """
 
-def _get_func(fixturedef: FixtureDef[Any]) -> Any:
-    swapped: dict[int, Any] | None = getattr(_swapped_funcs, "by_id", None)
-    if swapped is not None and id(fixturedef) in swapped:
-        return swapped[id(fixturedef)]
-    return fixturedef.__dict__["func"]
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._swapped = threading.local()
 
+    def _overrides(self) -> dict[int, Any]:
+        overrides: dict[int, Any] = self._swapped.__dict__.setdefault("by_id", {})
+        return overrides
 
-def _set_func(fixturedef: FixtureDef[Any], value: Any) -> None:
-    """A plugin that swaps ``func`` around a setup (pytest-asyncio) swaps it for its thread."""
-    if "func" not in fixturedef.__dict__:
-        fixturedef.__dict__["func"] = value  # FixtureDef.__init__
-        return
-    swapped: dict[int, Any] = _swapped_funcs.__dict__.setdefault("by_id", {})
-    if value is fixturedef.__dict__["func"]:
-        swapped.pop(id(fixturedef), None)
-    else:
-        swapped[id(fixturedef)] = value
+    def __get__(self, fixturedef: FixtureDef[Any] | None, owner: type | None = None) -> Any:
+        if fixturedef is None:
+            return self
+        overrides = self._overrides()
+        if id(fixturedef) in overrides:
+            return overrides[id(fixturedef)]
+        try:
+            return fixturedef.__dict__[self._name]
+        except KeyError:
+            raise AttributeError(self._name) from None
+
+    def __set__(self, fixturedef: FixtureDef[Any], value: Any) -> None:
+        shared = fixturedef.__dict__
+        if self._name not in shared:
+            shared[self._name] = value  # FixtureDef.__init__
+        elif value is shared[self._name]:
+            self._overrides().pop(id(fixturedef), None)
+        else:
+            self._overrides()[id(fixturedef)] = value
 
 
 _original_execute = FixtureDef.execute
@@ -263,7 +280,8 @@ def _class_patches() -> list[tuple[type, dict[str, object]]]:
             {
                 "cached_result": _PerScopeInstance("cached_result", None),
                 "_finalizers": _PerScopeInstance("_finalizers", list),
-                "func": property(_get_func, _set_func),
+                "func": _SwappedPerThread("func"),
+                "argnames": _SwappedPerThread("argnames"),
                 "execute": _execute,
                 "finish": _finish,
             },
