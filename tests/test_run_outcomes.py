@@ -269,3 +269,15 @@ def test_stepwise_resumes_at_the_first_failure(pytester: pytest.Pytester) -> Non
         second["test_sw.py::test_fails_fast"]
         == outcomes_by_nodeid(plain[1])["test_sw.py::test_fails_fast"]
     )
+
+
+def test_resume_point_is_the_first_test_that_did_not_pass() -> None:
+    from pytest_dynpool.runtime.stepwise import resume_point
+
+    order = ["a", "b", "c", "d"]
+    # c failed fast, d slowly; b never started: resume at b, never at d.
+    assert resume_point(order, {"a", "c", "d"}, {"c", "d"}, skip_first_failure=False) == "b"
+    assert resume_point(order, {"a", "b", "c", "d"}, {"c", "d"}, False) == "c"
+    # --sw-skip: the first failure is the one it skips; resume at the next that did not pass.
+    assert resume_point(order, {"a", "b", "c", "d"}, {"c", "d"}, True) == "d"
+    assert resume_point(order, {"a", "b", "c", "d"}, set(), False) is None
