@@ -17,6 +17,7 @@ from .jobs import (
     assignment_from_xdist_group,
     build_plan,
 )
+from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
 from .patching import Patches
 from .pytest_version import check_pytest_version
@@ -40,6 +41,7 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_store_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -66,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[DISABLED_REASON_KEY] = reason
     else:
         _start_xdist_side(config)
+    register_store_plugin(config)  # a shared limits store, if one is chosen
 
 
 def _start_xdist_side(config: pytest.Config) -> None:

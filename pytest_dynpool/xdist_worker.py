@@ -96,6 +96,7 @@ class XdistWorker:
             workers=settings.workers,
             rate_overrides=rates,
             default_timeout=settings.timeout,
+            alone_fixtures=settings.exclusive_fixtures,
         )
         mine.unknown_overrides = plan.unknown_overrides
         self._watch_for_stop(session)
