@@ -17,6 +17,7 @@ from xdist.remote import Producer
 from xdist.scheduler import LoadScheduling
 from xdist.workermanage import WorkerController
 
+from .limits_store import STORE_SETTINGS_KEY
 from .pytest_compat import xdist_check_same_collection
 from .summary import format_summary
 from .xdist_channel import NO_JOB, WORKEROUTPUT_KEY, SideChannel
@@ -60,11 +61,15 @@ class PartitionScheduling(LoadScheduling):
             raise RuntimeError("pytest-dynpool: the workers' plan does not match the collection")
         self.partitioned = True
         self.job_names = [job.name for job in plan.jobs]
+        # A shared limits store (--dynpool-backend) holds every cap across the workers
+        # itself: then each worker gets the whole cap, and the store decides.
+        store = self.config.stash.get(STORE_SETTINGS_KEY, None)
+        whole_caps = store is not None and store.shared
         jobs = [
             JobItems(
                 job.cap,
                 [i for i, j in enumerate(plan.job_of_item) if j == index],
-                job.cap_per_worker,
+                job.cap_per_worker or whole_caps,
             )
             for index, job in enumerate(plan.jobs)
         ]

@@ -274,3 +274,34 @@ def test_http_statistics_are_merged_over_workers(
             "(all 2 xdist workers*",
         ]
     )
+
+
+STORE_SUITE = """
+import os
+import urllib.request
+
+import pytest
+
+@pytest.mark.dynpool(3, job="cap3")
+@pytest.mark.parametrize("n", range(9))
+def test_store(n):
+    with urllib.request.urlopen(os.environ["GATED_URL"] + "/cap3", timeout=120) as r:
+        assert r.status == 200
+"""
+
+
+def test_with_a_shared_store_every_worker_has_the_whole_cap_and_the_store_holds_it(
+    pytester: pytest.Pytester, server: GatedCounter
+) -> None:
+    # Shares would not do beside a store: it would hold each job to its smallest share
+    # (the gate below then never opens). Each worker gets cap 3, the store allows 3 in all.
+    server.caps = {"cap3": 3}
+    pytester.makepyfile(test_store=STORE_SUITE)
+    store = pytester.path / "limits.db"
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dynpool-workers", "4", f"--dynpool-backend=sqlite:///{store}", timeout=120
+    )
+    result.assert_outcomes(passed=9)
+    assert server.timeouts == []
+    assert server.peak["cap3"] == 3
+    assert store.exists()  # the workers used the store
