@@ -35,9 +35,14 @@ class PartitionScheduling(LoadScheduling):
     Without any pooled item (no marker), this is xdist's own ``load``.
     """
 
-    def __init__(self, config: pytest.Config, log: Producer, channel: SideChannel) -> None:
+    def __init__(
+        self, config: pytest.Config, log: Producer, channel: SideChannel, reported: set[str]
+    ) -> None:
         super().__init__(config, log)
         self.channel = channel
+        # Node ids whose reports reached the controller: a worker that runs several
+        # items at once can die between an item's reports and its completion.
+        self.reported = reported
         self.partitioned = False
         self.job_names: list[str] = []
         self.shares: dict[WorkerController, WorkerShare] = {}
@@ -104,11 +109,12 @@ class PartitionScheduling(LoadScheduling):
         if not self.partitioned:
             crash_item: str | None = super().remove_node(node)
             return crash_item
-        pending = self.node2pending.pop(node)
+        assert self.collection is not None
+        collection = self.collection
+        pending = [i for i in self.node2pending.pop(node) if collection[i] not in self.reported]
         share = self.shares.pop(node, None)
         if not pending:
             return None
-        assert self.collection is not None
         # xdist reports the first pending item as the one that crashed the worker:
         # put the item that started last of those in flight first.
         in_flight = [i for i in self.channel.in_flight(node.gateway.id) if i in pending]
@@ -120,7 +126,7 @@ class PartitionScheduling(LoadScheduling):
             self.pending.extend(ordered)
         for other in self.nodes:
             self.check_schedule(other)
-        crashed_id: str = self.collection[crashed]
+        crashed_id: str = collection[crashed]
         return crashed_id
 
 
@@ -132,6 +138,7 @@ class XdistController:
         self.directory = tempfile.mkdtemp(prefix="dynpool-xdist-")
         self.channel = SideChannel(self.directory)
         self.per_worker: list[tuple[str, dict[str, Any]]] = []
+        self.reported: set[str] = set()
         self.failures = 0
         self.maxfail: int = config.getoption("maxfail", 0) or 0
 
@@ -141,13 +148,16 @@ class XdistController:
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Producer) -> LoadScheduling:
-        return PartitionScheduling(config, log, self.channel)
+        return PartitionScheduling(config, log, self.channel, self.reported)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: WorkerController, error: object | None) -> None:
         data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
         if data is not None:
             self.per_worker.append((node.gateway.id, data))
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.reported.add(nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """-x / --maxfail counted over all workers, as xdist does: then every worker stops.
