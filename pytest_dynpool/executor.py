@@ -260,6 +260,13 @@ class _Coordinator:
         job_stats.durations.append(timeout)
         job_stats.count(Outcome.FAILED)
         self.outcomes.pop(index, None)
+        ended = time.perf_counter()
+        try:
+            hook.pytest_dynpool_item_finished(
+                item=item, worker=thread.name, started=ended - timeout, ended=ended, timed_out=True
+            )
+        except BaseException as exc:
+            self._record_error(exc)
 
     @contextmanager
     def _first_ctrl_c_stops_dispatch(self) -> Iterator[None]:
@@ -331,3 +338,13 @@ class _Coordinator:
         outcome = self.outcomes.pop(event.index, None)
         if outcome is not None:
             job_stats.count(outcome)
+        try:
+            self.executor.session.config.hook.pytest_dynpool_item_finished(
+                item=self.pool.items[event.index],
+                worker=event.worker,
+                started=event.started,
+                ended=event.ended,
+                timed_out=False,
+            )
+        except BaseException as exc:
+            self._record_error(exc)

@@ -21,6 +21,8 @@ from .summary import format_http_summary
 if TYPE_CHECKING:  # httpx is imported on first use: runs that make no request don't pay for it
     import httpx
 
+    from .reports.record import HttpJobRecord
+
 REGISTRY_KEY = pytest.StashKey[JobRegistry]()
 
 
@@ -120,6 +122,14 @@ async def dynpool_async_client(
 
     async with make_async_client(dynpool_job, dynpool_base_url) as client:
         yield client
+
+
+def pytest_dynpool_report_http(config: pytest.Config, run_started: float) -> list[HttpJobRecord]:
+    """Each job's HTTP figures for the reports, with times from the run's start."""
+    registry = config.stash.get(REGISTRY_KEY, None)
+    if registry is None:
+        return []
+    return [state.report_record(run_started) for state in registry.states() if state.stats.requests]
 
 
 @pytest.hookimpl(trylast=True)

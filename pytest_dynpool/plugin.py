@@ -16,6 +16,7 @@ from .pytest_compat import (
     uninstall_fixture_store,
     xdist_is_active,
 )
+from .reports.options import ReportSettings, add_report_options, read_report_settings
 from .summary import JobStats, RunStats, format_summary
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -24,6 +25,8 @@ DISABLED_AFTER_COLLECTION_KEY = pytest.StashKey[str]()
 PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 STORE_INSTALLED_KEY = pytest.StashKey[bool]()
+REPORT_SETTINGS_KEY = pytest.StashKey[ReportSettings]()
+REPORTS_PLUGIN = "dynpool-reports"
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
 FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
@@ -31,6 +34,7 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_report_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -53,6 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[DISABLED_REASON_KEY] = "--pdb/--trace: every test runs alone"
     elif (reason := reason_to_stay_off(config)) is not None:
         config.stash[DISABLED_REASON_KEY] = reason
+    reports = config.stash[REPORT_SETTINGS_KEY] = read_report_settings(config)
+    if reports.records or reports.step_summary_path is not None:
+        from .reports.recorder import RunRecorder
+
+        recorder = RunRecorder(config, reports, config.stash[SETTINGS_KEY].workers)
+        config.pluginmanager.register(recorder, REPORTS_PLUGIN)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -108,6 +118,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     config = session.config
     plan = config.stash.get(PLAN_KEY, None)
     collection_failed = session.testsfailed and not config.option.continue_on_collection_errors
+    if config.stash[REPORT_SETTINGS_KEY].plan_only and not collection_failed:
+        from .reports.plan_preview import format_plan, show_plan
+
+        off = config.stash.get(DISABLED_REASON_KEY, None)
+        off = off or config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
+        workers = config.stash[SETTINGS_KEY].workers
+        show_plan(session, format_plan(plan, workers, len(session.items), off))
+        return True  # collection only: nothing runs, no fixture is set up
     if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
     stats = RunStats(

@@ -1,0 +1,37 @@
+"""The CI step summary: the job table and the pool line as markdown, appended to
+``$GITHUB_STEP_SUMMARY`` (GitHub Actions renders that file on the run's page)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from ..summary import RunStats, job_table_rows, pool_line
+
+
+def _cell(text: str) -> str:
+    """Text in a table cell: GitHub renders HTML and markdown there, a test id must stay text."""
+    escaped = html.escape(text, quote=False).replace("|", "&#124;")
+    for char in "\\`*_[]#~":
+        escaped = escaped.replace(char, f"&#{ord(char)};")
+    return escaped
+
+
+def step_summary_markdown(stats: RunStats) -> str:
+    """The ``dynpool`` section in markdown: one table row per job, then the pool line."""
+    header, *rows = job_table_rows(stats)
+    lines = [
+        "### dynpool",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---", *("---:" for _ in header[1:])]) + "|",
+    ]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+    lines += ["", _cell(pool_line(stats)), ""]
+    return "\n".join(lines) + "\n"
+
+
+def append_step_summary(path: Path, stats: RunStats) -> None:
+    """Append, never overwrite: earlier steps of the job wrote their own sections."""
+    with path.open("a", encoding="utf-8") as summary:
+        summary.write(step_summary_markdown(stats))
