@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .http.traffic import JobState
 from .jobs import Job
-from .jobstate import JobState
 
 
 class Outcome(str, Enum):

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .jobs import Job
-from .limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
+from ..jobs import Job
+from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
 
 if TYPE_CHECKING:
-    from .reports.record import HttpJobRecord
+    from ..reports.record import HttpJobRecord
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Longest Retry-After we wait out: a server asking for minutes would stall the suite.
@@ -156,7 +156,7 @@ class JobState:
                 listener()
 
     def report_record(self, run_started: float) -> HttpJobRecord:
-        from .reports.record import CapChange, HttpJobRecord
+        from ..reports.record import CapChange, HttpJobRecord
 
         with self._lock:
             stats = self.stats
