@@ -35,7 +35,7 @@ def format_plan(
         )
     lines = [
         f"dynpool plan: {len(plan.jobs)} jobs, {len(plan.pooled)} pooled items on "
-        f"{workers} workers, {len(plan.exclusive)} exclusive items (run alone first)",
+        f"{workers} workers; {len(plan.exclusive)} exclusive items run alone first",
         *format_table(rows),
     ]
     if plan.unknown_overrides:

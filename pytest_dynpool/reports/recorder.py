@@ -44,6 +44,7 @@ class RunRecorder:
         self.job_of: dict[str, str | None] = {}
         self.items: dict[str, ItemRecord] = {}
         self.stats: RunStats | None = None
+        self.interrupted = False
         self.written: list[str] = []
         self.errors: list[str] = []
 
@@ -97,6 +98,10 @@ class RunRecorder:
         record.end = ended - self.base_perf
         record.timed_out = timed_out
 
+    def pytest_keyboard_interrupt(self) -> None:
+        """Ctrl-C, ``KeyboardInterrupt`` or ``pytest.exit()`` ended the run (any exit code)."""
+        self.interrupted = True
+
     def pytest_dynpool_run_finished(self, config: pytest.Config, stats: RunStats) -> None:
         self.stats = stats
 
@@ -143,7 +148,7 @@ class RunRecorder:
             started_at=self.started_at.isoformat(timespec="milliseconds"),
             wall_seconds=ended - self.base_perf,
             exit_status=exit_status,
-            interrupted=exit_status == int(pytest.ExitCode.INTERRUPTED),
+            interrupted=self.interrupted,
             items=list(self.items.values()),
         )
         stats = self.stats
