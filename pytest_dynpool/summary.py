@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -100,14 +100,14 @@ def lower_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> fl
     return tightest_bound(workers, jobs).seconds
 
 
-def format_table(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows as lines: the first column left-aligned, the others right-aligned."""
+def format_table(rows: Sequence[Sequence[str]], left: Collection[int] = (0,)) -> list[str]:
+    """Rows as lines: the ``left`` columns (the first) left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
+            cell.ljust(width) if i in left else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        )
+        ).rstrip()
         for row in rows
     ]
 

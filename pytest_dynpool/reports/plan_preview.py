@@ -36,7 +36,7 @@ def format_plan(
     lines = [
         f"dynpool plan: {len(plan.jobs)} jobs, {len(plan.pooled)} pooled items on "
         f"{workers} workers; {len(plan.exclusive)} exclusive items run alone first",
-        *format_table(rows),
+        *format_table(rows, left=(0, 5)),
     ]
     if plan.unknown_overrides:
         lines.append(unknown_overrides_line(plan.unknown_overrides))
