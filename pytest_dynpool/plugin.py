@@ -8,7 +8,7 @@ from . import hookspecs
 from .http import plugin as http_fixtures
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
 from .options import Settings, Unmarked, add_options, read_settings
-from .pytest_compat import check_pytest_version, xdist_is_active
+from .pytest_compat import check_pytest_version, is_xdist_worker, xdist_is_active
 from .reports.options import ReportSettings, add_report_options, read_report_settings
 from .runtime.coordinator import PoolExecutor
 from .runtime.fixture_store import install_fixture_store, uninstall_fixture_store
@@ -54,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
     elif (reason := reason_to_stay_off(config)) is not None:
         config.stash[DISABLED_REASON_KEY] = reason
     reports = config.stash[REPORT_SETTINGS_KEY] = read_report_settings(config)
-    if reports.records or reports.step_summary_path is not None:
+    if (reports.records or reports.step_summary_path) and not is_xdist_worker(config):
         from .reports.recorder import RunRecorder
 
         recorder = RunRecorder(config, reports, config.stash[SETTINGS_KEY].workers)

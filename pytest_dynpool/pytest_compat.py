@@ -73,6 +73,21 @@ def xdist_is_active(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
 
 
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker process (its controller writes the run's reports)."""
+    return hasattr(config, "workerinput")
+
+
+def xdist_worker_of(report: pytest.TestReport) -> str | None:
+    """The xdist worker id (``gw0``) a report came from, on the controller; None elsewhere.
+
+    xdist's worker adds ``worker_id`` to each serialized report, which pytest
+    turns into an attribute when it rebuilds the report on the controller.
+    """
+    worker = getattr(report, "worker_id", None)
+    return worker if isinstance(worker, str) else None
+
+
 def drop_report_hooks_from(
     pluginmanager: pytest.PytestPluginManager,
     threads: Collection[threading.Thread],

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB
+from ..pytest_compat import xdist_worker_of
 from ..summary import Outcome, RunStats
 from .github_summary import append_step_summary
 from .html_report import render_html
@@ -68,16 +69,17 @@ class RunRecorder:
         finally:
             self.ended_perf = time.perf_counter()
 
-    def _item(self, nodeid: str) -> ItemRecord:
+    def _item(self, nodeid: str, process: str | None = None) -> ItemRecord:
         record = self.items.get(nodeid)
         if record is None:
-            record = self.items[nodeid] = ItemRecord(nodeid, self.job_of.get(nodeid))
+            record = ItemRecord(nodeid, self.job_of.get(nodeid), process=process)
+            self.items[nodeid] = record
         return record
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when not in PHASES:
             return
-        record = self._item(report.nodeid)
+        record = self._item(report.nodeid, xdist_worker_of(report))
         first = not record.phases
         previous = record.phases.get(report.when)
         if previous is None or _WORST_FIRST[report.outcome] > _WORST_FIRST[previous]:
@@ -150,6 +152,7 @@ class RunRecorder:
             exit_status=exit_status,
             interrupted=self.interrupted,
             items=list(self.items.values()),
+            processes=sorted({item.process for item in self.items.values() if item.process}),
         )
         stats = self.stats
         hook = self.config.hook
