@@ -78,8 +78,10 @@ def test_timeline_of_a_real_run_in_headless_chromium(
     bars = re.findall(r'<rect class="bar[^"]*"', dom)
     assert len(bars) == 7  # one per item, the exclusive one included
     assert len([bar for bar in bars if "bad" in bar]) == 1  # test_fails is marked
-    lanes = re.findall(r'<g class="lane" data-job="([^"]*)"', dom)
-    assert sorted(lanes) == ["api", "legacy"]
+    lanes = re.findall(r'<g class="lane" data-job="([^"]*)" data-peak="(\d+)"', dom)
+    # In flight as drawn from the items' spans: api's two items overlapped (the barrier),
+    # legacy's cap of 1 held.
+    assert sorted(lanes) == [("api", "2"), ("legacy", "1")]
     # The ids are there as text, escaped by the browser's own serializer ...
     assert "&lt;script&gt;document.documentElement.setAttribute('data-pwned','script')" in dom
     assert "&lt;img src=x onerror=" in dom

@@ -144,6 +144,10 @@
   laneChart.appendChild(laneScroll);
   root.appendChild(laneChart);
   var laneSvg = timeSvg(data.jobs.length * LANE);
+  var stepsOfJob = data.jobs.map(function () { return []; });
+  data.items.forEach(function (item) {
+    if (item[1] >= 0) { stepsOfJob[item[1]].push([item[3], 1], [item[4], -1]); }
+  });
   data.jobs.forEach(function (job, jobIndex) {
     laneLabels.appendChild(el("div", { "class": "lane-label" },
       job.name + " (cap " + job.cap + (job.adaptive ? ", adaptive" : "") + ", peak " + job.peak_in_flight + ")"));
@@ -152,15 +156,15 @@
     var changes = (data.caps[job.name] || []);
     var highest = Math.max(job.cap, job.peak_in_flight, 1);
     function y(count) { return top + height - (count / highest) * height; }
-    var steps = [];
-    data.items.forEach(function (item) {
-      if (item[1] === jobIndex) { steps.push([item[3], 1]); steps.push([item[4], -1]); }
-    });
+    var steps = stepsOfJob[jobIndex];
     steps.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
-    var path = "M0," + y(0), count = 0;
+    var path = "M0," + y(0), count = 0, peak = 0;
     steps.forEach(function (step) {
-      path += "H" + step[0] * units + "V" + y(count += step[1]);
+      count += step[1];
+      peak = Math.max(peak, count);
+      path += "H" + step[0] * units + "V" + y(count);
     });
+    group.setAttribute("data-peak", peak); // drawn from the items' spans, not the job's figure
     path += "H1000V" + y(0) + "Z";
     group.appendChild(svgEl("path", { "class": "inflight", d: path, fill: color(jobIndex), stroke: color(jobIndex) }));
     var capPath = "M0," + y(job.cap);
