@@ -120,4 +120,5 @@ def schema() -> dict[str, Any]:
 
 def render_json(record: RunRecord) -> str:
     """The report as the text ``--dynpool-report`` writes."""
-    return json.dumps(report_document(record), indent=1) + "\n"
+    # Compact: a report of 50,000 items is an artifact to keep, not to read by eye (use jq).
+    return json.dumps(report_document(record), separators=(",", ":")) + "\n"
