@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from . import scale
-from .chromium import INSTALL_HINT, dump_dom, find_chromium
+from .chromium import INSTALL_HINT, dump_dom, find_chromium, screenshot
 from .common import Settings, Workspace, prime, progress, ratio, table
 
 
@@ -54,7 +54,10 @@ def measure(chromium: str, settings: Settings, pycache: Path, items: int, rounds
         progress(f"timeline: {items} tests with reports, {with_reports.wall:.2f}s")
         empty = workspace.root / "empty.html"
         empty.write_text("<!DOCTYPE html><title>empty</title>", encoding="utf-8")
-        browser, baseline, render_ms = [], [], []
+        browser: list[float] = []
+        baseline: list[float] = []
+        render_ms: list[int] = []
+        shots: list[float] = []
         for round_ in range(rounds):
             profile = workspace.root / f"profile-{round_}"
             _, seconds = dump_dom(chromium, empty, profile)
@@ -66,6 +69,9 @@ def measure(chromium: str, settings: Settings, pycache: Path, items: int, rounds
                 sys.exit("the page did not draw a bar per item")
             render_ms.append(int(found.group(1)))
             progress(f"timeline: browser {seconds:.2f}s, render {render_ms[-1]} ms")
+            png = workspace.root / "timeline.png"
+            shots.append(screenshot(chromium, page, png, profile))
+            progress(f"timeline: screenshot {shots[-1]:.2f}s")
         json_mb, html_mb = report.stat().st_size / 1e6, page.stat().st_size / 1e6
     print(
         table(
@@ -78,7 +84,8 @@ def measure(chromium: str, settings: Settings, pycache: Path, items: int, rounds
                 "JSON MB",
                 "HTML MB",
                 "render in page s",
-                "browser run s",
+                "browser run s (--dump-dom)",
+                "screenshot run s",
                 "empty page run s",
             ],
             [
@@ -92,6 +99,7 @@ def measure(chromium: str, settings: Settings, pycache: Path, items: int, rounds
                     f"{html_mb:.1f}",
                     f"{min(render_ms) / 1000:.2f}",
                     f"{min(browser):.2f}",
+                    f"{min(shots):.2f}",
                     f"{min(baseline):.2f}",
                 ]
             ],
