@@ -7,7 +7,8 @@
   var data = JSON.parse(document.getElementById("dynpool-data").textContent);
   var OUTCOMES = ["passed", "failed", "error", "skipped", "xfailed", "xpassed", "not run"];
   var PHASE = { P: "passed", F: "failed", S: "skipped", "-": "-" };
-  var BASE_WIDTH = 1100, ROW = 16, LANE = 44;
+  var BASE_WIDTH = 1100, ROW = 16;
+  var LANE = data.jobs.length > 30 ? 20 : 44; // many jobs: thinner lanes, all of them still
   var wall = Math.max(data.wall, 1e-3);
   var units = 1000 / wall; // viewBox units per second: the viewBox is 1000 wide
 
@@ -41,17 +42,22 @@
     (run.not_started ? "; " + run.not_started + " not started" : "") +
     (run.timed_out.length ? "; " + run.timed_out.length + " timed out" : "")));
 
+  // The legend: the jobs that held the run back most; the others behind a click when many.
+  var LEGEND_SHOWN = 24;
   var legend = el("div", { "class": "legend" });
-  data.jobs.forEach(function (job, index) {
+  var more = el("details", {});
+  more.appendChild(el("summary", {}, (data.jobs.length - LEGEND_SHOWN) + " more jobs"));
+  function legendEntry(name, jobIndex) {
     var entry = el("span", {});
-    entry.appendChild(el("i", { style: "background:" + color(index) }));
-    entry.appendChild(document.createTextNode(job.name));
-    legend.appendChild(entry);
+    entry.appendChild(el("i", { style: "background:" + color(jobIndex) }));
+    entry.appendChild(document.createTextNode(name));
+    return entry;
+  }
+  data.jobs.forEach(function (job, index) {
+    (index < LEGEND_SHOWN ? legend : more).appendChild(legendEntry(job.name, index));
   });
-  var alone = el("span", {});
-  alone.appendChild(el("i", { style: "background:" + color(-1) }));
-  alone.appendChild(document.createTextNode("run alone (exclusive)"));
-  legend.appendChild(alone);
+  legend.appendChild(legendEntry("run alone (exclusive)", -1));
+  if (data.jobs.length > LEGEND_SHOWN) legend.appendChild(more);
   root.appendChild(legend);
 
   var controls = el("div", { "class": "controls" }, "zoom ");
@@ -149,7 +155,7 @@
     if (item[1] >= 0) { stepsOfJob[item[1]].push([item[3], 1], [item[4], -1]); }
   });
   data.jobs.forEach(function (job, jobIndex) {
-    laneLabels.appendChild(el("div", { "class": "lane-label" },
+    laneLabels.appendChild(el("div", { "class": LANE > 20 ? "lane-label" : "lane-label thin" },
       job.name + " (cap " + job.cap + (job.adaptive ? ", adaptive" : "") + ", peak " + job.peak_in_flight + ")"));
     var group = svgEl("g", { "class": "lane", "data-job": job.name });
     var top = jobIndex * LANE + 2, height = LANE - 6;
