@@ -36,11 +36,7 @@ class RunRecorder:
         self.config = config
         self.settings = settings
         self.workers = workers
-        self.started_at = datetime.now(timezone.utc)
-        # The run's start on three clocks: report times, perf_counter, HTTP (monotonic).
-        self.base_epoch = time.time()
-        self.base_perf = time.perf_counter()
-        self.base_monotonic = time.monotonic()
+        self._restart_clocks()  # again when the run loop starts: the run's start
         self.ended_perf: float | None = None
         self.job_of: dict[str, str | None] = {}
         self.items: dict[str, ItemRecord] = {}
@@ -50,6 +46,7 @@ class RunRecorder:
         self.errors: list[str] = []
 
     def _restart_clocks(self) -> None:
+        # The run's start on three clocks: report times, perf_counter, HTTP (monotonic).
         self.started_at = datetime.now(timezone.utc)
         self.base_epoch = time.time()
         self.base_perf = time.perf_counter()
