@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from ..jobs import Plan
-from ..summary import cap_text, format_table, rate_text, unknown_overrides_line
+from ..summary import align_columns, cap_text, rate_text, unknown_overrides_line
 
 
 def format_plan(
@@ -19,8 +19,8 @@ def format_plan(
     if plan is None or not plan.pooled:
         return [f"dynpool plan: no pooled job; all {collected} items run as plain pytest"]
     items = [0] * len(plan.jobs)
-    for index in plan.job_of_pooled:
-        items[index] += 1
+    for pooled in plan.pooled:
+        items[pooled.job_index] += 1
     rows = [("job", "cap", "rate", "adaptive", "items", "declared at")]
     for job, count in zip(plan.jobs, items, strict=True):
         rows.append(
@@ -36,7 +36,7 @@ def format_plan(
     lines = [
         f"dynpool plan: {len(plan.jobs)} jobs, {len(plan.pooled)} pooled items on "
         f"{workers} workers; {len(plan.exclusive)} exclusive items run alone first",
-        *format_table(rows, left=(0, 5)),
+        *align_columns(rows, left=(0, 5)),
     ]
     if plan.unknown_overrides:
         lines.append(unknown_overrides_line(plan.unknown_overrides))

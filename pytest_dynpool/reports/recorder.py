@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB
-from ..pytest_compat import xdist_worker_of
+from ..pytest_compat import is_xdist_worker, xdist_worker_of
 from ..summary import Outcome, RunStats
 from .github_summary import append_step_summary
 from .html_report import render_html
@@ -26,6 +26,7 @@ from .json_report import render_json
 from .options import ReportSettings
 from .record import PHASES, HttpJobRecord, ItemRecord, JobRecord, RunRecord
 
+REPORTS_PLUGIN = "dynpool-reports"
 _WORST_FIRST = {"failed": 2, "skipped": 1, "passed": 0}
 
 
@@ -198,3 +199,9 @@ class RunRecorder:
                 )
             )
         return record
+
+
+def register_recorder(config: pytest.Config, settings: ReportSettings, workers: int) -> None:
+    """Record this run for its reports; not in an xdist worker: its controller writes them."""
+    if not is_xdist_worker(config):
+        config.pluginmanager.register(RunRecorder(config, settings, workers), REPORTS_PLUGIN)
