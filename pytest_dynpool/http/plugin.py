@@ -149,6 +149,7 @@ async def dynpool_async_client(
         yield client
 
 
+@pytest.hookimpl(optionalhook=True)  # the hookspec is missing with -p no:dynpool
 def pytest_dynpool_report_http(config: pytest.Config, run_started: float) -> list[HttpJobRecord]:
     """Each job's HTTP figures for the reports, with times from the run's start."""
     registry = config.stash.get(TRAFFIC_KEY, None)
