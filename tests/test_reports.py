@@ -222,7 +222,10 @@ def test_report_is_written_when_the_run_ends_early(
     assert document["run"]["exit_status"] == exit_status
     assert document["run"]["interrupted"] is interrupted
     items = {item["nodeid"]: item for item in document["items"]}
-    assert items["test_stopping.py::test_stop"]["outcome"] == "failed" or interrupted
+    stopped = items["test_stopping.py::test_stop"]
+    assert stopped["outcome"] == ("interrupted" if interrupted else "failed")
+    assert stopped["phases"]["setup"] == "passed"
+    assert ("call" in stopped["phases"]) is not interrupted
     assert "test_stopping.py::test_after_stop" not in items  # never started
     assert document["run"]["not_started"] >= 1
 

@@ -18,7 +18,7 @@ from .record import RunRecord
 _OUTCOME_CODES = {
     name: code
     for code, name in enumerate(
-        ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "not run")
+        ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "interrupted", "not run")
     )
 }
 _PHASE_LETTERS = {"passed": "P", "failed": "F", "skipped": "S"}

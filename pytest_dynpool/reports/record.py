@@ -34,7 +34,10 @@ class ItemRecord:
 
     @property
     def outcome(self) -> str:
-        """One word as pytest's summary counts it: error, failed, xfailed, xpassed, ..."""
+        """One word as pytest's summary counts it: error, failed, xfailed, xpassed, ...
+
+        ``interrupted``: set up but never called (the run was interrupted in it).
+        """
         phases = self.phases
         if phases.get("setup") == "failed":
             return "error"
@@ -47,7 +50,8 @@ class ItemRecord:
             return "xfailed" if self.xfail else "skipped"
         if call == "passed":
             return "xpassed" if self.xfail else "passed"
-        return "not run" if not phases else "passed"
+        # Set up, never called: Ctrl-C, KeyboardInterrupt or pytest.exit() ended it.
+        return "interrupted" if phases else "not run"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
   var began = performance.now();
   var SVG = "http://www.w3.org/2000/svg";
   var data = JSON.parse(document.getElementById("dynpool-data").textContent);
-  var OUTCOMES = ["passed", "failed", "error", "skipped", "xfailed", "xpassed", "not run"];
+  var OUTCOMES = ["passed", "failed", "error", "skipped", "xfailed", "xpassed", "interrupted", "not run"];
   var PHASE = { P: "passed", F: "failed", S: "skipped", "-": "-" };
   var BASE_WIDTH = 1100, ROW = 16;
   var LANE = data.jobs.length > 30 ? 20 : 44; // many jobs: thinner lanes, all of them still
