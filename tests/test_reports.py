@@ -313,3 +313,29 @@ def test_merge_records_of_two_processes() -> None:
     assert len(records[0].items) == 3
     with pytest.raises(ValueError, match="at least one"):
         merge_records([])
+
+
+def test_report_names_the_limits_store(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_store="""
+        import pytest
+
+        @pytest.mark.dynpool(2, job="api")
+        @pytest.mark.parametrize("n", range(3))
+        def test_n(n):
+            pass
+        """
+    )
+    report = pytester.path / "report.json"
+    store = pytester.path / "limits.db"
+    result = pytester.runpytest_subprocess(
+        f"--dynpool-backend=sqlite:///{store}",
+        "--dynpool-namespace=ci-7",
+        f"--dynpool-report={report}",
+    )
+    assert result.ret == 0
+    run = load(report)["run"]
+    assert (run["backend"], run["namespace"]) == (f"sqlite:///{store}", "ci-7")
+    default = pytester.runpytest_subprocess(f"--dynpool-report={report}")
+    assert default.ret == 0
+    assert load(report)["run"]["backend"] == "memory"

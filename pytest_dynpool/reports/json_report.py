@@ -93,6 +93,7 @@ def report_document(record: RunRecord) -> dict[str, Any]:
             "started_at": record.started_at,
             "workers": record.workers,
             "backend": record.backend,
+            "namespace": record.namespace,
             "processes": list(record.processes),
             "wall_seconds": _seconds(record.wall_seconds),
             "pool_wall_seconds": _seconds(record.pool_wall_seconds),

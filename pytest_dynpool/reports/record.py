@@ -106,8 +106,9 @@ class RunRecord:
     """A whole run: the pool, its jobs and items, and the HTTP traffic per job."""
 
     workers: int | None
-    backend: str
+    backend: str  # the limits store's URL, password hidden: memory, sqlite:///..., redis://...
     started_at: str  # ISO 8601, UTC
+    namespace: str | None = None  # the runs that share caps in a shared store
     wall_seconds: float = 0.0
     pool_wall_seconds: float = 0.0
     lower_bound_seconds: float = 0.0

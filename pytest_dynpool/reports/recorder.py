@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from ..backends import redact
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB
+from ..limits_store import STORE_SETTINGS_KEY
 from ..pytest_compat import is_xdist_worker, xdist_worker_of
 from ..summary import Outcome, RunStats
 from .github_summary import append_step_summary
@@ -142,9 +144,11 @@ class RunRecorder:
     def record(self, exit_status: int | None = None) -> RunRecord:
         """The run as recorded so far."""
         ended = self.ended_perf if self.ended_perf is not None else time.perf_counter()
+        store = self.config.stash.get(STORE_SETTINGS_KEY, None)
         record = RunRecord(
             workers=self.workers,
-            backend="memory",
+            backend=redact(store.url) if store is not None else "memory",
+            namespace=store.namespace if store is not None else None,
             started_at=self.started_at.isoformat(timespec="milliseconds"),
             wall_seconds=ended - self.base_perf,
             exit_status=exit_status,
