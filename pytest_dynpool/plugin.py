@@ -21,6 +21,7 @@ from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
 from .patching import Patches
 from .pytest_version import check_pytest_version
+from .reports.options import ReportSettings, add_report_options, read_report_settings
 from .stay_off import reason_to_stay_off
 from .summary import RunStats, format_summary
 from .xdist_role import WORKER_SIDE_KEY, WORKERINPUT_KEY, distributes, worker_input
@@ -32,6 +33,7 @@ PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 # The patches of the session's pooled run, undone after pytest's session teardown.
 PATCHES_KEY = pytest.StashKey[Patches]()
+REPORT_SETTINGS_KEY = pytest.StashKey[ReportSettings]()
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
 # This registration is the one place outside http/ that imports it: the pool core never
@@ -42,6 +44,7 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
     add_store_options(parser)
+    add_report_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -69,6 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         _start_xdist_side(config)
     register_store_plugin(config)  # a shared limits store, if one is chosen
+    reports = config.stash[REPORT_SETTINGS_KEY] = read_report_settings(config)
+    if reports.records or reports.step_summary_path:
+        from .reports.recorder import register_recorder  # only when a report is asked for
+
+        register_recorder(config, reports, config.stash[SETTINGS_KEY].workers)
 
 
 def _start_xdist_side(config: pytest.Config) -> None:
@@ -152,6 +160,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     config = session.config
     plan = config.stash.get(PLAN_KEY, None)
     collection_failed = session.testsfailed and not config.option.continue_on_collection_errors
+    if config.stash[REPORT_SETTINGS_KEY].plan_only and not collection_failed:
+        from .reports.plan_preview import format_plan, show_plan
+
+        off = config.stash.get(DISABLED_REASON_KEY, None)
+        off = off or config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
+        workers = config.stash[SETTINGS_KEY].workers
+        show_plan(session, format_plan(plan, workers, len(session.items), off))
+        return True  # collection only: nothing runs, no fixture is set up
     if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
     if (worker := config.stash.get(WORKER_SIDE_KEY, None)) is not None:

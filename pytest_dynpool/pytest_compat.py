@@ -129,6 +129,21 @@ def inner_hookexec_of(pluginmanager: pytest.PytestPluginManager) -> InnerHookExe
     return pluginmanager._inner_hookexec
 
 
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker process (its controller writes the run's reports)."""
+    return hasattr(config, "workerinput")
+
+
+def xdist_worker_of(report: pytest.TestReport) -> str | None:
+    """The xdist worker id (``gw0``) a report came from, on the controller; None elsewhere.
+
+    xdist's worker adds ``worker_id`` to each serialized report, which pytest
+    turns into an attribute when it rebuilds the report on the controller.
+    """
+    worker = getattr(report, "worker_id", None)
+    return worker if isinstance(worker, str) else None
+
+
 __all__ = [
     "CaptureFixture",
     "CaptureIO",
@@ -151,11 +166,13 @@ __all__ = [
     "get_scope_node",
     "get_scope_package",
     "inner_hookexec_of",
+    "is_xdist_worker",
     "replace_setup_state",
     "runner",
     "set_stepwise_last_failed",
     "thread_exceptions",
     "unraisable_exceptions",
     "xdist_check_same_collection",
+    "xdist_worker_of",
     "xdist_worker_output",
 ]

@@ -285,6 +285,8 @@ class _Coordinator:
         job_stats.durations.append(timeout)
         job_stats.count(Outcome.FAILED)
         self.outcomes.pop(index, None)
+        ended = time.perf_counter()
+        self._item_finished(pooled.item, thread.name, ended - timeout, ended, timed_out=True)
 
     @contextmanager
     def _first_ctrl_c_stops_dispatch(self) -> Iterator[None]:
@@ -374,3 +376,16 @@ class _Coordinator:
             outcome = Outcome.INTERRUPTED  # whatever it logged before, it did not pass
         if outcome is not None:
             job_stats.count(outcome)
+        item = self.executor.plan.pooled[event.index].item
+        self._item_finished(item, event.worker, event.started, event.ended, timed_out=False)
+
+    def _item_finished(
+        self, item: pytest.Item, worker: str, started: float, ended: float, *, timed_out: bool
+    ) -> None:
+        """Tell plugins (the reports) where and when the item ran; an error ends the run."""
+        try:
+            self.executor.session.config.hook.pytest_dynpool_item_finished(
+                item=item, worker=worker, started=started, ended=ended, timed_out=timed_out
+            )
+        except BaseException as exc:
+            self._record_error(exc)

@@ -41,6 +41,7 @@ class Finished:
     started: float
     ended: float
     error: BaseException | None
+    worker: str  # the name of the thread that ran the item
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ class ItemReports:
         with self.lock:
             if not self.abandoned:
                 ended = time.perf_counter()
-                self.events.put(Finished(self.index, self.calls, started, ended, error))
+                worker = threading.current_thread().name
+                self.events.put(Finished(self.index, self.calls, started, ended, error, worker))
 
     def abandon(self) -> list[HookCall]:
         """Stop sending; the calls not sent yet, for the coordinator to log."""
