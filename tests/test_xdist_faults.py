@@ -73,9 +73,12 @@ def test_x_stops_dispatch_in_every_worker(
     assert result.ret == 2  # xdist ends a stopped run as interrupted, with or without dynpool
     result.stdout.fnmatch_lines(["not started: * pooled items*", "*stopping after 1 failures*"])
     started = started_log.read_text().split()
-    # A share of 1 each: the failing item stops its worker; the other worker's item
-    # in flight ends only once that worker has heard of the stop, and nothing new starts.
-    assert sorted(started) == ["0", "1"]
+    # A share of 1 each: the failing item stops its worker; the other worker's item in
+    # flight (if the stop did not reach that worker before it started one) ends only once
+    # that worker has heard of the stop, and nothing new starts.
+    assert "0" in started
+    assert set(started) <= {"0", "1"}
+    assert len(started) == len(set(started))
 
 
 ISOLATION_SUITE = """
