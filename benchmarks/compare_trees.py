@@ -2,12 +2,13 @@
 
     python -m benchmarks.compare_trees BEFORE AFTER            # 5 rounds, full sizes
     python -m benchmarks.compare_trees BEFORE AFTER --rounds 9
+    python -m benchmarks.compare_trees BEFORE AFTER --only overhead --rounds 11
     python -m benchmarks.compare_trees BEFORE AFTER --smoke    # seconds; figures mean nothing
 
 BEFORE and AFTER are checkouts, each with its own ``.venv`` (``pip install -e '.[dev]'``),
 or the interpreters themselves. Every round runs scenario 1 (the capped I/O suite: wall/LB
 and the peaks) and scenario 3 (2,000 trivial marked tests on 4 workers against
-``-p no:dynpool``) once per tree, the tree that goes first alternating from round to round,
+``-p no:dynpool``, with the CPU time the plugin adds) once per tree, the tree that goes first alternating from round to round,
 so that a busy machine slows both alike. It prints per figure the medians, the ratio
 after/before, the per-round paired ratios, and the spread between rounds of the same tree,
 which is the noise any after/before ratio has to clear; and the load average of each round.
@@ -33,6 +34,7 @@ from .server import LatencyServer
 OVERHEAD_TESTS = 2000
 SMOKE_OVERHEAD_TESTS = 50
 TREES = ("before", "after")
+SCENARIOS = ("capped", "overhead")
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def load() -> float:
 
 
 def run_rounds(
-    trees: Sequence[Tree], settings: Settings, pycache: Path
+    trees: Sequence[Tree], settings: Settings, pycache: Path, only: Sequence[str] = SCENARIOS
 ) -> tuple[list[Samples], list[float]]:
     capped_wall = Samples("1. capped: pooled wall s")
     capped_ratio = Samples("1. capped: wall/LB")
@@ -99,6 +101,8 @@ def run_rounds(
     plain_wall = Samples("3. overhead: plain wall s (-p no:dynpool)")
     vs_plain = Samples("3. overhead: dynpool/plain")
     dynpool_cpu = Samples("3. overhead: dynpool CPU s")
+    plain_cpu = Samples("3. overhead: plain CPU s")
+    added_cpu = Samples("3. overhead: CPU dynpool - plain s")
     loads = []
     tests = SMOKE_OVERHEAD_TESTS if settings.smoke else OVERHEAD_TESTS
     with Workspace("dynpool-compare-", settings, pycache) as workspace:
@@ -113,13 +117,16 @@ def run_rounds(
                 loads.append(load())
                 for tree in order(round_index, trees):
                     progress(f"round {round_index + 1}: {tree.label}, load {loads[-1]:.1f}")
-                    result = capped.run_dynpool(workspace, suite, server, python=tree.python)
-                    pool = result.run.pool
-                    if pool is None:
-                        fail("no pool figures", [], result.run.output)
-                    capped_wall.add(tree.label, pool.wall)
-                    capped_ratio.add(tree.label, pool.ratio)
-                    capped_process.add(tree.label, result.run.wall)
+                    if "capped" in only:
+                        result = capped.run_dynpool(workspace, suite, server, python=tree.python)
+                        pool = result.run.pool
+                        if pool is None:
+                            fail("no pool figures", [], result.run.output)
+                        capped_wall.add(tree.label, pool.wall)
+                        capped_ratio.add(tree.label, pool.ratio)
+                        capped_process.add(tree.label, result.run.wall)
+                    if "overhead" not in only:
+                        continue
                     # Within a tree, dynpool and plain alternate too.
                     variants = [dynpool_args, PLAIN]
                     if round_index % 4 >= 2:
@@ -132,9 +139,12 @@ def run_rounds(
                     dynpool_cpu.add(tree.label, runs[dynpool_args].cpu)
                     plain_wall.add(tree.label, runs[PLAIN].wall)
                     vs_plain.add(tree.label, runs[dynpool_args].wall / runs[PLAIN].wall)
+                    plain_cpu.add(tree.label, runs[PLAIN].cpu)
+                    added_cpu.add(tree.label, runs[dynpool_args].cpu - runs[PLAIN].cpu)
     loads.append(load())
     figures = [capped_ratio, capped_wall, capped_process, dynpool_wall, plain_wall, vs_plain]
-    return [*figures, dynpool_cpu], loads
+    figures += [dynpool_cpu, plain_cpu, added_cpu]
+    return [figure for figure in figures if figure.values["before"]], loads
 
 
 def spread(values: Sequence[float]) -> float:
@@ -188,6 +198,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("after", help="checkout with .venv (or its python) of the new code")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per tree (5, at least 2)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 2 rounds")
+    parser.add_argument(
+        "--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="scenarios to run"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 2:
         parser.error("--rounds must be >= 2: one round shows no spread")
@@ -205,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pycache = Path(cache)
         for tree in trees:
             prime(settings, pycache, python=tree.python)
-        figures, loads = run_rounds(trees, settings, pycache)
+        figures, loads = run_rounds(trees, settings, pycache, args.only)
     elapsed = time.perf_counter() - started
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     header = ["figure", "before median", "after median", "after/before", "paired (min-max)"]
