@@ -8,10 +8,11 @@
 BEFORE and AFTER are checkouts, each with its own ``.venv`` (``pip install -e '.[dev]'``),
 or the interpreters themselves. Every round runs scenario 1 (the capped I/O suite: wall/LB
 and the peaks) and scenario 3 (2,000 trivial marked tests on 4 workers against
-``-p no:dynpool``, with the CPU time the plugin adds) once per tree, the tree that goes first alternating from round to round,
-so that a busy machine slows both alike. It prints per figure the medians, the ratio
-after/before, the per-round paired ratios, and the spread between rounds of the same tree,
-which is the noise any after/before ratio has to clear; and the load average of each round.
+``-p no:dynpool``, with the CPU time the plugin adds) once per tree, the tree that goes
+first alternating from round to round, so that a busy machine slows both alike. It prints
+per figure the medians, the ratio after/before, the per-round paired ratios, and the spread
+between rounds of the same tree, which is the noise any after/before ratio has to clear;
+and the load average of each round.
 """
 
 from __future__ import annotations
@@ -94,9 +95,12 @@ def load() -> float:
 def run_rounds(
     trees: Sequence[Tree], settings: Settings, pycache: Path, only: Sequence[str] = SCENARIOS
 ) -> tuple[list[Samples], list[float]]:
+    caps = sum(job.cap for job in (capped.SMOKE_JOBS if settings.smoke else capped.FULL_JOBS))
     capped_wall = Samples("1. capped: pooled wall s")
     capped_ratio = Samples("1. capped: wall/LB")
     capped_process = Samples("1. capped: process wall s")
+    pool_peak = Samples(f"1. capped: peak in flight, pool (caps sum to {caps})")
+    server_peaks = Samples("1. capped: sum of per-job peaks at the server")
     dynpool_wall = Samples(f"3. overhead: dynpool wall s ({OVERHEAD_TESTS:,} tests)")
     plain_wall = Samples("3. overhead: plain wall s (-p no:dynpool)")
     vs_plain = Samples("3. overhead: dynpool/plain")
@@ -125,6 +129,9 @@ def run_rounds(
                         capped_wall.add(tree.label, pool.wall)
                         capped_ratio.add(tree.label, pool.ratio)
                         capped_process.add(tree.label, result.run.wall)
+                        # run_dynpool already failed the command if a job went over its cap.
+                        pool_peak.add(tree.label, pool.peak)
+                        server_peaks.add(tree.label, sum(result.traffic.peaks.values()))
                     if "overhead" not in only:
                         continue
                     # Within a tree, dynpool and plain alternate too.
@@ -142,7 +149,8 @@ def run_rounds(
                     plain_cpu.add(tree.label, runs[PLAIN].cpu)
                     added_cpu.add(tree.label, runs[dynpool_args].cpu - runs[PLAIN].cpu)
     loads.append(load())
-    figures = [capped_ratio, capped_wall, capped_process, dynpool_wall, plain_wall, vs_plain]
+    figures = [capped_ratio, capped_wall, capped_process, pool_peak, server_peaks]
+    figures += [dynpool_wall, plain_wall, vs_plain]
     figures += [dynpool_cpu, plain_cpu, added_cpu]
     return [figure for figure in figures if figure.values["before"]], loads
 
