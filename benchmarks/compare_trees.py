@@ -60,7 +60,7 @@ class Samples:
 
 def find_tree(label: str, path: str) -> Tree:
     """A checkout with ``.venv`` or an interpreter; say which plugin and commit it runs."""
-    given = Path(path)
+    given = Path(path).absolute()  # not resolve(): a venv's python is a symlink to the base one
     python = given / ".venv" / "bin" / "python" if given.is_dir() else given
     if not python.exists():
         sys.exit(f"compare_trees: {label}: no interpreter at {python}; give a checkout with .venv")
