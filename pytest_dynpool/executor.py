@@ -107,6 +107,8 @@ class PoolExecutor:
             [job.cap for job in jobs],
             self.plan.job_of_pooled,
             rates=[job.rate.per_second if job.rate else None for job in jobs],
+            order=self.plan.order,
+            known_seconds=self.plan.known_seconds,
         )
         router = HookRouter(self.session.config.pluginmanager)
         pool = WorkerPool(self, scheduler)
@@ -128,8 +130,9 @@ class PoolExecutor:
             self.stats.pool_peak_in_flight = scheduler.peak_in_flight
             self.stats.not_started = scheduler.pending
             self.stats.threads_left_behind = sum(t.is_alive() for t in pool.abandoned_threads)
-            for job_stats, job_queue in zip(self.stats.jobs, scheduler.jobs, strict=True):
-                job_stats.peak_in_flight = job_queue.peak
+            for index, job_stats in enumerate(self.stats.jobs):
+                job_stats.peak_in_flight = scheduler.jobs[index].peak
+                job_stats.mean_cap = scheduler.mean_cap(index)
         if self.error is not None:
             raise self.error
         if self.interrupt is not None:
@@ -256,8 +259,7 @@ class _Coordinator:
         stats = self.executor.stats
         stats.timed_out.append(item.nodeid)
         job_stats = stats.jobs[self.executor.plan.job_of_pooled[index]]
-        job_stats.busy_seconds += timeout
-        job_stats.durations.append(timeout)
+        job_stats.record(item.nodeid, timeout)
         job_stats.count(Outcome.FAILED)
         self.outcomes.pop(index, None)
 
@@ -322,9 +324,7 @@ class _Coordinator:
     def _account(self, event: Finished) -> None:
         stats = self.executor.stats
         job_stats: JobStats = stats.jobs[self.executor.plan.job_of_pooled[event.index]]
-        duration = event.ended - event.started
-        job_stats.busy_seconds += duration
-        job_stats.durations.append(duration)
+        job_stats.record(self.pool.items[event.index].nodeid, event.ended - event.started)
         self.logged.pop(event.index, None)
         if self.pool.has_timeouts:
             self.finished.add(event.index)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from .limits import RATE_HINT, Rate, parse_rate
+from .scheduler import Order
 
 MARKER_NAME = "dynpool"
 MARKER_HELP = (
@@ -81,6 +82,9 @@ class Plan:
     job_of_pooled: list[int] = field(default_factory=list)
     timeout_of_pooled: list[float | None] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
+    order: Order = Order.DURATION
+    # Seconds each pooled item took in an earlier run (pytest's cache), None if unknown.
+    known_seconds: list[float | None] = field(default_factory=list)
 
 
 def _dynpool(

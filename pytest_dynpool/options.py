@@ -15,6 +15,7 @@ from enum import Enum
 import pytest
 
 from .limits import RATE_HINT, Rate, parse_rate
+from .scheduler import Order
 
 BASE_URL_ENV = "DYNPOOL_BASE_URL"
 
@@ -151,7 +152,22 @@ def add_options(parser: pytest.Parser) -> None:
         "(its thread cannot be killed and is left behind); 0 or 'none': no timeout "
         "(the default). A marker's timeout= wins. ini: dynpool_timeout.",
     )
+    group.addoption(
+        "--dynpool-order",
+        dest="dynpool_order",
+        choices=[choice.value for choice in Order],
+        default=None,
+        help="Which job a free worker serves first: 'duration' (most remaining work per "
+        "slot, longest tests first, from durations measured by earlier runs; the default), "
+        "'count' (most remaining tests per cap) or 'collection' (collection order within "
+        "the caps). ini: dynpool_order.",
+    )
     parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').", default="auto")
+    parser.addini(
+        "dynpool_order",
+        "dynpool dispatch order: duration, count or collection.",
+        default=Order.DURATION.value,
+    )
     parser.addini(
         "dynpool_caps", "dynpool cap overrides, one JOB=K per line.", type="linelist", default=[]
     )
@@ -178,6 +194,7 @@ class Settings:
     unmarked: Unmarked
     rate_overrides: dict[str, Rate] = field(default_factory=dict)
     timeout: float = 0.0  # seconds; 0: no timeout
+    order: Order = Order.DURATION
 
 
 def _usage_error(error: argparse.ArgumentTypeError) -> pytest.UsageError:
@@ -206,12 +223,20 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             f"dynpool_unmarked: expected 'exclusive' or 'pool', got {unmarked_text!r}"
         ) from None
+    order_text = config.getoption("dynpool_order") or str(config.getini("dynpool_order"))
+    try:
+        order = Order(order_text.strip())
+    except ValueError:
+        raise pytest.UsageError(
+            f"dynpool_order: expected 'duration', 'count' or 'collection', got {order_text!r}"
+        ) from None
     return Settings(
         workers=workers,
         cap_overrides=overrides,
         unmarked=unmarked,
         rate_overrides=rates,
         timeout=timeout,
+        order=order,
     )
 
 

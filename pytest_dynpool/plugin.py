@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from . import durations, hookspecs
 from . import fixtures as http_fixtures
-from . import hookspecs
 from .executor import PoolExecutor
 from .interplay import reason_to_stay_off, reason_to_stay_off_for
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
@@ -16,6 +16,7 @@ from .pytest_compat import (
     uninstall_fixture_store,
     xdist_is_active,
 )
+from .scheduler import Order
 from .summary import JobStats, RunStats, format_summary
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -79,7 +80,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     settings = config.stash[SETTINGS_KEY]
     assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in session.items]
-    config.stash[PLAN_KEY] = build_plan(
+    plan = build_plan(
         session.items,
         assignments,
         settings.cap_overrides,
@@ -88,6 +89,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         rate_overrides=settings.rate_overrides,
         default_timeout=settings.timeout,
     )
+    plan.order = settings.order
+    if settings.order is Order.DURATION:
+        plan.known_seconds = durations.known_seconds(config, plan.pooled)
+    config.stash[PLAN_KEY] = plan
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
@@ -124,6 +129,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     try:
         PoolExecutor(session, plan, stats).run()
     finally:
+        # Kept whatever the order, so that a later run by duration knows them.
+        durations.remember(config, stats.item_seconds())
         config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
     return True
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .bounds import Bound, JobWork, lower_bound
 from .jobs import Job
 from .jobstate import JobState
 
@@ -35,11 +36,33 @@ class JobStats:
     items: int = 0
     peak_in_flight: int = 0
     busy_seconds: float = 0.0
-    durations: list[float] = field(default_factory=list)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    """(node id, seconds in flight) of each item that ran."""
     outcomes: dict[Outcome, int] = field(default_factory=dict)
+    mean_cap: float | None = None
+    """The concurrency the job was allowed, averaged over the pooled phase (None: its cap)."""
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def record(self, node_id: str, seconds: float) -> None:
+        """One item's time in flight, setup to teardown."""
+        self.busy_seconds += seconds
+        self.timings.append((node_id, seconds))
+
+    @property
+    def durations(self) -> list[float]:
+        return [seconds for _, seconds in self.timings]
+
+    def work(self, workers: int) -> JobWork:
+        job = self.job
+        return JobWork(
+            name=job.name,
+            cap=self.mean_cap if self.mean_cap is not None else min(job.cap, workers),
+            items=self.timings,
+            per_second=job.rate.per_second if job.rate is not None else None,
+            burst=job.cap,
+        )
 
 
 @dataclass
@@ -57,21 +80,16 @@ class RunStats:
     timed_out: list[str] = field(default_factory=list)
     threads_left_behind: int = 0
 
+    def bound(self) -> Bound:
+        """The pooled phase's lower bound and what set it (``bounds.lower_bound``)."""
+        return lower_bound(self.workers, [stats.work(self.workers) for stats in self.jobs])
+
     def lower_bound(self) -> float:
-        """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
-        return lower_bound(
-            self.workers,
-            [(min(stats.job.cap, self.workers), stats.durations) for stats in self.jobs],
-        )
+        return self.bound().seconds
 
-
-def lower_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> float:
-    """No schedule of these durations under these caps can finish sooner."""
-    all_durations = [d for _, durations in jobs for d in durations]
-    if not all_durations:
-        return 0.0
-    per_job = max(sum(durations) / cap for cap, durations in jobs)
-    return max(sum(all_durations) / workers, per_job, max(all_durations))
+    def item_seconds(self) -> dict[str, float]:
+        """Each item's time in flight by node id: what the next run's scheduler expects."""
+        return {node_id: seconds for stats in self.jobs for node_id, seconds in stats.timings}
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -155,11 +173,12 @@ def format_summary(stats: RunStats) -> list[str]:
             )
         )
     lines = _table(rows)
-    bound = stats.lower_bound()
-    ratio = f"{stats.pool_wall_seconds / bound:.2f}" if bound > 0 else "n/a"
+    bound = stats.bound()
+    ratio = f"{stats.pool_wall_seconds / bound.seconds:.2f}" if bound.seconds > 0 else "n/a"
     lines.append(
         f"pool: {stats.workers} workers, peak {stats.pool_peak_in_flight} in flight, "
-        f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound:.2f}s, wall/LB {ratio}"
+        f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound.seconds:.2f}s "
+        f"(bounded by {bound.reason}), wall/LB {ratio}"
     )
     if stats.exclusive_items:
         lines.append(f"exclusive: {stats.exclusive_items} unmarked items ran alone")
