@@ -5,8 +5,8 @@ PYTEST_DONT_REWRITE: the plugin's own asserts are internal invariants.
 
 from __future__ import annotations
 
+from .http.traffic import HttpStats, JobState
 from .jobs import Job, JobAssignment, JobSpec
-from .jobstate import HttpStats, JobState
 from .limits import Rate
 from .scheduler import CappedScheduler, Scheduler
 from .summary import JobStats, RunStats

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .bounds import Bound, JobWork, lower_bound
+from .http.traffic import JobState
 from .jobs import Job
-from .jobstate import JobState
 
 
 class Outcome(str, Enum):

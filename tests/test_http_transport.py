@@ -9,14 +9,14 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from pytest_dynpool.http import (
+from pytest_dynpool.http.traffic import MAX_RETRY_AFTER_SECONDS, JobState
+from pytest_dynpool.http.transport import (
     MAX_RETRIES,
     AsyncLimitedTransport,
     LimitedTransport,
     backoff_seconds,
 )
 from pytest_dynpool.jobs import Job
-from pytest_dynpool.jobstate import MAX_RETRY_AFTER_SECONDS, JobState
 from pytest_dynpool.limits import parse_rate
 from pytest_dynpool.summary import format_http_summary
 

@@ -48,7 +48,7 @@ def starts(pytester: pytest.Pytester) -> list[str]:
     return order
 
 
-def seed(pytester: pytest.Pytester, durations: dict[str, float]) -> None:
+def seed(pytester: pytest.Pytester, durations: dict[str, object]) -> None:
     pytester.makeconftest(SEED_CONFTEST.format(key=CACHE_KEY, durations=durations))
 
 

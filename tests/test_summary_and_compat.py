@@ -87,7 +87,7 @@ def test_current_test_variable_survives_threads_setting_and_unsetting_it(
     """os.environ.pop(key, None) is not atomic: two threads may both find the key."""
     import threading
 
-    from pytest_dynpool.pytest_compat.runtime import _update_current_test_var
+    from pytest_dynpool.runtime.thread_safety import _update_current_test_var
 
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
     item = pytester.getitem("def test_func(): pass")

@@ -25,9 +25,8 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
-from _pytest.threadexception import thread_exceptions
-from _pytest.unraisableexception import unraisable_exceptions
 
+from ..pytest_compat import thread_exceptions, unraisable_exceptions
 from .item_context import ItemContext, active_context
 
 _DequeOf = Callable[[ItemContext], "collections.deque[Any]"]

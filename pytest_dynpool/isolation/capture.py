@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 import pytest
-from _pytest.capture import CaptureFixture, CaptureIO, CaptureManager, MultiCapture, TeeCaptureIO
 
+from ..pytest_compat import CaptureFixture, CaptureIO, CaptureManager, MultiCapture, TeeCaptureIO
 from .item_context import ItemContext, active_context
 
 STDOUT, STDERR = 0, 1

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 
-from .jobstate import OVERLOAD_STATUSES, JobState
+from .traffic import OVERLOAD_STATUSES, JobState
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_RETRIES = 5

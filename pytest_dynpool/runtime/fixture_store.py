@@ -26,11 +26,11 @@ from contextvars import ContextVar
 from typing import Any
 
 import pytest
-from _pytest.fixtures import FixtureDef, SubRequest, get_scope_node, get_scope_package
-from _pytest.scope import Scope
+
+from ..pytest_compat import FixtureDef, Scope, SubRequest, get_scope_node, get_scope_package
 
 try:  # pytest >= 9: the "request" fixture is a FixtureDef subclass
-    from _pytest.fixtures import RequestFixtureDef
+    from ..pytest_compat import RequestFixtureDef
 except ImportError:  # pragma: no cover - pytest 8.4
     RequestFixtureDef = None  # type: ignore[assignment,misc]
 

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from _pytest.logging import LogCaptureHandler, LoggingPlugin, _LiveLoggingStreamHandler
 
+from ..pytest_compat import LogCaptureHandler, LoggingPlugin, _LiveLoggingStreamHandler
 from .item_context import HOOK_SINK, HookCall, ItemContext, active_context
 
 _original_is_enabled_for = logging.Logger.isEnabledFor

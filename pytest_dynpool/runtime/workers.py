@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .jobstate import JobState
-from .pytest_compat import CURRENT_ITEM, HOOK_SINK, HookCall, item_context
-from .scheduler import CappedScheduler
+from ..http.traffic import JobState
+from ..isolation.item_context import HOOK_SINK, HookCall, item_context
+from ..scheduler import CappedScheduler
+from .fixture_store import CURRENT_ITEM
 
 if TYPE_CHECKING:
-    from .executor import PoolExecutor
+    from .coordinator import PoolExecutor
 
 
 @dataclass(frozen=True)

@@ -21,21 +21,16 @@ from types import FrameType
 
 import pytest
 
-from .fixtures import REGISTRY_KEY
-from .jobs import Plan
-from .pytest_compat import (
-    ConcurrentSetupState,
-    HookCall,
-    HookRouter,
-    anyio_runner_per_thread,
-    current_item,
-    dots_only_progress,
-    drop_report_hooks_from,
-    replace_setup_state,
-    thread_safe_runtime,
-)
-from .scheduler import CappedScheduler
-from .summary import JobStats, Outcome, RunStats, worse
+from ..http.plugin import REGISTRY_KEY
+from ..isolation.anyio_runner import anyio_runner_per_thread
+from ..isolation.item_context import HookCall
+from ..jobs import Plan
+from ..pytest_compat import drop_report_hooks_from, replace_setup_state
+from ..scheduler import CappedScheduler
+from ..summary import JobStats, Outcome, RunStats, worse
+from .fixture_store import current_item
+from .setup_tree import ConcurrentSetupState
+from .thread_safety import ROUTED_HOOKS, HookRouter, dots_only_progress, thread_safe_runtime
 from .workers import Event, Finished, Interrupted, Reported, WorkerExited, WorkerPool
 
 
@@ -173,7 +168,9 @@ class _Coordinator:
             if self.pool.abandoned_threads:
                 # Their threads run on: whatever they still report is ignored.
                 drop_report_hooks_from(
-                    self.executor.session.config.pluginmanager, self.pool.abandoned_threads
+                    self.executor.session.config.pluginmanager,
+                    self.pool.abandoned_threads,
+                    ROUTED_HOOKS,
                 )
         finally:
             self.pool.close()

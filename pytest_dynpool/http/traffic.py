@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .jobs import Job
-from .limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
+from ..jobs import Job
+from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Longest Retry-After we wait out: a server asking for minutes would stall the suite.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,23 +35,32 @@ def check_pytest_version(version: str = pytest.__version__) -> None:
         )
 
 
-from .anyio_runner import anyio_runner_per_thread  # noqa: E402
-from .fixtures import (  # noqa: E402 - the version check is importable on any pytest
-    CURRENT_ITEM,
-    FixtureStore,
-    current_item,
-    install_fixture_store,
-    uninstall_fixture_store,
+# Every private pytest name the plugin uses, imported after the version check above.
+from _pytest import runner  # noqa: E402
+from _pytest.assertion import util as assertion_util  # noqa: E402
+from _pytest.capture import (  # noqa: E402
+    CaptureFixture,
+    CaptureIO,
+    CaptureManager,
+    MultiCapture,
+    TeeCaptureIO,
 )
-from .item_context import HOOK_SINK, HookCall, item_context  # noqa: E402
-from .runtime import (  # noqa: E402
-    ROUTED_HOOKS,
-    HookRouter,
-    OutsideTests,
-    dots_only_progress,
-    thread_safe_runtime,
+from _pytest.fixtures import FixtureDef, SubRequest, get_scope_node, get_scope_package  # noqa: E402
+from _pytest.logging import (  # noqa: E402
+    LogCaptureHandler,
+    LoggingPlugin,
+    _LiveLoggingStreamHandler,
 )
-from .setupstate import ConcurrentSetupState  # noqa: E402
+from _pytest.nodes import Node  # noqa: E402
+from _pytest.outcomes import OutcomeException  # noqa: E402
+from _pytest.scope import Scope  # noqa: E402
+from _pytest.threadexception import thread_exceptions  # noqa: E402
+from _pytest.unraisableexception import unraisable_exceptions  # noqa: E402
+
+if TYPE_CHECKING:
+    from _pytest.fixtures import RequestFixtureDef
+
+    from .runtime.setup_tree import ConcurrentSetupState
 
 
 def replace_setup_state(session: pytest.Session, state: ConcurrentSetupState) -> None:
@@ -65,7 +74,9 @@ def xdist_is_active(config: pytest.Config) -> bool:
 
 
 def drop_report_hooks_from(
-    pluginmanager: pytest.PytestPluginManager, threads: Collection[threading.Thread]
+    pluginmanager: pytest.PytestPluginManager,
+    threads: Collection[threading.Thread],
+    routed_hooks: Collection[str],
 ) -> None:
     """From now on, report hooks called on ``threads`` reach no plugin.
 
@@ -77,7 +88,7 @@ def drop_report_hooks_from(
     def hookexec(
         name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
     ) -> object:
-        if name in ROUTED_HOOKS and threading.current_thread() in threads:
+        if name in routed_hooks and threading.current_thread() in threads:
             return None if firstresult else []
         return original(name, methods, kwargs, firstresult)
 
@@ -85,22 +96,28 @@ def drop_report_hooks_from(
 
 
 __all__ = [
-    "CURRENT_ITEM",
-    "HOOK_SINK",
-    "ConcurrentSetupState",
-    "FixtureStore",
-    "HookCall",
-    "HookRouter",
-    "OutsideTests",
-    "anyio_runner_per_thread",
+    "CaptureFixture",
+    "CaptureIO",
+    "CaptureManager",
+    "FixtureDef",
+    "LogCaptureHandler",
+    "LoggingPlugin",
+    "MultiCapture",
+    "Node",
+    "OutcomeException",
+    "RequestFixtureDef",
+    "Scope",
+    "SubRequest",
+    "TeeCaptureIO",
+    "_LiveLoggingStreamHandler",
+    "assertion_util",
     "check_pytest_version",
-    "current_item",
-    "dots_only_progress",
     "drop_report_hooks_from",
-    "install_fixture_store",
-    "item_context",
+    "get_scope_node",
+    "get_scope_package",
     "replace_setup_state",
-    "thread_safe_runtime",
-    "uninstall_fixture_store",
+    "runner",
+    "thread_exceptions",
+    "unraisable_exceptions",
     "xdist_is_active",
 ]

@@ -17,10 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from _pytest.nodes import Node
-from _pytest.outcomes import OutcomeException
 
-from .fixtures import CURRENT_ITEM
+from ..pytest_compat import Node, OutcomeException
+from .fixture_store import CURRENT_ITEM
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]

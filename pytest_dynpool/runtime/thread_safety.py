@@ -27,14 +27,13 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import pytest
-from _pytest import runner
-from _pytest.assertion import util as assertion_util
 
-from .capture import OrphanOutput, capture_per_item
-from .diagnostics import diagnostics_per_item
-from .item_context import HOOK_SINK, HookCall, threads_inherit_item_context
-from .logs import logging_per_item
-from .warning_state import warnings_per_item
+from ..isolation.capture import OrphanOutput, capture_per_item
+from ..isolation.diagnostics import diagnostics_per_item
+from ..isolation.item_context import HOOK_SINK, HookCall, threads_inherit_item_context
+from ..isolation.logs import logging_per_item
+from ..isolation.warning_state import warnings_per_item
+from ..pytest_compat import assertion_util, runner
 
 ROUTED_HOOKS = frozenset(
     {

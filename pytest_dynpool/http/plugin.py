@@ -1,0 +1,135 @@
+"""The HTTP fixtures: ``dynpool_job``, ``dynpool_client``, ``dynpool_async_client``.
+
+A pytest plugin of its own, registered by ``pytest_dynpool.plugin``; it also
+works with the pool off (``-p no:dynpool``), where each test's job comes from
+its marker directly and its requests still obey the job's limits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, Job, assignment_from_marker
+from ..options import add_http_options, read_base_url
+from ..summary import format_http_summary
+from .traffic import JobRegistry, JobState
+
+if TYPE_CHECKING:  # httpx is imported on first use: runs that make no request don't pay for it
+    import httpx
+
+REGISTRY_KEY = pytest.StashKey[JobRegistry]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_http_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[REGISTRY_KEY] = JobRegistry()
+
+
+def registry_of(config: pytest.Config) -> JobRegistry:
+    """The run's job states (made at configure time, before any thread starts)."""
+    return config.stash[REGISTRY_KEY]
+
+
+def job_of(item: pytest.Item) -> Job:
+    """The job the plan gave ``item``; without a plan (pool off), its marker's job."""
+    job = item.stash.get(ITEM_JOB_KEY, None)
+    if job is not None:
+        return job
+    assignment = assignment_from_marker(item)
+    if assignment is None:
+        return UNMARKED_EXCLUSIVE_JOB
+    return Job(
+        assignment.name,
+        assignment.max_concurrency,
+        assignment.max_concurrency,
+        assignment.declared_at,
+        rate=assignment.rate,
+        declared_rate=assignment.rate,
+        adaptive=assignment.adaptive,
+    )
+
+
+class _SharedClients:
+    """One ``httpx.Client`` per job, made on first use, closed at the end of the session."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._lock = threading.Lock()  # tests of one job ask for it at once
+        self._clients: dict[str, httpx.Client] = {}
+
+    def client_for(self, state: JobState) -> httpx.Client:
+        with self._lock:
+            client = self._clients.get(state.name)
+            if client is None:
+                from .transport import make_client
+
+                client = self._clients[state.name] = make_client(state, self.base_url)
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def dynpool_base_url(pytestconfig: pytest.Config) -> str:
+    """``--dynpool-base-url``, else ``$DYNPOOL_BASE_URL``, else ini ``dynpool_base_url``.
+
+    Override this fixture in a conftest to point the clients at a server the
+    suite starts itself.
+    """
+    return read_base_url(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def _dynpool_shared_clients(dynpool_base_url: str) -> Iterator[_SharedClients]:
+    clients = _SharedClients(dynpool_base_url)
+    try:
+        yield clients
+    finally:
+        clients.close()
+
+
+@pytest.fixture
+def dynpool_job(request: pytest.FixtureRequest) -> JobState:
+    """The current test's job: name, cap, effective_cap, min_effective_cap, rate, stats."""
+    return registry_of(request.config).state(job_of(request.node))
+
+
+@pytest.fixture
+def dynpool_client(dynpool_job: JobState, _dynpool_shared_clients: _SharedClients) -> httpx.Client:
+    """The job's ``httpx.Client``: its requests obey the job's cap, rate and adaptive mode."""
+    return _dynpool_shared_clients.client_for(dynpool_job)
+
+
+@pytest.fixture
+async def dynpool_async_client(
+    dynpool_job: JobState, dynpool_base_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An ``httpx.AsyncClient`` for one async test (asyncio), under the job's shared limits."""
+    from .transport import make_async_client
+
+    async with make_async_client(dynpool_job, dynpool_base_url) as client:
+        yield client
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    registry = terminalreporter.config.stash.get(REGISTRY_KEY, None)
+    if registry is None:
+        return
+    lines = format_http_summary(registry.states())
+    if not lines:
+        return
+    terminalreporter.write_sep("=", "dynpool http")
+    for line in lines:
+        terminalreporter.write_line(line)

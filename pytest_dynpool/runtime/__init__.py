@@ -1,0 +1,1 @@
+"""The pooled run: imported when a pooled phase starts, never by a plain run."""
