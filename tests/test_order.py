@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -48,7 +49,7 @@ def starts(pytester: pytest.Pytester) -> list[str]:
     return order
 
 
-def seed(pytester: pytest.Pytester, durations: dict[str, object]) -> None:
+def seed(pytester: pytest.Pytester, durations: Mapping[str, object]) -> None:
     pytester.makeconftest(SEED_CONFTEST.format(key=CACHE_KEY, durations=durations))
 
 
