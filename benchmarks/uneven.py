@@ -17,7 +17,8 @@ import heapq
 from dataclasses import dataclass
 
 from pytest_dynpool.bounds import JobWork, lower_bound
-from pytest_dynpool.scheduler import CappedScheduler, Order
+from pytest_dynpool.order import Order
+from pytest_dynpool.scheduler import CappedScheduler
 
 from .common import Workspace, fail, progress, table
 

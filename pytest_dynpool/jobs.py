@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from .limits import RATE_HINT, Rate, parse_rate
-from .scheduler import Order
+from .order import Order
 
 MARKER_NAME = "dynpool"
 MARKER_HELP = (

@@ -15,7 +15,7 @@ from enum import Enum
 import pytest
 
 from .limits import RATE_HINT, Rate, parse_rate
-from .scheduler import Order
+from .order import Order
 
 BASE_URL_ENV = "DYNPOOL_BASE_URL"
 

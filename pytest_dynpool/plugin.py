@@ -8,10 +8,10 @@ from . import durations, hookspecs
 from .http import plugin as http_fixtures
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
 from .options import Settings, Unmarked, add_options, read_settings
+from .order import Order
 from .pytest_compat import check_pytest_version, xdist_is_active
 from .runtime.coordinator import PoolExecutor
 from .runtime.fixture_store import install_fixture_store, uninstall_fixture_store
-from .scheduler import Order
 from .stay_off import reason_to_stay_off, reason_to_stay_off_for
 from .summary import JobStats, RunStats, format_summary
 

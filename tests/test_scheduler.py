@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_dynpool.scheduler import UNKNOWN_SECONDS, CappedScheduler, Order, expected_seconds
+from pytest_dynpool.order import UNKNOWN_SECONDS, Order, expected_seconds
+from pytest_dynpool.scheduler import CappedScheduler
 
 
 def drain(scheduler: CappedScheduler) -> list[int]:
