@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 import pytest
 
@@ -18,6 +19,9 @@ from .limits import RATE_HINT, Rate, parse_rate
 from .order import Order
 
 BASE_URL_ENV = "DYNPOOL_BASE_URL"
+
+
+_Choice = TypeVar("_Choice", bound=Enum)
 
 
 class Unmarked(str, Enum):
@@ -216,28 +220,25 @@ def read_settings(config: pytest.Config) -> Settings:
             timeout = parse_timeout(str(config.getini("dynpool_timeout")))
     except argparse.ArgumentTypeError as error:
         raise _usage_error(error) from None
-    unmarked_text = config.getoption("dynpool_unmarked") or str(config.getini("dynpool_unmarked"))
-    try:
-        unmarked = Unmarked(unmarked_text.strip())
-    except ValueError:
-        raise pytest.UsageError(
-            f"dynpool_unmarked: expected 'exclusive' or 'pool', got {unmarked_text!r}"
-        ) from None
-    order_text = config.getoption("dynpool_order") or str(config.getini("dynpool_order"))
-    try:
-        order = Order(order_text.strip())
-    except ValueError:
-        raise pytest.UsageError(
-            f"dynpool_order: expected 'duration', 'count' or 'collection', got {order_text!r}"
-        ) from None
     return Settings(
         workers=workers,
         cap_overrides=overrides,
-        unmarked=unmarked,
+        unmarked=_read_choice(config, "dynpool_unmarked", Unmarked),
         rate_overrides=rates,
         timeout=timeout,
-        order=order,
+        order=_read_choice(config, "dynpool_order", Order),
     )
+
+
+def _read_choice(config: pytest.Config, name: str, choices: type[_Choice]) -> _Choice:
+    """A flag with ``choices`` (argparse checked it), else its ini key, checked here."""
+    text = config.getoption(name) or str(config.getini(name))
+    try:
+        return choices(text.strip())
+    except ValueError:
+        quoted = [repr(choice.value) for choice in choices]
+        expected = " or ".join([", ".join(quoted[:-1]), quoted[-1]])
+        raise pytest.UsageError(f"{name}: expected {expected}, got {text!r}") from None
 
 
 def _ini_caps(lines: Iterable[str]) -> Iterable[tuple[str, int]]:
