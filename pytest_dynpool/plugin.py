@@ -23,6 +23,8 @@ STATS_KEY = pytest.StashKey[RunStats]()
 STORE_INSTALLED_KEY = pytest.StashKey[bool]()
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
+# This registration is the one place outside http/ that imports it: the pool core never
+# does; the HTTP plugin hears of the pool through pytest_dynpool_pool_started.
 FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 

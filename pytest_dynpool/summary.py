@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .bounds import Bound, JobWork, lower_bound
-from .http.traffic import JobState
-from .jobs import Job
+from .model import Job
 
 
 class Outcome(str, Enum):
@@ -92,7 +91,7 @@ class RunStats:
         return {node_id: seconds for stats in self.jobs for node_id, seconds in stats.timings}
 
 
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as lines: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -102,45 +101,6 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
         )
         for row in rows
     ]
-
-
-def _milliseconds(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f}"
-
-
-def format_http_summary(states: Sequence[JobState]) -> list[str]:
-    """Lines of the ``dynpool http`` section; none when no request went through a client.
-
-    ``cap`` is the effective cap at the end, with its minimum during the run
-    and the declared cap when adaptive mode moved it.
-    """
-    used = [state for state in states if state.stats.requests]
-    if not used:
-        return []
-    header: tuple[str, ...] = ("job", "requests", "2xx", "3xx", "4xx", "5xx", "429/503")
-    header += ("retries", "errors", "p50 ms", "p95 ms", "rate", "cap")
-    rows = [header]
-    for state in used:
-        stats = state.stats
-        classes = stats.status_classes
-        cap = str(state.effective_cap)
-        if state.adaptive is not None:
-            cap = f"{state.effective_cap} (min {state.min_effective_cap}, max {state.cap})"
-        rows.append(
-            (
-                state.name,
-                str(stats.requests),
-                *(str(classes.get(f"{n}xx", 0)) for n in (2, 3, 4, 5)),
-                str(stats.overloaded),
-                str(stats.retries),
-                str(stats.errors),
-                _milliseconds(stats.percentile(0.50)),
-                _milliseconds(stats.percentile(0.95)),
-                str(state.rate) if state.rate is not None else "-",
-                cap,
-            )
-        )
-    return _table(rows)
 
 
 def format_summary(stats: RunStats) -> list[str]:
@@ -172,7 +132,7 @@ def format_summary(stats: RunStats) -> list[str]:
                 f"{job_stats.busy_seconds:.2f}",
             )
         )
-    lines = _table(rows)
+    lines = align_columns(rows)
     bound = stats.bound()
     ratio = f"{stats.pool_wall_seconds / bound.seconds:.2f}" if bound.seconds > 0 else "n/a"
     lines.append(
