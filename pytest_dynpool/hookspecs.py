@@ -9,6 +9,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .jobs import Job, JobAssignment
+    from .scheduler import SlotGate
     from .summary import RunStats
 
 
@@ -50,6 +51,17 @@ def pytest_dynpool_pool_started(config: pytest.Config, pool: PoolControl) -> Non
     Keep ``pool`` to change a job's effective cap while the phase runs (the HTTP
     plugin follows the server's 429/503 answers this way). Not called when no
     item is pooled.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_dynpool_slot_gate(config: pytest.Config) -> SlotGate | None:
+    """Return the ``SlotGate`` the pool asks for a slot of an item's job before it starts.
+
+    For limits shared with other processes (a limits backend): the gate may
+    refuse, and the job is then deferred for the seconds it names while other
+    jobs run on. None (every implementation): the process's own caps only.
+    Called on the main thread when the pooled phase starts.
     """
 
 

@@ -38,15 +38,22 @@ UNMARKED_EXCLUSIVE_JOB = Job.from_assignment(
 ITEM_JOB_KEY = pytest.StashKey[Job]()
 
 
+@dataclass(frozen=True)
+class PooledItem:
+    """One item of the pool: its job (an index into ``Plan.jobs``) and its timeout (None: none)."""
+
+    item: pytest.Item
+    job_index: int
+    timeout: float | None
+
+
 @dataclass
 class Plan:
     """How the selected items run: alone, one at a time, or in the pool."""
 
     jobs: list[Job] = field(default_factory=list)
     exclusive: list[pytest.Item] = field(default_factory=list)
-    pooled: list[pytest.Item] = field(default_factory=list)
-    job_of_pooled: list[int] = field(default_factory=list)
-    timeout_of_pooled: list[float | None] = field(default_factory=list)
+    pooled: list[PooledItem] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
     order: Order = Order.DURATION
     # Seconds each pooled item took in an earlier run (pytest's cache), None if unknown.
@@ -186,10 +193,8 @@ def build_plan(
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)
             plan.jobs.append(job)
-        plan.pooled.append(item)
-        plan.job_of_pooled.append(index)
         timeout = default_timeout if assignment.timeout is None else assignment.timeout
-        plan.timeout_of_pooled.append(timeout or None)
+        plan.pooled.append(PooledItem(item, index, timeout or None))
     overridden = set(cap_overrides) | set(rate_overrides)
     plan.unknown_overrides = sorted(overridden - set(first_declaration))
     return plan

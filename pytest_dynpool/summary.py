@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from .bounds import Bound, JobWork, lower_bound
 from .model import Job
+
+if TYPE_CHECKING:
+    from .jobs import Plan
 
 
 class Outcome(str, Enum):
@@ -78,6 +82,19 @@ class RunStats:
     outside_tests_output: str = ""
     timed_out: list[str] = field(default_factory=list)
     threads_left_behind: int = 0
+
+    @classmethod
+    def for_plan(cls, plan: Plan, workers: int) -> RunStats:
+        """Empty figures for every job of ``plan``, with its item counts."""
+        stats = cls(
+            workers=workers,
+            jobs=[JobStats(job) for job in plan.jobs],
+            exclusive_items=len(plan.exclusive),
+            unknown_overrides=plan.unknown_overrides,
+        )
+        for pooled in plan.pooled:
+            stats.jobs[pooled.job_index].items += 1
+        return stats
 
     def bound(self) -> Bound:
         """The pooled phase's lower bound and what set it (``bounds.lower_bound``)."""

@@ -19,9 +19,6 @@ PACKAGE = Path(pytest_dynpool.__file__).parent
 # point), the documented ``pytest_dynpool.fixtures`` shim is that plugin, and
 # ``__init__`` re-exports its public names.
 MAY_IMPORT_HTTP = {"plugin.py", "fixtures.py", "__init__.py"}
-# TEMPORARY, until issue 10's runtime side lands on main: the pool still follows
-# adaptive caps itself (runtime/coordinator.py, runtime/workers.py). Emptied on merge.
-NOT_YET_CUT = {"runtime/coordinator.py", "runtime/workers.py"}
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -48,7 +45,7 @@ def test_no_module_outside_http_imports_the_http_plugin() -> None:
     offenders = []
     for path in _modules():
         name = path.relative_to(PACKAGE).as_posix()
-        if name.startswith("http/") or name in MAY_IMPORT_HTTP | NOT_YET_CUT:
+        if name.startswith("http/") or name in MAY_IMPORT_HTTP:
             continue
         if any(m.startswith("pytest_dynpool.http") for m in _imported_modules(path)):
             offenders.append(name)

@@ -309,3 +309,71 @@ def test_duration_order_stays_within_the_list_scheduling_bound(
     )
     bound = max(sum(durations) / workers, per_job, max(durations))
     assert bound - 1e-9 <= span <= sum(durations) / workers + per_job + max(durations) + 1e-9
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_deferred_job_waits_while_others_run_and_comes_back_on_time() -> None:
+    clock = _Clock()
+    scheduler = CappedScheduler(workers=4, caps=[2, 2], job_of_item=[0, 0, 1, 1], clock=clock)
+    scheduler.defer(0, 5.0)
+    assert drain(scheduler) == [2, 3]
+    assert scheduler.seconds_until_ready() == 5.0
+    clock.now = 5.0
+    assert drain(scheduler) == [0, 1]
+    assert scheduler.seconds_until_ready() is None
+
+
+def test_a_job_deferred_until_resumed_waits_for_resume() -> None:
+    scheduler = CappedScheduler(workers=2, caps=[1], job_of_item=[0, 0])
+    scheduler.defer(0, None)
+    assert scheduler.next_dispatch() is None
+    assert scheduler.seconds_until_ready() is None  # nothing to wait for on the clock
+    scheduler.resume(0)
+    assert drain(scheduler) == [0]
+
+
+def test_put_back_undoes_a_dispatch_exactly() -> None:
+    clock = _Clock()
+    scheduler = CappedScheduler(workers=4, caps=[2, 1], job_of_item=[0, 0, 1], clock=clock)
+    item = scheduler.next_dispatch()
+    assert item is not None
+    job = scheduler.job_of(item)
+    scheduler.put_back(item, 1.0)  # the slot gate refused it
+    assert (scheduler.in_flight, scheduler.pending) == (0, 3)
+    assert (scheduler.peak_in_flight, scheduler.job_peak(job)) == (0, 0)
+    others = drain(scheduler)
+    assert all(scheduler.job_of(other) != job for other in others)
+    clock.now = 1.0
+    assert drain(scheduler)[0] == item  # back at the head of its job
+    with pytest.raises(ValueError, match="last one dispatched"):
+        scheduler.put_back(others[0], None)
+
+
+def test_a_stale_park_entry_does_not_end_a_later_defer() -> None:
+    clock = _Clock()
+    scheduler = CappedScheduler(workers=2, caps=[1], job_of_item=[0, 0], clock=clock)
+    scheduler.defer(0, 1.0)
+    scheduler.resume(0)
+    scheduler.defer(0, 10.0)
+    clock.now = 2.0
+    assert scheduler.next_dispatch() is None
+    clock.now = 10.0
+    assert scheduler.next_dispatch() == 0
+
+
+def test_put_back_restores_the_jobs_expected_work() -> None:
+    # job 0: 3 s in one item; job 1: two items of 1 s. Job 0 first; put back, it stays first.
+    scheduler = CappedScheduler(1, [1, 1], [0, 1, 1], known_seconds=[3.0, 1.0, 1.0])
+    assert scheduler.next_dispatch() == 0
+    scheduler.put_back(0, None)
+    assert scheduler.next_dispatch() == 1  # job 0 is deferred: the other job goes
+    scheduler.complete(1)
+    scheduler.resume(0)
+    assert scheduler.next_dispatch() == 0  # 3 s of work again against job 1's 1 s

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import pytest
 
+from ..patching import Patches
 from ..pytest_compat import CaptureFixture, CaptureIO, CaptureManager, MultiCapture, TeeCaptureIO
 from .item_context import ItemContext, active_context
 
@@ -335,25 +336,17 @@ def _item_phase_capture(
             item.add_report_section(when, "stderr", sinks[STDERR].getvalue())
 
 
-@contextmanager
-def capture_per_item(config: pytest.Config) -> Iterator[OrphanOutput]:
-    """Routing streams and the per-item capture manager, for the pool's duration."""
+def capture_per_item(patches: Patches, config: pytest.Config) -> OrphanOutput:
+    """Routing streams and the per-item capture manager, until ``patches`` are undone."""
     orphans = OrphanOutput()
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is None:
-        yield orphans
-        return
+        return orphans
     saved_streams = sys.stdout, sys.stderr
     _REAL_STREAMS[:] = [sys.stdout, sys.stderr]
     keep_orphans = orphans if capman.is_globally_capturing() else None
-    sys.stdout = RoutingStream(saved_streams[0], STDOUT, keep_orphans)
-    sys.stderr = RoutingStream(saved_streams[1], STDERR, keep_orphans)
-    saved_class = capman.__class__
-    capman.__class__ = _ConcurrentCaptureManager
-    CaptureFixture._start = _start  # type: ignore[method-assign,assignment]
-    try:
-        yield orphans
-    finally:
-        CaptureFixture._start = _original_start  # type: ignore[method-assign]
-        capman.__class__ = saved_class
-        sys.stdout, sys.stderr = saved_streams
+    patches.setattr(sys, "stdout", RoutingStream(saved_streams[0], STDOUT, keep_orphans))
+    patches.setattr(sys, "stderr", RoutingStream(saved_streams[1], STDERR, keep_orphans))
+    patches.set_class(capman, _ConcurrentCaptureManager)
+    patches.setattr(CaptureFixture, "_start", _start)
+    return orphans
