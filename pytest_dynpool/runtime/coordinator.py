@@ -25,6 +25,7 @@ from ..patching import Patches
 from ..pytest_compat import replace_setup_state
 from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
 from ..summary import JobStats, Outcome, RunStats, worse
+from .cpu_bound import CpuBoundGauge, SwitchInterval
 from .fixture_store import current_item, install_fixture_store
 from .setup_tree import ConcurrentSetupState
 from .thread_safety import ROUTED_HOOKS, HookRouter, dots_only_progress, thread_safe_runtime
@@ -141,6 +142,8 @@ class PoolExecutor:
             pooled.item.location  # noqa: B018
         config = self.session.config
         scheduler = self._make_scheduler()
+        # Lengthened only while the phase is CPU-bound; restored when the phase ends.
+        switch_interval = SwitchInterval()
         pool = WorkerPool(
             self.plan.pooled,
             self.plan.jobs,
@@ -149,6 +152,7 @@ class PoolExecutor:
             should_stop=self.stopping,
             slot_gate=self.slot_gate,
             before_start=self.setup_state.expect,
+            cpu_gauge=CpuBoundGauge(self.stats.workers, on_change=switch_interval.follow),
         )
         handle = PoolHandle(self.plan.jobs, pool)
         router = HookRouter(config.pluginmanager)
@@ -157,6 +161,7 @@ class PoolExecutor:
             config.hook.pytest_dynpool_pool_started(config=config, pool=handle)
             try:
                 with Patches() as phase:  # undone when the phase ends, however it ends
+                    phase.callback(switch_interval.restore)
                     outside = thread_safe_runtime(phase, config, router)
                     dots_only_progress(phase, config)
                     anyio_runner_per_thread(phase)
