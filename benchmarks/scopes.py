@@ -24,7 +24,8 @@ SEED_CONFTEST = """
 
 @pytest.hookimpl(trylast=True)  # after the cache plugin has set config.cache
 def pytest_configure(config):
-    config.cache.set("dynpool/durations", {durations!r})
+    if hasattr(config, "cache"):  # the untimed warm-up runs without it
+        config.cache.set("dynpool/durations", {durations!r})
 """
 
 MODULE = """\
