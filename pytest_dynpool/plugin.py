@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from . import durations, hookspecs
+from . import durations, hookspecs, markers
 from .http import plugin as http_fixtures
-from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
+from .jobs import JobAssignment, Plan, assignment_from_marker, build_plan
+from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
 from .order import Order
 from .patching import Patches
@@ -34,10 +35,17 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_store_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    # The markers have an entry point of their own (they stay known under -p no:dynpool);
+    # registered here too for runs that load no entry point (PYTEST_DISABLE_PLUGIN_AUTOLOAD).
+    if not pluginmanager.is_blocked(markers.PLUGIN_NAME) and not pluginmanager.has_plugin(
+        markers.PLUGIN_NAME
+    ):
+        pluginmanager.register(markers, markers.PLUGIN_NAME)
     # Registered, not listed in pytest_plugins: that would mark the already
     # imported module for assertion rewriting and warn on every run.
     if not pluginmanager.is_blocked(FIXTURES_PLUGIN) and not pluginmanager.has_plugin(
@@ -47,12 +55,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_HELP)
     check_pytest_version()
     config.stash[SETTINGS_KEY] = read_settings(config)
     reason = reason_to_stay_off(config)
     if reason is not None:
         config.stash[DISABLED_REASON_KEY] = reason
+    register_store_plugin(config)  # a shared limits store, if one is chosen
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -87,6 +95,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         workers=settings.workers,
         rate_overrides=settings.rate_overrides,
         default_timeout=settings.timeout,
+        alone_fixtures=settings.exclusive_fixtures,
     )
     plan.order = settings.order
     if settings.order is Order.DURATION:

@@ -15,14 +15,31 @@ if TYPE_CHECKING:
 
 
 class Outcome(str, Enum):
-    """The summary outcome of one item, worst report wins."""
+    """The summary outcome of one item, worst report wins.
+
+    ``INTERRUPTED``: a ``KeyboardInterrupt`` or ``pytest.exit()`` ended the item
+    before it reported an outcome (plain pytest shows none for it either).
+    """
 
     PASSED = "passed"
     SKIPPED = "skipped"
     FAILED = "failed"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    INTERRUPTED = "interrupted"
 
 
-_RANK = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.FAILED: 2}
+_RANK = {
+    Outcome.PASSED: 0,
+    Outcome.XPASSED: 1,
+    Outcome.XFAILED: 1,
+    Outcome.SKIPPED: 1,
+    Outcome.FAILED: 2,
+    Outcome.INTERRUPTED: 3,
+}
+# Columns shown only when some job has a count in them, so that a plain run's table
+# stays as it was.
+_OPTIONAL_COLUMNS = (Outcome.XFAILED, Outcome.XPASSED, "subfailed", Outcome.INTERRUPTED)
 
 
 def worse(current: Outcome | None, new: Outcome) -> Outcome:
@@ -44,6 +61,8 @@ class JobStats:
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     mean_cap: float | None = None
     """The concurrency the job was allowed, averaged over the pooled phase (None: its cap)."""
+    # Failed subtests (pytest's SUBFAILED), counted apart from the items' outcomes.
+    subtests_failed: int = 0
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -67,6 +86,11 @@ class JobStats:
             burst=job.cap,
         )
 
+    def column(self, name: Outcome | str) -> int:
+        if name == "subfailed":
+            return self.subtests_failed
+        return self.outcomes.get(Outcome(name), 0)
+
 
 @dataclass
 class RunStats:
@@ -82,6 +106,8 @@ class RunStats:
     outside_tests_output: str = ""
     timed_out: list[str] = field(default_factory=list)
     threads_left_behind: int = 0
+    # Items of jobs that ran alone, among the exclusive ones: why (a fixture, the marker) -> count.
+    alone: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def for_plan(cls, plan: Plan, workers: int) -> RunStats:
@@ -90,6 +116,7 @@ class RunStats:
             workers=workers,
             jobs=[JobStats(job) for job in plan.jobs],
             exclusive_items=len(plan.exclusive),
+            alone=dict(plan.alone),
             unknown_overrides=plan.unknown_overrides,
         )
         for pooled in plan.pooled:
@@ -122,8 +149,11 @@ def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def format_summary(stats: RunStats) -> list[str]:
     """Lines of the ``dynpool`` summary section."""
-    header = ("job", "cap", "items", "passed", "failed", "skipped", "peak", "busy s")
-    rows = [header]
+    optional = [name for name in _OPTIONAL_COLUMNS if any(job.column(name) for job in stats.jobs)]
+    counted: list[Outcome | str] = [Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED, *optional]
+    titles = (name.value if isinstance(name, Outcome) else name for name in counted)
+    header = ("job", "cap", "items", *titles, "peak", "busy s")
+    rows: list[tuple[str, ...]] = [header]
     for job_stats in stats.jobs:
         job = job_stats.job
         cap = str(job.cap)
@@ -142,9 +172,7 @@ def format_summary(stats: RunStats) -> list[str]:
                 job.name,
                 cap,
                 str(job_stats.items),
-                str(job_stats.outcomes.get(Outcome.PASSED, 0)),
-                str(job_stats.outcomes.get(Outcome.FAILED, 0)),
-                str(job_stats.outcomes.get(Outcome.SKIPPED, 0)),
+                *(str(job_stats.column(name)) for name in counted),
                 str(job_stats.peak_in_flight),
                 f"{job_stats.busy_seconds:.2f}",
             )
@@ -157,8 +185,15 @@ def format_summary(stats: RunStats) -> list[str]:
         f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound.seconds:.2f}s "
         f"(bounded by {bound.reason}), wall/LB {ratio}"
     )
-    if stats.exclusive_items:
-        lines.append(f"exclusive: {stats.exclusive_items} unmarked items ran alone")
+    unmarked_alone = stats.exclusive_items - sum(stats.alone.values())
+    if unmarked_alone:
+        lines.append(f"exclusive: {unmarked_alone} unmarked items ran alone")
+    if stats.alone:
+        why = ", ".join(f"{name} {count}" for name, count in sorted(stats.alone.items()))
+        lines.append(
+            f"alone: {sum(stats.alone.values())} items of jobs ran alone, for a thread-unsafe "
+            f"fixture or the dynpool_alone marker ({why})"
+        )
     if stats.not_started:
         lines.append(f"not started: {stats.not_started} pooled items (run stopped early)")
     if stats.outside_tests_output:

@@ -19,14 +19,17 @@ with blocking calls, ``AsyncLimitedTransport`` awaits them; neither decides.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 
 import httpx
 
-from .traffic import OVERLOAD_STATUSES, JobTraffic
+from .traffic import CURRENT_HOLDER, OVERLOAD_STATUSES, JobTraffic
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_RETRIES = 5
@@ -36,15 +39,40 @@ MAX_BACKOFF_SECONDS = 1.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds; None when absent or an HTTP date we do not parse."""
+def retry_after_seconds(
+    response: httpx.Response, wall_clock: Callable[[], float] = time.time
+) -> float | None:
+    """The wait a Retry-After header asks for, in seconds, or None when it gives none.
+
+    Seconds (``"3"``) are taken as they are. An HTTP date counts from the
+    response's own ``Date`` (the server's clock, so clocks that disagree do not
+    matter), else from ``wall_clock``. None when absent, unreadable, or a date
+    already past: the caller then backs off as if the server had said nothing.
+    """
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    until = _http_date(value)
+    if until is None:
         return None
+    now = _http_date(response.headers.get("Date", ""))
+    seconds = until - (wall_clock() if now is None else now)
+    return seconds if seconds > 0 else None
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP date (RFC 9110, e.g. ``Tue, 01 Dec 2026 00:30:03 GMT``) as a timestamp."""
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": UTC with no zone said
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -86,15 +114,43 @@ def _slot_timeout(traffic: JobTraffic, request: httpx.Request) -> httpx.PoolTime
 
 
 class _Release:
-    """Gives a request slot back once, however often it is called."""
+    """Gives a request slot back once, however often and from whichever thread it is called.
 
-    def __init__(self, release: Callable[[], None]) -> None:
-        self._release: Callable[[], None] | None = release
+    The test that took the slot holds it too (``HeldSlots``), so that it comes
+    back when that test ends even if the response is never closed.
+    """
+
+    def __init__(self, traffic: JobTraffic) -> None:
+        self._lock = threading.Lock()
+        self._release: Callable[[], None] | None = traffic.requests.release
+        self._holder = CURRENT_HOLDER.get()
+        if self._holder is not None:
+            self._holder.hold(self, traffic.name)
+
+    def also(self, release_shared: Callable[[], None]) -> None:
+        """Give back a slot of the shared limits store too, first (issue 12)."""
+        with self._lock:
+            local = self._release
+            if local is None:  # already given back: give this one back at once
+                release_shared()
+                return
+
+            def both() -> None:
+                try:
+                    release_shared()
+                finally:
+                    local()
+
+            self._release = both
 
     def __call__(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
+        with self._lock:
+            release, self._release = self._release, None
+        if release is None:
+            return
+        if self._holder is not None:
+            self._holder.drop(self)
+        release()
 
 
 # The steps ``_exchange`` hands its driver; the driver sends back each one's result.
@@ -110,6 +166,12 @@ class _TakeSlot:
     """Take one of the job's request slots within ``timeout`` (answer: True if taken)."""
 
     timeout: float | None
+
+
+@dataclass(frozen=True)
+class _TakeSharedSlot:
+    """Also take a request slot of the shared limits store, blocking (answer: what gives it
+    back)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +191,7 @@ class _Close:
     response: httpx.Response
 
 
-_Step = _Wait | _TakeSlot | _ReadBody | _Send | _Close
+_Step = _Wait | _TakeSlot | _TakeSharedSlot | _ReadBody | _Send | _Close
 _ByteStream = httpx.SyncByteStream | httpx.AsyncByteStream
 
 
@@ -153,11 +215,17 @@ def _exchange(
             yield _Wait(paused)
         if not (yield _TakeSlot(_pool_timeout(request))):
             raise _slot_timeout(traffic, request)
-        release = _Release(traffic.requests.release)
+        release = _Release(traffic)
         try:
+            if traffic.shared is not None:  # the shared store's slot too: both go back together
+                shared_release = yield _TakeSharedSlot()
+                assert callable(shared_release)
+                release.also(shared_release)
             delay = traffic.next_request_delay()
             if delay > 0:
                 yield _Wait(delay)
+            while (token_wait := traffic.shared_token_wait()) > 0:
+                yield _Wait(token_wait)
             generation = traffic.generation
             started = clock()
             response = yield _Send()
@@ -285,6 +353,8 @@ class LimitedTransport(httpx.BaseTransport):
     def _perform(self, step: _Step, request: httpx.Request) -> object:
         if isinstance(step, _TakeSlot):
             return self.traffic.requests.acquire(step.timeout)
+        if isinstance(step, _TakeSharedSlot):
+            return self.traffic.take_shared_slot()
         if isinstance(step, _Send):
             return self.inner.handle_request(request)
         if isinstance(step, _Wait):
@@ -324,6 +394,8 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
     async def _perform(self, step: _Step, request: httpx.Request) -> object:
         if isinstance(step, _TakeSlot):
             return await self.traffic.requests.acquire_async(step.timeout)
+        if isinstance(step, _TakeSharedSlot):  # a blocking wait on the store: off the loop
+            return await asyncio.to_thread(self.traffic.take_shared_slot)
         if isinstance(step, _Send):
             return await self.inner.handle_async_request(request)
         if isinstance(step, _Wait):

@@ -129,6 +129,8 @@ class WorkerPool:
         cpu_gauge: CpuBoundGauge | None = None,
     ) -> None:
         self._items = items
+        # What each item is told runs after it (pytest's ``nextitem``): the next in plan order.
+        self._next_item = [pooled.item for pooled in items[1:]] + [None]
         self._jobs = jobs
         self._workers = workers
         self._scheduler = scheduler
@@ -151,13 +153,22 @@ class WorkerPool:
     def _start_thread(self) -> None:
         number = len(self._threads)
         thread = threading.Thread(target=self._work, name=f"dynpool-worker-{number}", daemon=True)
-        self._threads.append(thread)
         thread.start()
+        self._threads.append(thread)  # only once started: the coordinator counts on it
 
     def start(self) -> None:
-        """Start the workers: never more than there are items to run."""
+        """Start the workers: never more than there are items to run.
+
+        When the system refuses a thread ("can't start new thread"), the pool
+        runs with the workers it has; with none, the error stands.
+        """
         for _ in range(min(self._workers, len(self._items))):
-            self._start_thread()
+            try:
+                self._start_thread()
+            except RuntimeError:
+                if not self._threads:
+                    raise
+                break
 
     def next_event(self, timeout: float | None) -> Event | None:
         """The next event, or None after ``timeout`` seconds without one."""
@@ -176,6 +187,14 @@ class WorkerPool:
             if self._stopped.is_set():
                 return
             self._scheduler.set_cap(job_index, cap)
+            self._slots.notify_all()
+
+    def resume_job(self, job_index: int) -> None:
+        """End a job's deferral now (its slot gate saw a release). No-op once closed."""
+        with self._slots:
+            if self._stopped.is_set():
+                return
+            self._scheduler.resume(job_index)
             self._slots.notify_all()
 
     def wake(self) -> None:
@@ -308,7 +327,8 @@ class WorkerPool:
         error: BaseException | None = None
         try:
             with running_item(item, reports):
-                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+                nextitem = self._next_item[index]  # None for the last only, as in pytest
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
             error = exc
         reports.finished(started, error)
