@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from . import hookspecs, markers
+from . import durations, hookspecs, markers
 from .http import plugin as http_fixtures
 from .jobs import JobAssignment, Plan, assignment_from_marker, build_plan
 from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
+from .order import Order
 from .patching import Patches
 from .pytest_version import check_pytest_version
 from .reports.options import ReportSettings, add_report_options, read_report_settings
@@ -94,7 +95,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     settings = config.stash[SETTINGS_KEY]
     assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in session.items]
-    config.stash[PLAN_KEY] = build_plan(
+    plan = build_plan(
         session.items,
         assignments,
         settings.cap_overrides,
@@ -104,6 +105,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         default_timeout=settings.timeout,
         alone_fixtures=settings.exclusive_fixtures,
     )
+    plan.order = settings.order
+    if settings.order is Order.DURATION:
+        plan.known_seconds = durations.known_seconds(config, [p.item for p in plan.pooled])
+    config.stash[PLAN_KEY] = plan
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
@@ -143,6 +148,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         gate = config.hook.pytest_dynpool_slot_gate(config=config)
         run_session(session, plan, stats, patches, gate)
     finally:
+        # Kept whatever the order, so that a later run by duration knows them.
+        durations.remember(config, stats.item_seconds())
         config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
     return True
 
