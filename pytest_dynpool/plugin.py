@@ -87,6 +87,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if config.get_verbosity() < 0:
+        return None  # -q: quiet means quiet (tools parse `--co -q`)
     reason = config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
     if reason is not None:
         return f"dynpool: off ({reason})"

@@ -7,7 +7,7 @@ test suite, which CI runs against the oldest and the newest supported pytest.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -36,15 +36,21 @@ def check_pytest_version(version: str = pytest.__version__) -> None:
 
 
 # Every private pytest name the plugin uses, imported after the version check above.
-from _pytest import runner  # noqa: E402
+from _pytest import runner, setuponly  # noqa: E402
+from _pytest._io import TerminalWriter  # noqa: E402
 from _pytest.assertion import util as assertion_util  # noqa: E402
 from _pytest.capture import (  # noqa: E402
     CaptureFixture,
     CaptureIO,
     CaptureManager,
+    FDCapture,
+    FDCaptureBinary,
     MultiCapture,
+    SysCapture,
+    SysCaptureBinary,
     TeeCaptureIO,
 )
+from _pytest.doctest import DoctestItem  # noqa: E402
 from _pytest.fixtures import FixtureDef, SubRequest, get_scope_node, get_scope_package  # noqa: E402
 from _pytest.logging import (  # noqa: E402
     LogCaptureHandler,
@@ -66,6 +72,35 @@ if TYPE_CHECKING:
 def replace_setup_state(session: pytest.Session, state: ConcurrentSetupState) -> None:
     """Make ``state`` the session's setup state until the session ends."""
     session._setupstate = state  # type: ignore[assignment]
+
+
+def replace_terminal_file(writer: TerminalWriter, file: Any) -> Callable[[], None]:
+    """Make ``writer`` write to ``file``; returns the undo."""
+    original = writer._file
+    writer._file = file
+
+    def undo() -> None:
+        writer._file = original
+
+    return undo
+
+
+def global_capture_streams(capman: CaptureManager) -> tuple[Any, Any]:
+    """The session's capture streams: what ``sys.stdout``/``sys.stderr`` are in a test."""
+    capturing = capman._global_capturing
+    if capturing is None:
+        return None, None
+    streams = [getattr(part, "tmpfile", None) for part in (capturing.out, capturing.err)]
+    return streams[0], streams[1]
+
+
+def sys_capture_class_for(captureclass: type[Any]) -> type[Any]:
+    """The ``sys``-level capture class that stands in for a file-descriptor one."""
+    if issubclass(captureclass, FDCaptureBinary):
+        return SysCaptureBinary
+    if issubclass(captureclass, FDCapture):
+        return SysCapture
+    return captureclass
 
 
 def xdist_is_active(config: pytest.Config) -> bool:
@@ -99,6 +134,7 @@ __all__ = [
     "CaptureFixture",
     "CaptureIO",
     "CaptureManager",
+    "DoctestItem",
     "FixtureDef",
     "LogCaptureHandler",
     "LoggingPlugin",
@@ -109,14 +145,19 @@ __all__ = [
     "Scope",
     "SubRequest",
     "TeeCaptureIO",
+    "TerminalWriter",
     "_LiveLoggingStreamHandler",
     "assertion_util",
     "check_pytest_version",
     "drop_report_hooks_from",
     "get_scope_node",
     "get_scope_package",
+    "global_capture_streams",
     "replace_setup_state",
+    "replace_terminal_file",
     "runner",
+    "setuponly",
+    "sys_capture_class_for",
     "thread_exceptions",
     "unraisable_exceptions",
     "xdist_is_active",

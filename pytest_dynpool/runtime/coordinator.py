@@ -306,7 +306,9 @@ class _Coordinator:
             return  # after an internal error pytest would log nothing more
         report = call.kwargs.get("report")
         if call.name == "pytest_runtest_logreport" and isinstance(report, pytest.TestReport):
-            self.outcomes[index] = worse(self.outcomes.get(index), _outcome_of(report))
+            # A passed setup or teardown is no pass (--setup-plan runs no call), as for pytest.
+            if report.when == "call" or not report.passed:
+                self.outcomes[index] = worse(self.outcomes.get(index), _outcome_of(report))
             if self.pool.has_timeouts:
                 self.logged.setdefault(index, {})[report.when] = report.outcome
         elif call.name == "pytest_runtest_logstart" and self.pool.has_timeouts:

@@ -30,8 +30,10 @@ import pytest
 
 from ..isolation.capture import OrphanOutput, capture_per_item
 from ..isolation.diagnostics import diagnostics_per_item
+from ..isolation.doctests import doctests_one_at_a_time
 from ..isolation.item_context import HOOK_SINK, HookCall, threads_inherit_item_context
 from ..isolation.logs import logging_per_item
+from ..isolation.terminal import terminal_per_item
 from ..isolation.warning_state import warnings_per_item
 from ..pytest_compat import assertion_util, runner
 
@@ -154,6 +156,8 @@ def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[O
             log = stack.enter_context(logging_per_item(config))
             stack.enter_context(diagnostics_per_item(config))
             stack.enter_context(threads_inherit_item_context())
+            stack.enter_context(terminal_per_item(config))
+            stack.enter_context(doctests_one_at_a_time())
             yield OutsideTests(output, log)
     finally:
         assertion_util.__class__ = saved_assertion_class
