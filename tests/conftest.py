@@ -13,6 +13,7 @@ pytest_plugins = ["pytester"]
 # are about 95 s on a 2-core machine; CI runs them on the newest and the oldest pytest.
 settings.register_profile("dynpool-ci", max_examples=250, deadline=None)
 settings.register_profile("dynpool-long", max_examples=1500, deadline=None)
+settings.register_profile("dynpool-quick", max_examples=30, deadline=None)  # while editing
 settings.load_profile("dynpool-ci")
 
 
