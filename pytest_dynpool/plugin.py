@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from . import hookspecs
 from .http import plugin as http_fixtures
+from .isolation.session_streams import routable_session_buffers
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
 from .options import Settings, Unmarked, add_options, read_settings
-from .pytest_compat import check_pytest_version, xdist_is_active
+from .pytest_compat import check_pytest_version, global_capture_streams, xdist_is_active
 from .runtime.coordinator import PoolExecutor
 from .runtime.fixture_store import install_fixture_store, uninstall_fixture_store
 from .stay_off import reason_to_stay_off, reason_to_stay_off_for
@@ -37,6 +40,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
         FIXTURES_PLUGIN
     ):
         pluginmanager.register(http_fixtures, FIXTURES_PLUGIN)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside capture's: its streams exist
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None]:
+    capman = early_config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        # Before any conftest or test module sees sys.stdout.buffer (isolation/session_streams).
+        early_config.add_cleanup(routable_session_buffers(global_capture_streams(capman)))
+    return (yield)
 
 
 def pytest_configure(config: pytest.Config) -> None:

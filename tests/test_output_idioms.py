@@ -51,6 +51,7 @@ import pytest
 
 pytestmark = pytest.mark.dynpool(8)
 AT_IMPORT = sys.stdout, sys.stderr
+BUFFERS_AT_IMPORT = sys.stdout.buffer, sys.stderr.buffer
 
 class PrintLogger:
     '''structlog's pattern: pickled by naming the stream it writes to.'''
@@ -72,7 +73,8 @@ def test_streams_are_the_session_streams(n, together):
     assert sys.stdout is AT_IMPORT[0] and sys.stderr is AT_IMPORT[1]
     assert isinstance(sys.stdout, io.TextIOBase)
     assert type(sys.stdout).__name__ == type(AT_IMPORT[0]).__name__
-    assert sys.stdout.buffer is sys.stdout.buffer
+    assert sys.stdout.buffer is BUFFERS_AT_IMPORT[0]
+    assert sys.stderr.buffer is BUFFERS_AT_IMPORT[1]
     logger = pickle.loads(pickle.dumps(PrintLogger(sys.stdout)))
     assert logger.file is sys.stdout
     print(f"printed <{n}>")

@@ -17,10 +17,11 @@ assignment would redirect every other test. For the pool's duration:
 - ``print`` and C code read the interpreter's ``sys`` dict directly: there a
   ``StreamRouter`` forwards each call to the caller's own ``sys.stdout``;
 - the session's capture streams keep their identity and type, with a class
-  swap that sends their writes to the writing item's phase buffer (and their
-  ``buffer`` to one routing object for the pool's duration). Closing one closes
-  it for the item that closed it: that item errors as in plain pytest, where
-  the later tests would error too.
+  swap that sends their writes to the writing item's phase buffer; their
+  ``buffer`` objects, made routable when the session started
+  (``session_streams``), route bytes the same way. Closing one closes it for
+  the item that closed it only: that item errors as in plain pytest, where the
+  later tests would error too.
 
 Phase buffers under ``--capture=fd`` are temporary files, as pytest's are, so
 that what a child made by ``fork`` prints lands in the test's report: before
@@ -54,6 +55,7 @@ from ..pytest_compat import (
     sys_capture_class_for,
 )
 from .item_context import PROCESS_STREAM, ItemContext, active_context
+from .session_streams import BYTES_ROUTE, direct_write, is_routable
 
 STDOUT, STDERR = 0, 1
 CLOSED_FILE = "I/O operation on closed file."
@@ -162,8 +164,27 @@ def _sink(index: int) -> Any:
     return pool.orphans
 
 
+def _write_bytes(index: int, data: Any) -> int:
+    sink = _sink(index)
+    if isinstance(sink, OrphanOutput):
+        sink.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+    written: int = sink.buffer.write(data)
+    return written
+
+
+def _route_bytes(buffer: Any, data: Any) -> int:
+    """Writes to a session stream's own ``buffer`` (see ``session_streams``) while the pool runs."""
+    session = _pool().session
+    for index in (STDOUT, STDERR):
+        if session[index] is not None and buffer is session[index].buffer:
+            return _write_bytes(index, data)
+    return direct_write(buffer, data)  # a stream of another session
+
+
 class _RoutedBuffer(io.BufferedIOBase):
-    """``buffer`` of a session capture stream while the pool runs: bytes follow the text."""
+    """``buffer`` of a session capture stream whose own buffer cannot route (it was not
+    made routable at the session's start: the plugin was loaded late)."""
 
     def __init__(self, index: int, original: Any) -> None:
         super().__init__()
@@ -171,12 +192,7 @@ class _RoutedBuffer(io.BufferedIOBase):
         self._original = original
 
     def write(self, data: Any) -> int:
-        sink = _sink(self._index)
-        if isinstance(sink, OrphanOutput):
-            sink.write(bytes(data).decode("utf-8", "replace"))
-            return len(data)
-        written: int = sink.buffer.write(data)
-        return written
+        return _write_bytes(self._index, data)
 
     def writable(self) -> bool:
         return True
@@ -217,7 +233,8 @@ class _RoutedCaptureStream:
 
     @property
     def buffer(self) -> Any:
-        return _ROUTED_BUFFERS[_index_of(self)]
+        routed = _ROUTED_BUFFERS[_index_of(self)]
+        return super().buffer if routed is None else routed  # type: ignore[misc]
 
     @property
     def closed(self) -> bool:
@@ -230,7 +247,7 @@ class _RoutedCaptureStream:
             context.closed_capture.add(_index_of(self))
 
 
-_ROUTED_BUFFERS: list[_RoutedBuffer] = []
+_ROUTED_BUFFERS: list[_RoutedBuffer | None] = []
 _ROUTED_CLASSES: dict[type, type] = {}
 
 
@@ -451,9 +468,13 @@ def capture_per_item(config: pytest.Config) -> Iterator[OrphanOutput]:
     _POOL.append(_PoolStreams(list(saved_streams), saved_streams, session, keep_orphans))
     saved_classes = [type(stream) for stream in session]
     if capturing:
-        _ROUTED_BUFFERS[:] = [_RoutedBuffer(index, session[index].buffer) for index in (0, 1)]
+        _ROUTED_BUFFERS[:] = [
+            None if is_routable(stream.buffer) else _RoutedBuffer(index, stream.buffer)
+            for index, stream in enumerate(session)
+        ]
         for stream in session:
             stream.__class__ = _routed_class(type(stream))
+        BYTES_ROUTE.append(_route_bytes)
     saved_sys_class = sys.__class__
     namespace["stdout"], namespace["stderr"] = StreamRouter(STDOUT), StreamRouter(STDERR)
     sys.__class__ = _ContextSysModule
@@ -469,6 +490,7 @@ def capture_per_item(config: pytest.Config) -> Iterator[OrphanOutput]:
         pool = _POOL.pop()
         namespace["stdout"], namespace["stderr"] = pool.values
         if capturing:
+            BYTES_ROUTE.remove(_route_bytes)
             for stream, saved_class in zip(session, saved_classes, strict=True):
                 stream.__class__ = saved_class
             _ROUTED_BUFFERS.clear()
