@@ -5,9 +5,8 @@ PYTEST_DONT_REWRITE: the plugin's own asserts are internal invariants.
 
 from __future__ import annotations
 
-from .http.traffic import HttpStats, JobState
-from .jobs import Job, JobAssignment, JobSpec
-from .limits import Rate
+from .http.traffic import HttpStats, JobState, JobTraffic
+from .model import Job, JobAssignment, JobSpec, Rate
 from .scheduler import CappedScheduler, Scheduler
 from .summary import JobStats, RunStats
 
@@ -19,6 +18,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "JobStats",
+    "JobTraffic",
     "Rate",
     "RunStats",
     "Scheduler",

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 if TYPE_CHECKING:
-    from .jobs import JobAssignment
+    from .jobs import Job, JobAssignment
+    from .scheduler import SlotGate
     from .summary import RunStats
+
+
+class PoolControl(Protocol):
+    """What a plugin may do to the pool while the pooled phase runs.
+
+    Handed to ``pytest_dynpool_pool_started``; the only way in which code outside
+    the pool core (the HTTP plugin's adaptive mode, for one) changes the pool.
+    """
+
+    @property
+    def jobs(self) -> Sequence[Job]:
+        """The jobs of the pooled phase, in plan order."""
+
+    def set_job_cap(self, job_name: str, cap: int) -> None:
+        """Let at most ``cap`` (>= 1) items of job ``job_name`` be in flight from now on.
+
+        Items already in flight above it are not stopped; waiting workers re-check
+        at once. An unknown job name raises ``KeyError``. A no-op once the pooled
+        phase has ended, so a listener may outlive the pool.
+        """
 
 
 @pytest.hookspec(firstresult=True)
@@ -19,6 +41,27 @@ def pytest_dynpool_job_for_item(item: pytest.Item) -> JobAssignment | None:
     conftest can put items into jobs by other rules, for example by the host a
     test talks to, and still let markers decide for everything else. An item
     for which every implementation returns None is unmarked.
+    """
+
+
+@pytest.hookspec
+def pytest_dynpool_pool_started(config: pytest.Config, pool: PoolControl) -> None:
+    """Called on the main thread when the pooled phase starts, before any pooled item runs.
+
+    Keep ``pool`` to change a job's effective cap while the phase runs (the HTTP
+    plugin follows the server's 429/503 answers this way). Not called when no
+    item is pooled.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_dynpool_slot_gate(config: pytest.Config) -> SlotGate | None:
+    """Return the ``SlotGate`` the pool asks for a slot of an item's job before it starts.
+
+    For limits shared with other processes (a limits backend): the gate may
+    refuse, and the job is then deferred for the seconds it names while other
+    jobs run on. None (every implementation): the process's own caps only.
+    Called on the main thread when the pooled phase starts.
     """
 
 

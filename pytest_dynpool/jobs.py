@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .limits import RATE_HINT, Rate, parse_rate
+from .model import RATE_HINT, JobSpec, Rate, parse_rate
+
+# Re-exported: code and conftests import them from here since before model.py.
+from .model import Job as Job
+from .model import JobAssignment as JobAssignment
 
 MARKER_NAME = "dynpool"
 MARKER_HELP = (
@@ -25,50 +29,21 @@ FIX_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """What one marker declares."""
-
-    max_concurrency: int
-    job: str | None = None
-    rate: Rate | None = None
-    adaptive: bool = False
-    timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class JobAssignment:
-    """An item's job: its name, declared cap and where that was declared.
-
-    ``timeout`` is the item's own (from its closest marker): None defers to
-    ``--dynpool-timeout``, 0 means none.
-    """
-
-    name: str
-    max_concurrency: int
-    declared_at: str
-    rate: Rate | None = None
-    adaptive: bool = False
-    timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """A group of items sharing one cap; ``cap`` includes command-line overrides."""
-
-    name: str
-    cap: int
-    declared_cap: int
-    declared_at: str
-    rate: Rate | None = None
-    declared_rate: Rate | None = None
-    adaptive: bool = False
-
-
 # Unmarked items that run alone share this job: one test at a time, so its
 # client sends one request at a time too. Mark a test to let it send more.
-UNMARKED_EXCLUSIVE_JOB = Job(UNMARKED_JOB, 1, 1, "unmarked tests (run alone)")
+UNMARKED_EXCLUSIVE_JOB = Job.from_assignment(
+    JobAssignment(UNMARKED_JOB, 1, "unmarked tests (run alone)")
+)
 ITEM_JOB_KEY = pytest.StashKey[Job]()
+
+
+@dataclass(frozen=True)
+class PooledItem:
+    """One item of the pool: its job (an index into ``Plan.jobs``) and its timeout (None: none)."""
+
+    item: pytest.Item
+    job_index: int
+    timeout: float | None
 
 
 @dataclass
@@ -77,9 +52,7 @@ class Plan:
 
     jobs: list[Job] = field(default_factory=list)
     exclusive: list[pytest.Item] = field(default_factory=list)
-    pooled: list[pytest.Item] = field(default_factory=list)
-    job_of_pooled: list[int] = field(default_factory=list)
-    timeout_of_pooled: list[float | None] = field(default_factory=list)
+    pooled: list[PooledItem] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
 
 
@@ -206,24 +179,18 @@ def build_plan(
         _check_same_settings(first, assignment, item)
         job = jobs_by_name.get(assignment.name)
         if job is None:
-            job = jobs_by_name[assignment.name] = Job(
-                first.name,
-                cap_overrides.get(first.name, first.max_concurrency),
-                first.max_concurrency,
-                first.declared_at,
-                rate=rate_overrides.get(first.name, first.rate),
-                declared_rate=first.rate,
-                adaptive=first.adaptive,
+            job = jobs_by_name[assignment.name] = Job.from_assignment(
+                first,
+                cap_override=cap_overrides.get(first.name),
+                rate_override=rate_overrides.get(first.name),
             )
         item.stash[ITEM_JOB_KEY] = job
         index = job_index.get(assignment.name)
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)
             plan.jobs.append(job)
-        plan.pooled.append(item)
-        plan.job_of_pooled.append(index)
         timeout = default_timeout if assignment.timeout is None else assignment.timeout
-        plan.timeout_of_pooled.append(timeout or None)
+        plan.pooled.append(PooledItem(item, index, timeout or None))
     overridden = set(cap_overrides) | set(rate_overrides)
     plan.unknown_overrides = sorted(overridden - set(first_declaration))
     return plan

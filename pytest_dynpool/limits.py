@@ -1,6 +1,5 @@
 """Rate and concurrency limits of a job: pure, clock-injectable, safe from threads and tasks.
 
-- ``parse_rate`` reads the marker's ``rate="10/s"`` (or ``"/m"``).
 - ``TokenBucket`` gates test starts and requests at a rate, with a burst.
 - ``ConcurrencyLimiter`` bounds requests in flight, from threads and asyncio
   tasks alike, and can be resized while in use (adaptive mode).
@@ -12,48 +11,19 @@ Nothing here imports pytest; the clock is a parameter so tests can drive it.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# Re-exported: rates were parsed here before they moved to the pure model.
+from .model import Rate as Rate
+from .model import parse_rate as parse_rate
+
 Clock = Callable[[], float]
 
-_RATE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m)\s*$")
-_SECONDS_PER_UNIT = {"s": 1.0, "m": 60.0}
 _EPSILON = 1e-9
-RATE_HINT = 'give rate as a string "N/s" or "N/m" with a number N > 0, e.g. rate="10/s"'
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most ``count`` events per ``period_seconds``."""
-
-    count: float
-    period_seconds: float
-    text: str
-
-    @property
-    def per_second(self) -> float:
-        return self.count / self.period_seconds
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def parse_rate(value: object) -> Rate:
-    """``"10/s"``, ``"600/m"``, ``"0.5/s"``; anything else is a ValueError or TypeError."""
-    if not isinstance(value, str):
-        raise TypeError(f"rate must be a string like '10/s', got {value!r}")
-    match = _RATE_PATTERN.match(value)
-    if match is None:
-        raise ValueError(f"rate must look like '10/s' or '600/m', got {value!r}")
-    count = float(match.group(1))
-    if count <= 0:
-        raise ValueError(f"rate must be > 0, got {value!r}")
-    return Rate(count, _SECONDS_PER_UNIT[match.group(2)], value.strip().replace(" ", ""))
 
 
 class TokenBucket:
@@ -155,6 +125,22 @@ class ConcurrencyLimiter:
             wakes.append(waiter.wake)
         return wakes
 
+    def _enter(self, wake: Callable[[], bool]) -> _Waiter | None:
+        """Take a slot now (None), or queue a waiter that ``wake`` will tell."""
+        with self._lock:
+            if self._take_locked():
+                return None
+            waiter = _Waiter(wake)
+            self._waiters.append(waiter)
+            return waiter
+
+    def _leave(self, waiter: _Waiter) -> bool:
+        """Stop waiting; True if the slot was granted just before (the caller holds it)."""
+        with self._lock:
+            if not waiter.granted:
+                self._waiters.remove(waiter)
+            return waiter.granted
+
     def acquire(self, timeout: float | None = None) -> bool:
         """Block this thread until it holds a slot; False if ``timeout`` seconds passed first."""
         event = threading.Event()
@@ -163,18 +149,8 @@ class ConcurrencyLimiter:
             event.set()
             return True
 
-        waiter = _Waiter(wake)
-        with self._lock:
-            if self._take_locked():
-                return True
-            self._waiters.append(waiter)
-        if event.wait(timeout):
-            return True
-        with self._lock:
-            if waiter.granted:  # granted just as the wait ended
-                return True
-            self._waiters.remove(waiter)
-            return False
+        waiter = self._enter(wake)
+        return waiter is None or event.wait(timeout) or self._leave(waiter)
 
     async def acquire_async(self, timeout: float | None = None) -> bool:
         """Wait, without blocking the event loop, until this task holds a slot.
@@ -195,26 +171,18 @@ class ConcurrencyLimiter:
                 return False
             return True
 
-        waiter = _Waiter(wake)
-        with self._lock:
-            if self._take_locked():
-                return True
-            self._waiters.append(waiter)
+        waiter = self._enter(wake)
+        if waiter is None:
+            return True
         try:
             await asyncio.wait_for(future, timeout)
-            return True
-        except BaseException as error:
-            with self._lock:
-                granted = waiter.granted
-                if not granted:
-                    self._waiters.remove(waiter)
-            if granted:
-                if isinstance(error, asyncio.TimeoutError):
-                    return True  # granted just as the wait ended
+        except asyncio.TimeoutError:
+            return self._leave(waiter)
+        except BaseException:
+            if self._leave(waiter):
                 self.release()  # the slot came as we were cancelled: pass it on
-            if isinstance(error, asyncio.TimeoutError):
-                return False
             raise
+        return True
 
     def release(self) -> None:
         """Give a slot back; the longest waiter gets it."""

@@ -14,9 +14,7 @@ from enum import Enum
 
 import pytest
 
-from .limits import RATE_HINT, Rate, parse_rate
-
-BASE_URL_ENV = "DYNPOOL_BASE_URL"
+from .model import RATE_HINT, Rate, parse_rate
 
 
 class Unmarked(str, Enum):
@@ -101,9 +99,14 @@ def parse_timeout(value: str) -> float:
     return seconds
 
 
+def option_group(parser: pytest.Parser) -> pytest.OptionGroup:
+    """The ``dynpool`` group of ``pytest --help``, shared with the HTTP plugin's options."""
+    return parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``--dynpool-*`` flags and their ini keys."""
-    group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
+    group = option_group(parser)
     group.addoption(
         "--dynpool-workers",
         dest="dynpool_workers",
@@ -221,32 +224,3 @@ def _ini_caps(lines: Iterable[str]) -> Iterable[tuple[str, int]]:
 
 def _ini_rates(lines: Iterable[str]) -> Iterable[tuple[str, Rate]]:
     return (parse_rate_override(line) for line in lines if line.strip())
-
-
-def add_http_options(parser: pytest.Parser) -> None:
-    """The HTTP fixtures' options; registered by ``pytest_dynpool.fixtures``."""
-    group = parser.getgroup("dynpool", "run marked tests on a shared, capped thread pool")
-    group.addoption(
-        "--dynpool-base-url",
-        dest="dynpool_base_url",
-        default=None,
-        metavar="URL",
-        help=f"base_url of the dynpool_client fixtures. Wins over ${BASE_URL_ENV}, "
-        "which wins over the ini key dynpool_base_url.",
-    )
-    parser.addini("dynpool_base_url", "base_url of the dynpool_client fixtures.", default="")
-
-
-def read_base_url(config: pytest.Config) -> str:
-    """Flag, then ``$DYNPOOL_BASE_URL``, then the ini key; empty when none is set.
-
-    The environment beats the ini file because it is set per run (CI) while
-    the ini file is shared by every run.
-    """
-    from_option = config.getoption("dynpool_base_url", None)
-    if from_option:
-        return str(from_option)
-    from_env = os.environ.get(BASE_URL_ENV, "")
-    if from_env:
-        return from_env
-    return str(config.getini("dynpool_base_url") or "")

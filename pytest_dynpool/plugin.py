@@ -1,4 +1,8 @@
-"""pytest entry point: options, marker, planning after collection, the run loop, summary."""
+"""pytest entry point: wires hooks only.
+
+Imports no private pytest name and none of the runtime: ``runtime/`` and
+``isolation/`` are imported when a pooled phase starts, after the version check.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,24 @@ import pytest
 
 from . import hookspecs
 from .http import plugin as http_fixtures
-from .isolation.session_streams import routable_session_buffers
 from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
 from .options import Settings, Unmarked, add_options, read_settings
-from .pytest_compat import check_pytest_version, global_capture_streams, xdist_is_active
-from .runtime.coordinator import PoolExecutor
-from .runtime.fixture_store import install_fixture_store, uninstall_fixture_store
-from .stay_off import reason_to_stay_off, reason_to_stay_off_for
-from .summary import JobStats, RunStats, format_summary
+from .patching import Patches
+from .pytest_version import check_pytest_version
+from .stay_off import reason_to_stay_off
+from .summary import RunStats, format_summary
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DISABLED_REASON_KEY = pytest.StashKey[str]()
 DISABLED_AFTER_COLLECTION_KEY = pytest.StashKey[str]()
 PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
-STORE_INSTALLED_KEY = pytest.StashKey[bool]()
+# The patches of the session's pooled run, undone after pytest's session teardown.
+PATCHES_KEY = pytest.StashKey[Patches]()
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
+# This registration is the one place outside http/ that imports it: the pool core never
+# does; the HTTP plugin hears of the pool through pytest_dynpool_pool_started.
 FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 
@@ -44,10 +49,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 @pytest.hookimpl(wrapper=True, trylast=True)  # inside capture's: its streams exist
 def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None]:
-    capman = early_config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        # Before any conftest or test module sees sys.stdout.buffer (isolation/session_streams).
-        early_config.add_cleanup(routable_session_buffers(global_capture_streams(capman)))
+    try:
+        check_pytest_version()
+    except pytest.UsageError:
+        pass  # pytest_configure says so
+    else:
+        # Before any conftest or test module sees sys.stdout.buffer: see the module.
+        from .isolation.session_streams import make_session_buffers_routable
+
+        make_session_buffers_routable(early_config)
     return (yield)
 
 
@@ -55,11 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     check_pytest_version()
     config.stash[SETTINGS_KEY] = read_settings(config)
-    if xdist_is_active(config):
-        config.stash[DISABLED_REASON_KEY] = "pytest-xdist is active (-n); markers are ignored"
-    elif config.getoption("usepdb", False) or config.getoption("trace", False):
-        config.stash[DISABLED_REASON_KEY] = "--pdb/--trace: every test runs alone"
-    elif (reason := reason_to_stay_off(config)) is not None:
+    reason = reason_to_stay_off(config)
+    if reason is not None:
         config.stash[DISABLED_REASON_KEY] = reason
 
 
@@ -81,7 +88,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if DISABLED_REASON_KEY in config.stash:
         return
-    reason = reason_to_stay_off_for(config, session.items)
+    reason = reason_to_stay_off(config, session.items)
     if reason is not None:
         config.stash[DISABLED_AFTER_COLLECTION_KEY] = reason
         return
@@ -120,19 +127,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     collection_failed = session.testsfailed and not config.option.continue_on_collection_errors
     if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
-    stats = RunStats(
-        workers=config.stash[SETTINGS_KEY].workers,
-        jobs=[JobStats(job) for job in plan.jobs],
-        exclusive_items=len(plan.exclusive),
-        unknown_overrides=plan.unknown_overrides,
-    )
-    for index in plan.job_of_pooled:
-        stats.jobs[index].items += 1
+    stats = RunStats.for_plan(plan, config.stash[SETTINGS_KEY].workers)
     config.stash[STATS_KEY] = stats
-    install_fixture_store(session)
-    config.stash[STORE_INSTALLED_KEY] = True
+    from .runtime.coordinator import run_session  # the runtime: only when the pool runs
+
+    patches = config.stash[PATCHES_KEY] = Patches()
     try:
-        PoolExecutor(session, plan, stats).run()
+        gate = config.hook.pytest_dynpool_slot_gate(config=config)
+        run_session(session, plan, stats, patches, gate)
     finally:
         config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
     return True
@@ -141,9 +143,18 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # After pytest's own session teardown, which still needs the fixture store.
-    if session.config.stash.get(STORE_INSTALLED_KEY, False):
-        session.config.stash[STORE_INSTALLED_KEY] = False
-        uninstall_fixture_store()
+    _undo_patches(session.config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _undo_patches(config)  # in case the session ended before its sessionfinish
+
+
+def _undo_patches(config: pytest.Config) -> None:
+    patches = config.stash.get(PATCHES_KEY, None)
+    if patches is not None:
+        del config.stash[PATCHES_KEY]
+        patches.close()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -6,34 +6,14 @@ test suite, which CI runs against the oldest and the newest supported pytest.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-MIN_PYTEST = (8, 4)
-MAX_PYTEST_MAJOR = 9
+from .pytest_version import check_pytest_version
 
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for part in version.split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
-
-
-def check_pytest_version(version: str = pytest.__version__) -> None:
-    """Refuse to run on a pytest whose internals we have not checked."""
-    found = _version_tuple(version)
-    if found < MIN_PYTEST or found[0] > MAX_PYTEST_MAJOR:
-        raise pytest.UsageError(
-            f"pytest-dynpool supports pytest >= {'.'.join(map(str, MIN_PYTEST))} and "
-            f"< {MAX_PYTEST_MAJOR + 1}, found pytest {version}; install a supported "
-            "pytest or disable the plugin with -p no:dynpool"
-        )
-
+check_pytest_version()  # before the first private name: an unsupported pytest gets our message
 
 # Every private pytest name the plugin uses, imported after the version check above.
 from _pytest import runner, setuponly  # noqa: E402
@@ -66,23 +46,27 @@ from _pytest.unraisableexception import unraisable_exceptions  # noqa: E402
 if TYPE_CHECKING:
     from _pytest.fixtures import RequestFixtureDef
 
+    from .patching import Patches
     from .runtime.setup_tree import ConcurrentSetupState
 
-
-def replace_setup_state(session: pytest.Session, state: ConcurrentSetupState) -> None:
-    """Make ``state`` the session's setup state until the session ends."""
-    session._setupstate = state  # type: ignore[assignment]
+InnerHookExec = Callable[[str, Sequence[Any], Mapping[str, object], bool], object]
 
 
-def replace_terminal_file(writer: TerminalWriter, file: Any) -> Callable[[], None]:
-    """Make ``writer`` write to ``file``; returns the undo."""
-    original = writer._file
-    writer._file = file
+def replace_setup_state(
+    patches: Patches, session: pytest.Session, state: ConcurrentSetupState
+) -> None:
+    """Make ``state`` the session's setup state until ``patches`` are undone."""
+    patches.setattr(session, "_setupstate", state)
 
-    def undo() -> None:
-        writer._file = original
 
-    return undo
+def replace_terminal_file(patches: Patches, writer: TerminalWriter, file: Any) -> None:
+    """Make ``writer`` write to ``file`` until ``patches`` are undone."""
+    patches.setattr(writer, "_file", file)
+
+
+def terminal_file(writer: TerminalWriter) -> Any:
+    """The file ``writer`` writes to."""
+    return writer._file
 
 
 def global_capture_streams(capman: CaptureManager) -> tuple[Any, Any]:
@@ -103,31 +87,9 @@ def sys_capture_class_for(captureclass: type[Any]) -> type[Any]:
     return captureclass
 
 
-def xdist_is_active(config: pytest.Config) -> bool:
-    """True under pytest-xdist, as controller (-n) or as a worker."""
-    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
-
-
-def drop_report_hooks_from(
-    pluginmanager: pytest.PytestPluginManager,
-    threads: Collection[threading.Thread],
-    routed_hooks: Collection[str],
-) -> None:
-    """From now on, report hooks called on ``threads`` reach no plugin.
-
-    For worker threads left behind by a timeout: their item has been reported
-    as failed already, and they may still run for the rest of the session.
-    """
-    original = pluginmanager._inner_hookexec
-
-    def hookexec(
-        name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
-    ) -> object:
-        if name in routed_hooks and threading.current_thread() in threads:
-            return None if firstresult else []
-        return original(name, methods, kwargs, firstresult)
-
-    pluginmanager._inner_hookexec = hookexec  # type: ignore[assignment]
+def inner_hookexec_of(pluginmanager: pytest.PytestPluginManager) -> InnerHookExec:
+    """The function through which pluggy calls every hook (its tracing seam)."""
+    return pluginmanager._inner_hookexec
 
 
 __all__ = [
@@ -136,6 +98,7 @@ __all__ = [
     "CaptureManager",
     "DoctestItem",
     "FixtureDef",
+    "InnerHookExec",
     "LogCaptureHandler",
     "LoggingPlugin",
     "MultiCapture",
@@ -149,16 +112,16 @@ __all__ = [
     "_LiveLoggingStreamHandler",
     "assertion_util",
     "check_pytest_version",
-    "drop_report_hooks_from",
     "get_scope_node",
     "get_scope_package",
     "global_capture_streams",
+    "inner_hookexec_of",
     "replace_setup_state",
     "replace_terminal_file",
     "runner",
     "setuponly",
     "sys_capture_class_for",
+    "terminal_file",
     "thread_exceptions",
     "unraisable_exceptions",
-    "xdist_is_active",
 ]

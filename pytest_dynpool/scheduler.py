@@ -20,7 +20,11 @@ from .limits import Clock, TokenBucket
 
 
 class Scheduler(Protocol):
-    """What the executor needs from a scheduling strategy."""
+    """What the runtime needs from a scheduling strategy; the runtime is typed against it.
+
+    Items and jobs are indices into the plan. Every call is made under one lock
+    held by the runtime, so an implementation need not be thread-safe.
+    """
 
     def next_dispatch(self) -> int | None:
         """Claim the next item to run, or None when nothing may start now."""
@@ -28,11 +32,30 @@ class Scheduler(Protocol):
     def complete(self, item: int) -> None:
         """Give back the slot of a finished item."""
 
+    def put_back(self, item: int, defer_seconds: float | None) -> None:
+        """Undo the ``next_dispatch`` that returned ``item`` and ``defer`` its job.
+
+        For a slot gate that refused the item's job a slot: the item goes back to
+        the head of its job, as if it had never been dispatched.
+        """
+
+    def defer(self, job_index: int, seconds: float | None) -> None:
+        """Park a job: none of its items starts for ``seconds`` (None: until ``resume``).
+
+        Other jobs keep running, as for a job waiting for its next start token.
+        """
+
+    def resume(self, job_index: int) -> None:
+        """End a job's ``defer`` now."""
+
     def set_cap(self, job_index: int, cap: int) -> None:
         """Change a job's effective cap (adaptive mode)."""
 
+    def job_of(self, item: int) -> int:
+        """The job index of ``item``."""
+
     def seconds_until_ready(self) -> float | None:
-        """How long a free worker may sleep before a rate-limited job can start; None: no limit."""
+        """How long a free worker may sleep before a parked job can start; None: until woken."""
 
     @property
     def in_flight(self) -> int:
@@ -41,6 +64,38 @@ class Scheduler(Protocol):
     @property
     def pending(self) -> int:
         """Items not yet dispatched."""
+
+    @property
+    def peak_in_flight(self) -> int:
+        """Most items in flight at once so far."""
+
+    def job_peak(self, job_index: int) -> int:
+        """Most items of one job in flight at once so far."""
+
+
+class SlotGate(Protocol):
+    """Asked for a slot of an item's job before the item starts; told when it ends.
+
+    The seam for limits shared beyond this process (issue 12: SQLite, Redis):
+    the scheduler already keeps each job under its cap inside the process.
+    Called under the runtime's claim lock: an answer must come quickly.
+    """
+
+    def try_acquire(self, job: str, cap: int) -> float | None:
+        """None: a slot of ``job`` is now held. Else refused: seconds until worth asking again."""
+
+    def release(self, job: str) -> None:
+        """Give back a slot that ``try_acquire`` granted."""
+
+
+class LocalSlotGate:
+    """The default gate: the process's own caps are the only limit, so it always grants."""
+
+    def try_acquire(self, job: str, cap: int) -> float | None:
+        return None
+
+    def release(self, job: str) -> None:
+        pass
 
 
 @dataclass
@@ -54,14 +109,17 @@ class JobQueue:
     peak: int = 0
     queued_in_heap: bool = False
     starts: TokenBucket | None = None
-    rate_blocked: bool = False
+    # Parked: out of start tokens, or deferred. A park entry with another
+    # generation than the job's is stale and ignored.
+    parked: bool = False
+    park_generation: int = 0
 
     def drain_weight(self) -> float:
         # Remaining rounds at full cap: the job that needs most rounds starts first.
         return len(self.waiting) / self.cap
 
     def runnable(self) -> bool:
-        return bool(self.waiting) and self.in_flight < self.cap and not self.rate_blocked
+        return bool(self.waiting) and self.in_flight < self.cap and not self.parked
 
 
 class CappedScheduler:
@@ -71,8 +129,8 @@ class CappedScheduler:
     the job would take to drain (remaining items / cap), ties by collection
     order. Every operation touches one job, so dispatch costs O(log jobs)
     whatever the number of items. A job out of start tokens leaves the heap for
-    a second heap keyed by the time its next token comes; ``seconds_until_ready``
-    tells a waiting worker how long it may sleep.
+    a second heap keyed by the time its next token comes (so does a deferred
+    job); ``seconds_until_ready`` tells a waiting worker how long it may sleep.
     """
 
     def __init__(
@@ -101,10 +159,11 @@ class CappedScheduler:
             if per_second is not None:
                 job.starts = TokenBucket(per_second, burst=job.cap, clock=clock)
         self._heap: list[tuple[float, int, int]] = []
-        self._rate_blocked: list[tuple[float, int]] = []
+        self._parked: list[tuple[float, int, int]] = []  # (until, generation, job)
         self._in_flight = 0
         self._pending = len(job_of_item)
-        self.peak_in_flight = 0
+        self._peak_in_flight = 0
+        self._undo_peaks: tuple[int, int, int] | None = None  # of the last dispatch
         for job_index in range(len(self.jobs)):
             self._offer(job_index)
 
@@ -112,9 +171,19 @@ class CappedScheduler:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def job_of(self, item: int) -> int:
+        return self._job_of_item[item]
+
     @property
     def pending(self) -> int:
         return self._pending
+
+    def job_peak(self, job_index: int) -> int:
+        return self.jobs[job_index].peak
+
+    @property
+    def peak_in_flight(self) -> int:
+        return self._peak_in_flight
 
     def _offer(self, job_index: int) -> None:
         job = self.jobs[job_index]
@@ -123,10 +192,23 @@ class CappedScheduler:
             heapq.heappush(self._heap, (-job.drain_weight(), job.first_index, job_index))
 
     def _unblock_due(self, now: float) -> None:
-        while self._rate_blocked and self._rate_blocked[0][0] <= now:
-            _, job_index = heapq.heappop(self._rate_blocked)
-            self.jobs[job_index].rate_blocked = False
-            self._offer(job_index)
+        while self._parked and self._parked[0][0] <= now:
+            _, generation, job_index = heapq.heappop(self._parked)
+            if self.jobs[job_index].park_generation == generation:
+                self._unpark(job_index)
+
+    def _park(self, job_index: int, until: float) -> None:
+        job = self.jobs[job_index]
+        job.parked = True
+        job.park_generation += 1
+        if until != float("inf"):
+            heapq.heappush(self._parked, (until, job.park_generation, job_index))
+
+    def _unpark(self, job_index: int) -> None:
+        job = self.jobs[job_index]
+        job.parked = False
+        job.park_generation += 1
+        self._offer(job_index)
 
     def _pop_startable(self) -> int | None:
         """The first job on the heap that may start an item now, with its start token."""
@@ -137,20 +219,44 @@ class CappedScheduler:
             job = self.jobs[job_index]
             job.queued_in_heap = False
             if not job.runnable():
-                continue  # its cap went down while it waited on the heap
+                continue  # its cap went down, or it was parked, while it waited on the heap
             wait = job.starts.take() if job.starts is not None else 0.0
             if wait > 0.0:
-                job.rate_blocked = True
-                heapq.heappush(self._rate_blocked, (now + wait, job_index))
+                self._park(job_index, now + wait)
                 continue
             return job_index
         return None
 
     def seconds_until_ready(self) -> float | None:
-        """How long until a rate-limited job gets its next start token; None if none waits."""
-        if not self._rate_blocked:
+        """How long until a parked job may start again; None if none waits on the clock."""
+        while self._parked and self._parked[0][1] != self.jobs[self._parked[0][2]].park_generation:
+            heapq.heappop(self._parked)  # stale: resumed or parked again since
+        if not self._parked:
             return None
-        return max(0.0, self._rate_blocked[0][0] - self._clock())
+        return max(0.0, self._parked[0][0] - self._clock())
+
+    def defer(self, job_index: int, seconds: float | None) -> None:
+        """Park a job for ``seconds`` (None: until ``resume``); its items in flight go on."""
+        until = float("inf") if seconds is None else self._clock() + max(seconds, 0.0)
+        self._park(job_index, until)
+
+    def resume(self, job_index: int) -> None:
+        if self.jobs[job_index].parked:
+            self._unpark(job_index)
+
+    def put_back(self, item: int, defer_seconds: float | None) -> None:
+        """Undo the dispatch of ``item`` (the last one made) and defer its job."""
+        job_index = self._job_of_item[item]
+        job = self.jobs[job_index]
+        if self._undo_peaks is None or self._undo_peaks[0] != item:
+            raise ValueError(f"item {item} is not the last one dispatched")
+        _, self._peak_in_flight, job.peak = self._undo_peaks
+        self._undo_peaks = None
+        job.waiting.appendleft(item)
+        job.in_flight -= 1
+        self._in_flight -= 1
+        self._pending += 1
+        self.defer(job_index, defer_seconds)
 
     def set_cap(self, job_index: int, cap: int) -> None:
         """Change a job's effective cap; items in flight above it are not stopped."""
@@ -160,18 +266,19 @@ class CappedScheduler:
         self._offer(job_index)
 
     def next_dispatch(self) -> int | None:
-        if self._in_flight >= self.workers or not (self._heap or self._rate_blocked):
+        if self._in_flight >= self.workers or not (self._heap or self._parked):
             return None
         job_index = self._pop_startable()
         if job_index is None:
             return None
         job = self.jobs[job_index]
         item = job.waiting.popleft()
+        self._undo_peaks = (item, self._peak_in_flight, job.peak)
         job.in_flight += 1
         job.peak = max(job.peak, job.in_flight)
         self._in_flight += 1
         self._pending -= 1
-        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         self._offer(job_index)
         return item
 

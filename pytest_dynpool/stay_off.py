@@ -1,9 +1,14 @@
-"""Other plugins whose machinery cannot run beside items in flight: the pool stays off.
+"""The one place that decides whether the pool stays off for a run, and why.
 
-pytest-rerunfailures reruns an item by taking the wider scopes' finalizers out
-of ``session._setupstate.stack`` into a process-global dict and putting them
-back afterwards; with several items in flight those scopes belong to all of
-them. So when it may rerun anything, the run is plain pytest's (and says so).
+The pool stays off (every test runs as plain pytest runs it, and the header
+says why) when something else owns the run loop or the setup state:
+
+- pytest-xdist (``-n``, or we are one of its workers): it distributes the tests;
+- ``--pdb``/``--trace``: a debugger needs one test at a time on the main thread;
+- pytest-rerunfailures when it may rerun anything: it reruns an item by taking
+  the wider scopes' finalizers out of ``session._setupstate.stack`` into a
+  process-global dict and putting them back afterwards; with several items in
+  flight those scopes belong to all of them.
 """
 
 from __future__ import annotations
@@ -15,28 +20,23 @@ import pytest
 RERUN_MARKER = "flaky"
 
 
-def _rerunfailures_active(config: pytest.Config) -> bool:
-    return config.pluginmanager.hasplugin("rerunfailures")
+def reason_to_stay_off(
+    config: pytest.Config, items: Sequence[pytest.Item] | None = None
+) -> str | None:
+    """Why the pool stays off, or None when it may run.
 
-
-def reason_to_stay_off(config: pytest.Config) -> str | None:
-    """Known at configure time: a global rerun setting."""
-    if not _rerunfailures_active(config):
+    Without ``items`` (at configure time) only what the command line and the
+    plugins decide; with the collected items also what their markers decide.
+    """
+    if hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
+        return "pytest-xdist is active (-n); markers are ignored"
+    if config.getoption("usepdb", False) or config.getoption("trace", False):
+        return "--pdb/--trace: every test runs alone"
+    if not config.pluginmanager.hasplugin("rerunfailures"):
         return None
-    reruns = config.getoption("reruns", None) or config.getoption("force_reruns", None)
-    if not reruns:
-        try:
-            reruns = config.getini("reruns")
-        except ValueError:
-            reruns = None
-    if reruns and str(reruns).strip() not in ("0", ""):
+    if _reruns_everything(config):
         return "pytest-rerunfailures reruns failed tests (--reruns); markers are ignored"
-    return None
-
-
-def reason_to_stay_off_for(config: pytest.Config, items: Sequence[pytest.Item]) -> str | None:
-    """Known after collection: items marked ``flaky`` for pytest-rerunfailures."""
-    if not _rerunfailures_active(config):
+    if items is None:
         return None
     flaky = sum(item.get_closest_marker(RERUN_MARKER) is not None for item in items)
     if flaky:
@@ -45,3 +45,13 @@ def reason_to_stay_off_for(config: pytest.Config, items: Sequence[pytest.Item]) 
             "dynpool markers are ignored"
         )
     return None
+
+
+def _reruns_everything(config: pytest.Config) -> bool:
+    reruns = config.getoption("reruns", None) or config.getoption("force_reruns", None)
+    if not reruns:
+        try:
+            reruns = config.getini("reruns")
+        except ValueError:
+            reruns = None
+    return bool(reruns) and str(reruns).strip() not in ("0", "")

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from .http.traffic import JobState
-from .jobs import Job
+from .model import Job
+
+if TYPE_CHECKING:
+    from .jobs import Plan
 
 
 class Outcome(str, Enum):
@@ -57,6 +60,19 @@ class RunStats:
     timed_out: list[str] = field(default_factory=list)
     threads_left_behind: int = 0
 
+    @classmethod
+    def for_plan(cls, plan: Plan, workers: int) -> RunStats:
+        """Empty figures for every job of ``plan``, with its item counts."""
+        stats = cls(
+            workers=workers,
+            jobs=[JobStats(job) for job in plan.jobs],
+            exclusive_items=len(plan.exclusive),
+            unknown_overrides=plan.unknown_overrides,
+        )
+        for pooled in plan.pooled:
+            stats.jobs[pooled.job_index].items += 1
+        return stats
+
     def lower_bound(self) -> float:
         """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
         return lower_bound(
@@ -74,7 +90,7 @@ def lower_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> fl
     return max(sum(all_durations) / workers, per_job, max(all_durations))
 
 
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as lines: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -84,45 +100,6 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
         )
         for row in rows
     ]
-
-
-def _milliseconds(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f}"
-
-
-def format_http_summary(states: Sequence[JobState]) -> list[str]:
-    """Lines of the ``dynpool http`` section; none when no request went through a client.
-
-    ``cap`` is the effective cap at the end, with its minimum during the run
-    and the declared cap when adaptive mode moved it.
-    """
-    used = [state for state in states if state.stats.requests]
-    if not used:
-        return []
-    header: tuple[str, ...] = ("job", "requests", "2xx", "3xx", "4xx", "5xx", "429/503")
-    header += ("retries", "errors", "p50 ms", "p95 ms", "rate", "cap")
-    rows = [header]
-    for state in used:
-        stats = state.stats
-        classes = stats.status_classes
-        cap = str(state.effective_cap)
-        if state.adaptive is not None:
-            cap = f"{state.effective_cap} (min {state.min_effective_cap}, max {state.cap})"
-        rows.append(
-            (
-                state.name,
-                str(stats.requests),
-                *(str(classes.get(f"{n}xx", 0)) for n in (2, 3, 4, 5)),
-                str(stats.overloaded),
-                str(stats.retries),
-                str(stats.errors),
-                _milliseconds(stats.percentile(0.50)),
-                _milliseconds(stats.percentile(0.95)),
-                str(state.rate) if state.rate is not None else "-",
-                cap,
-            )
-        )
-    return _table(rows)
 
 
 def format_summary(stats: RunStats) -> list[str]:
@@ -154,7 +131,7 @@ def format_summary(stats: RunStats) -> list[str]:
                 f"{job_stats.busy_seconds:.2f}",
             )
         )
-    lines = _table(rows)
+    lines = align_columns(rows)
     bound = stats.lower_bound()
     ratio = f"{stats.pool_wall_seconds / bound:.2f}" if bound > 0 else "n/a"
     lines.append(

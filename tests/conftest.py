@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
 
+from pytest_dynpool import patching
+
 pytest_plugins = ["pytester"]
 
 # A generated suite takes about 0.4 s per example (two in-process runs): 250 examples
-# are about 95 s on a 2-core machine; CI runs them on the newest and the oldest pytest.
+# are about 95 s on a 2-core machine; CI runs them on the newest and the oldest pytest
+# (CI=true, or .ci/run's --hypothesis-profile=dynpool-ci). A local run takes 30, so that
+# the README's test command stays a quick loop.
+settings.register_profile("dynpool-local", max_examples=30, deadline=None)
 settings.register_profile("dynpool-ci", max_examples=250, deadline=None)
 settings.register_profile("dynpool-long", max_examples=1500, deadline=None)
-settings.register_profile("dynpool-quick", max_examples=30, deadline=None)  # while editing
-settings.load_profile("dynpool-ci")
+settings.load_profile(
+    "dynpool-ci" if os.environ.get("CI", "").lower() == "true" else "dynpool-local"
+)
 
 
 def outcomes_by_nodeid(result: pytest.RunResult) -> dict[str, list[tuple[str, str]]]:
@@ -32,3 +40,17 @@ def assert_no_worker_left() -> None:
     for thread in workers:
         thread.join(timeout=60)  # never expected to wait long; a leak fails below, not hangs
     assert not [t.name for t in workers if t.is_alive()]
+
+
+@pytest.fixture(autouse=True)
+def _every_patch_undone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that ran pytest in-process: every patch is undone, no worker is left.
+
+    Checked after pytester's own teardown, so also after the runs' session ends.
+    """
+    yield
+    if "pytester" not in request.fixturenames:
+        return
+    assert_no_worker_left()  # a thread left behind by a timeout ends its silence as it ends
+    assert patching.live_patches() == 0
+    assert patching.unrestored() == []

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from pytest_dynpool.http.summary import format_http_summary
 from pytest_dynpool.http.traffic import MAX_RETRY_AFTER_SECONDS, JobState
 from pytest_dynpool.http.transport import (
     MAX_RETRIES,
@@ -18,7 +19,6 @@ from pytest_dynpool.http.transport import (
 )
 from pytest_dynpool.jobs import Job
 from pytest_dynpool.limits import parse_rate
-from pytest_dynpool.summary import format_http_summary
 
 
 class FakeTime:

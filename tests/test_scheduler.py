@@ -153,3 +153,60 @@ def test_invariants_while_effective_caps_move(
         scheduler.complete(finished)
     assert sorted(dispatched) == list(range(len(job_of_item)))
     assert scheduler.pending == 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_deferred_job_waits_while_others_run_and_comes_back_on_time() -> None:
+    clock = _Clock()
+    scheduler = CappedScheduler(workers=4, caps=[2, 2], job_of_item=[0, 0, 1, 1], clock=clock)
+    scheduler.defer(0, 5.0)
+    assert drain(scheduler) == [2, 3]
+    assert scheduler.seconds_until_ready() == 5.0
+    clock.now = 5.0
+    assert drain(scheduler) == [0, 1]
+    assert scheduler.seconds_until_ready() is None
+
+
+def test_a_job_deferred_until_resumed_waits_for_resume() -> None:
+    scheduler = CappedScheduler(workers=2, caps=[1], job_of_item=[0, 0])
+    scheduler.defer(0, None)
+    assert scheduler.next_dispatch() is None
+    assert scheduler.seconds_until_ready() is None  # nothing to wait for on the clock
+    scheduler.resume(0)
+    assert drain(scheduler) == [0]
+
+
+def test_put_back_undoes_a_dispatch_exactly() -> None:
+    clock = _Clock()
+    scheduler = CappedScheduler(workers=4, caps=[2, 1], job_of_item=[0, 0, 1], clock=clock)
+    item = scheduler.next_dispatch()
+    assert item is not None
+    job = scheduler.job_of(item)
+    scheduler.put_back(item, 1.0)  # the slot gate refused it
+    assert (scheduler.in_flight, scheduler.pending) == (0, 3)
+    assert (scheduler.peak_in_flight, scheduler.job_peak(job)) == (0, 0)
+    others = drain(scheduler)
+    assert all(scheduler.job_of(other) != job for other in others)
+    clock.now = 1.0
+    assert drain(scheduler)[0] == item  # back at the head of its job
+    with pytest.raises(ValueError, match="last one dispatched"):
+        scheduler.put_back(others[0], None)
+
+
+def test_a_stale_park_entry_does_not_end_a_later_defer() -> None:
+    clock = _Clock()
+    scheduler = CappedScheduler(workers=2, caps=[1], job_of_item=[0, 0], clock=clock)
+    scheduler.defer(0, 1.0)
+    scheduler.resume(0)
+    scheduler.defer(0, 10.0)
+    clock.now = 2.0
+    assert scheduler.next_dispatch() is None
+    clock.now = 10.0
+    assert scheduler.next_dispatch() == 0

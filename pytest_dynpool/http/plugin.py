@@ -2,7 +2,9 @@
 
 A pytest plugin of its own, registered by ``pytest_dynpool.plugin``; it also
 works with the pool off (``-p no:dynpool``), where each test's job comes from
-its marker directly and its requests still obey the job's limits.
+its marker directly and its requests still obey the job's limits. It owns its
+option, its summary table and its state; it learns of the pool only through
+the ``pytest_dynpool_pool_started`` hook, and the pool never imports it.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, Job, assignment_from_marker
-from ..options import add_http_options, read_base_url
-from ..summary import format_http_summary
-from .traffic import JobRegistry, JobState
+from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
+from ..model import Job
+from .options import add_http_options, read_base_url
+from .summary import format_http_summary
+from .traffic import JobTraffic, TrafficRegistry
 
 if TYPE_CHECKING:  # httpx is imported on first use: runs that make no request don't pay for it
     import httpx
 
-REGISTRY_KEY = pytest.StashKey[JobRegistry]()
+    from ..hookspecs import PoolControl
+
+TRAFFIC_KEY = pytest.StashKey[TrafficRegistry]()
+REGISTRY_KEY = TRAFFIC_KEY  # its name before the rename; conftests read it
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,12 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[REGISTRY_KEY] = JobRegistry()
+    config.stash[TRAFFIC_KEY] = TrafficRegistry()
 
 
-def registry_of(config: pytest.Config) -> JobRegistry:
-    """The run's job states (made at configure time, before any thread starts)."""
-    return config.stash[REGISTRY_KEY]
+def registry_of(config: pytest.Config) -> TrafficRegistry:
+    """The run's per-job traffic (made at configure time, before any thread starts)."""
+    return config.stash[TRAFFIC_KEY]
 
 
 def job_of(item: pytest.Item) -> Job:
@@ -45,15 +51,33 @@ def job_of(item: pytest.Item) -> Job:
     assignment = assignment_from_marker(item)
     if assignment is None:
         return UNMARKED_EXCLUSIVE_JOB
-    return Job(
-        assignment.name,
-        assignment.max_concurrency,
-        assignment.max_concurrency,
-        assignment.declared_at,
-        rate=assignment.rate,
-        declared_rate=assignment.rate,
-        adaptive=assignment.adaptive,
-    )
+    return Job.from_assignment(assignment)
+
+
+@pytest.hookimpl(optionalhook=True)  # the hook is absent under -p no:dynpool
+def pytest_dynpool_pool_started(config: pytest.Config, pool: PoolControl) -> None:
+    """Adaptive jobs: the pool dispatches tests against the cap the server's answers set."""
+    registry = config.stash.get(TRAFFIC_KEY, None)
+    if registry is None:
+        return
+    for job in pool.jobs:
+        if job.adaptive:
+            _CapFollower(registry.state(job), pool).follow()
+
+
+class _CapFollower:
+    """Passes one job's effective cap on to the pool, now and after every change."""
+
+    def __init__(self, traffic: JobTraffic, pool: PoolControl) -> None:
+        self._traffic = traffic
+        self._pool = pool
+
+    def follow(self) -> None:
+        self._traffic.on_cap_change(self._pass_on)
+        self._pass_on()  # tests that ran alone before the pool may have moved it already
+
+    def _pass_on(self) -> None:
+        self._pool.set_job_cap(self._traffic.name, self._traffic.effective_cap)
 
 
 class _SharedClients:
@@ -64,13 +88,13 @@ class _SharedClients:
         self._lock = threading.Lock()  # tests of one job ask for it at once
         self._clients: dict[str, httpx.Client] = {}
 
-    def client_for(self, state: JobState) -> httpx.Client:
+    def client_for(self, traffic: JobTraffic) -> httpx.Client:
         with self._lock:
-            client = self._clients.get(state.name)
+            client = self._clients.get(traffic.name)
             if client is None:
                 from .transport import make_client
 
-                client = self._clients[state.name] = make_client(state, self.base_url)
+                client = self._clients[traffic.name] = make_client(traffic, self.base_url)
             return client
 
     def close(self) -> None:
@@ -100,20 +124,22 @@ def _dynpool_shared_clients(dynpool_base_url: str) -> Iterator[_SharedClients]:
 
 
 @pytest.fixture
-def dynpool_job(request: pytest.FixtureRequest) -> JobState:
+def dynpool_job(request: pytest.FixtureRequest) -> JobTraffic:
     """The current test's job: name, cap, effective_cap, min_effective_cap, rate, stats."""
     return registry_of(request.config).state(job_of(request.node))
 
 
 @pytest.fixture
-def dynpool_client(dynpool_job: JobState, _dynpool_shared_clients: _SharedClients) -> httpx.Client:
+def dynpool_client(
+    dynpool_job: JobTraffic, _dynpool_shared_clients: _SharedClients
+) -> httpx.Client:
     """The job's ``httpx.Client``: its requests obey the job's cap, rate and adaptive mode."""
     return _dynpool_shared_clients.client_for(dynpool_job)
 
 
 @pytest.fixture
 async def dynpool_async_client(
-    dynpool_job: JobState, dynpool_base_url: str
+    dynpool_job: JobTraffic, dynpool_base_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An ``httpx.AsyncClient`` for one async test (asyncio), under the job's shared limits."""
     from .transport import make_async_client
@@ -124,7 +150,7 @@ async def dynpool_async_client(
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    registry = terminalreporter.config.stash.get(REGISTRY_KEY, None)
+    registry = terminalreporter.config.stash.get(TRAFFIC_KEY, None)
     if registry is None:
         return
     lines = format_http_summary(registry.states())

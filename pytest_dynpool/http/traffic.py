@@ -1,6 +1,6 @@
 """Run-time state of each job's HTTP traffic: its limits, its effective cap and its figures.
 
-One ``JobState`` per job name lives in a ``JobRegistry`` in ``config.stash``;
+One ``JobTraffic`` per job name lives in a ``TrafficRegistry`` in ``config.stash``;
 every test of the job, on any thread and in any event loop, goes through the
 same one. No pytest and no httpx here.
 """
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..jobs import Job
-from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, Rate, TokenBucket
+from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, TokenBucket
+from ..model import Job, Rate
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Longest Retry-After we wait out: a server asking for minutes would stall the suite.
@@ -40,12 +40,13 @@ class HttpStats:
         return ordered[int(rank) - 1]
 
 
-class JobState:
+class JobTraffic:
     """A job's shared request limiter, rate, adaptive cap, pause and statistics.
 
     ``effective_cap`` is what the scheduler dispatches tests against and what
     bounds the job's requests in flight: the job's cap, or less while adaptive
-    mode backs off. Listeners (the executor) hear of every change.
+    mode backs off. Listeners (the HTTP plugin, which passes it on to the
+    pool) hear of every change.
     """
 
     def __init__(self, job: Job, clock: Clock = time.monotonic) -> None:
@@ -145,21 +146,26 @@ class JobState:
                 listener()
 
 
-class JobRegistry:
-    """Every job's ``JobState``, made on first use, under a lock (workers ask at once)."""
+class TrafficRegistry:
+    """Every job's ``JobTraffic``, made on first use, under a lock (workers ask at once)."""
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._states: dict[str, JobState] = {}
+        self._jobs: dict[str, JobTraffic] = {}
 
-    def state(self, job: Job) -> JobState:
+    def state(self, job: Job) -> JobTraffic:
+        """The traffic state of ``job``, made on first use."""
         with self._lock:
-            state = self._states.get(job.name)
-            if state is None:
-                state = self._states[job.name] = JobState(job, self._clock)
-            return state
+            traffic = self._jobs.get(job.name)
+            if traffic is None:
+                traffic = self._jobs[job.name] = JobTraffic(job, self._clock)
+            return traffic
 
-    def states(self) -> list[JobState]:
+    def states(self) -> list[JobTraffic]:
         with self._lock:
-            return list(self._states.values())
+            return list(self._jobs.values())
+
+
+# The name this class had when it was ``jobstate.JobState`` (public in ``pytest_dynpool``).
+JobState = JobTraffic

@@ -9,17 +9,24 @@ In adaptive mode 429 and 503 answers halve the effective cap, other answers
 grow it again (see ``limits.AdaptiveCap``), and idempotent requests answered
 429/503 are sent again, up to ``MAX_RETRIES`` times, so that the test sees the
 final answer. Jobs that are not adaptive get the server's answers untouched.
+
+Threads and asyncio share one core, ``_exchange``: a generator that makes every
+decision and keeps every count, and yields the few steps that block (wait, take
+a slot, read the body, send, close). ``LimitedTransport`` performs those steps
+with blocking calls, ``AsyncLimitedTransport`` awaits them; neither decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 
-from .traffic import OVERLOAD_STATUSES, JobState
+from .traffic import OVERLOAD_STATUSES, JobTraffic
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_RETRIES = 5
@@ -45,20 +52,20 @@ def backoff_seconds(attempt: int) -> float:
     return float(min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1)))
 
 
-def _should_retry(state: JobState, request: httpx.Request, status: int, attempt: int) -> bool:
+def _should_retry(traffic: JobTraffic, request: httpx.Request, status: int, attempt: int) -> bool:
     return (
-        state.adaptive is not None
+        traffic.adaptive is not None
         and request.method in IDEMPOTENT_METHODS
         and status in OVERLOAD_STATUSES
         and attempt < MAX_RETRIES
     )
 
 
-def _retry_wait(state: JobState, response: httpx.Response, attempt: int) -> float:
+def _retry_wait(traffic: JobTraffic, response: httpx.Response, attempt: int) -> float:
     retry_after = retry_after_seconds(response)
     if retry_after is None:
         return backoff_seconds(attempt)
-    state.pause_for(retry_after)  # the whole job waits; seconds_paused() covers this request
+    traffic.pause_for(retry_after)  # the whole job waits; seconds_paused() covers this request
     return 0.0
 
 
@@ -69,11 +76,11 @@ def _pool_timeout(request: httpx.Request) -> float | None:
     return float(value) if value is not None else None
 
 
-def _slot_timeout(state: JobState, request: httpx.Request) -> httpx.PoolTimeout:
+def _slot_timeout(traffic: JobTraffic, request: httpx.Request) -> httpx.PoolTimeout:
     # E.g. a second request inside a client.stream() block of a job with cap 1.
     return httpx.PoolTimeout(
-        f"waited the pool timeout for one of dynpool job {state.name!r}'s "
-        f"{state.effective_cap} request slots; all stayed in use (a response left open?)",
+        f"waited the pool timeout for one of dynpool job {traffic.name!r}'s "
+        f"{traffic.effective_cap} request slots; all stayed in use (a response left open?)",
         request=request,
     )
 
@@ -90,9 +97,138 @@ class _Release:
             release()
 
 
-class _ReleasingStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, release: _Release) -> None:
-        self._inner = inner
+# The steps ``_exchange`` hands its driver; the driver sends back each one's result.
+@dataclass(frozen=True)
+class _Wait:
+    """Sleep this long (answer: None)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _TakeSlot:
+    """Take one of the job's request slots within ``timeout`` (answer: True if taken)."""
+
+    timeout: float | None
+
+
+@dataclass(frozen=True)
+class _ReadBody:
+    """Read the request body into memory, so it can be sent again (answer: None)."""
+
+
+@dataclass(frozen=True)
+class _Send:
+    """Send the request through the inner transport (answer: its response)."""
+
+
+@dataclass(frozen=True)
+class _Close:
+    """Close a response that will be sent again (answer: None)."""
+
+    response: httpx.Response
+
+
+_Step = _Wait | _TakeSlot | _ReadBody | _Send | _Close
+_ByteStream = httpx.SyncByteStream | httpx.AsyncByteStream
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The response for the caller, and the slot it still holds until it is closed."""
+
+    response: httpx.Response
+    release: _Release | None
+
+
+def _exchange(
+    traffic: JobTraffic, request: httpx.Request, clock: Callable[[], float]
+) -> Generator[_Step, object, _Answer]:
+    """One request under the job's limits, retries included, as a sans-I/O state machine."""
+    if traffic.adaptive is not None and request.method in IDEMPOTENT_METHODS:
+        yield _ReadBody()  # a body we may have to send again
+    attempt = 0
+    while True:
+        while (paused := traffic.seconds_paused()) > 0:
+            yield _Wait(paused)
+        if not (yield _TakeSlot(_pool_timeout(request))):
+            raise _slot_timeout(traffic, request)
+        release = _Release(traffic.requests.release)
+        try:
+            delay = traffic.next_request_delay()
+            if delay > 0:
+                yield _Wait(delay)
+            generation = traffic.generation
+            started = clock()
+            response = yield _Send()
+        except BaseException:
+            release()
+            traffic.record_error()
+            raise
+        assert isinstance(response, httpx.Response)
+        traffic.record(response.status_code, clock() - started, generation)
+        if not _should_retry(traffic, request, response.status_code, attempt):
+            if response.is_closed or isinstance(response.stream, httpx.ByteStream):
+                release()  # a body already in memory (mock transports): nothing in flight
+                return _Answer(response, None)
+            return _Answer(response, release)
+        attempt += 1
+        traffic.record_retry()
+        try:
+            yield _Close(response)
+        finally:
+            release()
+        wait = _retry_wait(traffic, response, attempt)
+        if wait > 0:
+            yield _Wait(wait)
+
+
+class _Driver:
+    """Runs ``_exchange``: hands out its steps, feeds back each step's result or error."""
+
+    def __init__(self, steps: Generator[_Step, object, _Answer]) -> None:
+        self._steps = steps
+        self.result: object = None
+        self._error: BaseException | None = None
+        self._answer: _Answer | None = None
+
+    def __iter__(self) -> Iterator[_Step]:
+        while True:
+            error, self._error = self._error, None
+            try:
+                if error is not None:
+                    step = self._steps.throw(error)
+                else:
+                    step = self._steps.send(self.result)
+            except StopIteration as done:
+                self._answer = done.value
+                return
+            self.result = None
+            yield step
+
+    @contextmanager
+    def performing(self) -> Iterator[None]:
+        """Around one step: its error goes back into the core, which decides what it means."""
+        try:
+            yield
+        except BaseException as error:
+            self._error = error
+
+    def response(self, hold: Callable[[httpx.Response, _Release], _ByteStream]) -> httpx.Response:
+        """The final response; ``hold`` wraps its body when it still holds the slot."""
+        assert self._answer is not None
+        response, release = self._answer.response, self._answer.release
+        if release is not None:
+            response.stream = hold(response, release)
+        return response
+
+
+class _SyncReleasingStream(httpx.SyncByteStream):
+    """A response body that gives its request slot back when it is closed."""
+
+    def __init__(self, response: httpx.Response, release: _Release) -> None:
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        self._inner = response.stream
         self._release = release
 
     def __iter__(self) -> Iterator[bytes]:
@@ -106,8 +242,11 @@ class _ReleasingStream(httpx.SyncByteStream):
 
 
 class _AsyncReleasingStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, release: _Release) -> None:
-        self._inner = inner
+    """The same for asyncio: gives the request slot back when the body is closed."""
+
+    def __init__(self, response: httpx.Response, release: _Release) -> None:
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        self._inner = response.stream
         self._release = release
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -126,55 +265,35 @@ class LimitedTransport(httpx.BaseTransport):
 
     def __init__(
         self,
-        state: JobState,
+        traffic: JobTraffic,
         inner: httpx.BaseTransport,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.state = state
+        self.traffic = traffic
         self.inner = inner
         self._sleep = sleep
         self._clock = clock
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        state = self.state
-        if state.adaptive is not None and request.method in IDEMPOTENT_METHODS:
-            request.read()  # a body we may have to send again
-        attempt = 0
-        while True:
-            while (paused := state.seconds_paused()) > 0:
-                self._sleep(paused)
-            if not state.requests.acquire(_pool_timeout(request)):
-                raise _slot_timeout(state, request)
-            release = _Release(state.requests.release)
-            try:
-                delay = state.next_request_delay()
-                if delay > 0:
-                    self._sleep(delay)
-                generation = state.generation
-                started = self._clock()
-                response = self.inner.handle_request(request)
-            except BaseException:
-                release()
-                state.record_error()
-                raise
-            state.record(response.status_code, self._clock() - started, generation)
-            if not _should_retry(state, request, response.status_code, attempt):
-                if response.is_closed or isinstance(response.stream, httpx.ByteStream):
-                    release()  # a body already in memory (mock transports): nothing in flight
-                else:
-                    assert isinstance(response.stream, httpx.SyncByteStream)
-                    response.stream = _ReleasingStream(response.stream, release)
-                return response
-            attempt += 1
-            state.record_retry()
-            try:
-                response.close()
-            finally:
-                release()
-            wait = _retry_wait(state, response, attempt)
-            if wait > 0:
-                self._sleep(wait)
+        driver = _Driver(_exchange(self.traffic, request, self._clock))
+        for step in driver:
+            with driver.performing():
+                driver.result = self._perform(step, request)
+        return driver.response(_SyncReleasingStream)
+
+    def _perform(self, step: _Step, request: httpx.Request) -> object:
+        if isinstance(step, _TakeSlot):
+            return self.traffic.requests.acquire(step.timeout)
+        if isinstance(step, _Send):
+            return self.inner.handle_request(request)
+        if isinstance(step, _Wait):
+            self._sleep(step.seconds)
+        elif isinstance(step, _Close):
+            step.response.close()
+        else:
+            request.read()
+        return None
 
     def close(self) -> None:
         self.inner.close()
@@ -185,69 +304,53 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        state: JobState,
+        traffic: JobTraffic,
         inner: httpx.AsyncBaseTransport,
         clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.state = state
+        self.traffic = traffic
         self.inner = inner
         self._clock = clock
+        self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        state = self.state
-        if state.adaptive is not None and request.method in IDEMPOTENT_METHODS:
+        driver = _Driver(_exchange(self.traffic, request, self._clock))
+        for step in driver:
+            with driver.performing():
+                driver.result = await self._perform(step, request)
+        return driver.response(_AsyncReleasingStream)
+
+    async def _perform(self, step: _Step, request: httpx.Request) -> object:
+        if isinstance(step, _TakeSlot):
+            return await self.traffic.requests.acquire_async(step.timeout)
+        if isinstance(step, _Send):
+            return await self.inner.handle_async_request(request)
+        if isinstance(step, _Wait):
+            await self._sleep(step.seconds)
+        elif isinstance(step, _Close):
+            await step.response.aclose()
+        else:
             await request.aread()
-        attempt = 0
-        while True:
-            while (paused := state.seconds_paused()) > 0:
-                await asyncio.sleep(paused)
-            if not await state.requests.acquire_async(_pool_timeout(request)):
-                raise _slot_timeout(state, request)
-            release = _Release(state.requests.release)
-            try:
-                delay = state.next_request_delay()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                generation = state.generation
-                started = self._clock()
-                response = await self.inner.handle_async_request(request)
-            except BaseException:
-                release()
-                state.record_error()
-                raise
-            state.record(response.status_code, self._clock() - started, generation)
-            if not _should_retry(state, request, response.status_code, attempt):
-                if response.is_closed or isinstance(response.stream, httpx.ByteStream):
-                    release()
-                else:
-                    assert isinstance(response.stream, httpx.AsyncByteStream)
-                    response.stream = _AsyncReleasingStream(response.stream, release)
-                return response
-            attempt += 1
-            state.record_retry()
-            try:
-                await response.aclose()
-            finally:
-                release()
-            wait = _retry_wait(state, response, attempt)
-            if wait > 0:
-                await asyncio.sleep(wait)
+        return None
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-def make_client(state: JobState, base_url: str) -> httpx.Client:
+def make_client(traffic: JobTraffic, base_url: str) -> httpx.Client:
     """The job's shared client: one connection pool for all its tests and threads."""
-    inner = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=state.cap))
+    inner = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=traffic.cap))
     return httpx.Client(
-        base_url=base_url, transport=LimitedTransport(state, inner), timeout=DEFAULT_TIMEOUT
+        base_url=base_url, transport=LimitedTransport(traffic, inner), timeout=DEFAULT_TIMEOUT
     )
 
 
-def make_async_client(state: JobState, base_url: str) -> httpx.AsyncClient:
+def make_async_client(traffic: JobTraffic, base_url: str) -> httpx.AsyncClient:
     """A client for one async test (its connections belong to that test's event loop)."""
-    inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=state.cap))
+    inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=traffic.cap))
     return httpx.AsyncClient(
-        base_url=base_url, transport=AsyncLimitedTransport(state, inner), timeout=DEFAULT_TIMEOUT
+        base_url=base_url,
+        transport=AsyncLimitedTransport(traffic, inner),
+        timeout=DEFAULT_TIMEOUT,
     )

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from ..patching import Patches
+
 
 class _ThreadRunner(threading.local):
     runner: Any = None
@@ -21,17 +23,14 @@ class _ThreadRunner(threading.local):
     leases: int = 0
 
 
-@contextmanager
-def anyio_runner_per_thread() -> Iterator[None]:
-    """While active, each thread other than the main one gets its own anyio test runner."""
+def anyio_runner_per_thread(patches: Patches) -> None:
+    """Until ``patches`` are undone, each thread but the main one gets its own anyio runner."""
     try:
         from anyio import pytest_plugin
     except ImportError:  # anyio absent: no async tests through it
-        yield
         return
     original = getattr(pytest_plugin, "get_runner", None)
     if original is None:
-        yield
         return
     local = _ThreadRunner()
 
@@ -60,8 +59,4 @@ def anyio_runner_per_thread() -> Iterator[None]:
                 stack, local.stack, local.runner = local.stack, None, None
                 stack.close()
 
-    pytest_plugin.get_runner = get_runner
-    try:
-        yield
-    finally:
-        pytest_plugin.get_runner = original
+    patches.setattr(pytest_plugin, "get_runner", get_runner)

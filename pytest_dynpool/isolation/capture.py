@@ -47,6 +47,7 @@ from typing import Any, TextIO
 
 import pytest
 
+from ..patching import Patches
 from ..pytest_compat import (
     CaptureFixture,
     CaptureIO,
@@ -448,14 +449,12 @@ def _item_phase_capture(
             item.add_report_section(when, "stderr", err)
 
 
-@contextmanager
-def capture_per_item(config: pytest.Config) -> Iterator[OrphanOutput]:
-    """Per-item ``sys.stdout``/``sys.stderr`` and capture manager, for the pool's duration."""
+def capture_per_item(patches: Patches, config: pytest.Config) -> OrphanOutput:
+    """Per-item ``sys.stdout``/``sys.stderr`` and capture manager, until ``patches`` are undone."""
     orphans = OrphanOutput()
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is None:
-        yield orphans
-        return
+        return orphans
     _register_fork_hook()
     namespace = vars(sys)
     saved_streams = [namespace["stdout"], namespace["stderr"]]
@@ -466,31 +465,21 @@ def capture_per_item(config: pytest.Config) -> Iterator[OrphanOutput]:
         capturing = False
     keep_orphans = orphans if capturing else None
     _POOL.append(_PoolStreams(list(saved_streams), saved_streams, session, keep_orphans))
-    saved_classes = [type(stream) for stream in session]
+    patches.callback(_POOL.pop)
     if capturing:
         _ROUTED_BUFFERS[:] = [
             None if is_routable(stream.buffer) else _RoutedBuffer(index, stream.buffer)
             for index, stream in enumerate(session)
         ]
+        patches.callback(_ROUTED_BUFFERS.clear)
         for stream in session:
-            stream.__class__ = _routed_class(type(stream))
+            patches.set_class(stream, _routed_class(type(stream)))
         BYTES_ROUTE.append(_route_bytes)
-    saved_sys_class = sys.__class__
-    namespace["stdout"], namespace["stderr"] = StreamRouter(STDOUT), StreamRouter(STDERR)
-    sys.__class__ = _ContextSysModule
-    saved_capman_class = capman.__class__
-    capman.__class__ = _ConcurrentCaptureManager
-    CaptureFixture._start = _start  # type: ignore[method-assign,assignment]
-    try:
-        yield orphans
-    finally:
-        CaptureFixture._start = _original_start  # type: ignore[method-assign]
-        capman.__class__ = saved_capman_class
-        sys.__class__ = saved_sys_class
-        pool = _POOL.pop()
-        namespace["stdout"], namespace["stderr"] = pool.values
-        if capturing:
-            BYTES_ROUTE.remove(_route_bytes)
-            for stream, saved_class in zip(session, saved_classes, strict=True):
-                stream.__class__ = saved_class
-            _ROUTED_BUFFERS.clear()
+        patches.callback(BYTES_ROUTE.remove, _route_bytes)
+    # In the dict first (print's view), then the per-item view on top of it.
+    patches.setattr(sys, "stdout", StreamRouter(STDOUT))
+    patches.setattr(sys, "stderr", StreamRouter(STDERR))
+    patches.set_class(sys, _ContextSysModule)
+    patches.set_class(capman, _ConcurrentCaptureManager)
+    patches.setattr(CaptureFixture, "_start", _start)
+    return orphans

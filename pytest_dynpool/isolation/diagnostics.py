@@ -20,12 +20,12 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from ..patching import Patches
 from ..pytest_compat import thread_exceptions, unraisable_exceptions
 from .item_context import ItemContext, active_context
 
@@ -51,27 +51,22 @@ class _DequePerItem(collections.deque):  # type: ignore[type-arg]
         return self._current().pop()
 
 
-@contextmanager
 def _route_errors(
+    patches: Patches,
     config: pytest.Config,
     key: pytest.StashKey[Any],
     hook_owner: Any,
     hook_name: str,
     deque_of: _DequeOf,
-) -> Iterator[None]:
+) -> None:
     process = config.stash.get(key, None)
     hook = getattr(hook_owner, hook_name)
     if process is None or not (isinstance(hook, functools.partial) and "append" in hook.keywords):
-        yield  # not pytest's hook any more (another plugin's): leave it alone
-        return
+        return  # not pytest's hook any more (another plugin's): leave it alone
     routed = _DequePerItem(process, deque_of)
     config.stash[key] = routed
-    setattr(hook_owner, hook_name, functools.partial(hook, append=routed.append))
-    try:
-        yield
-    finally:
-        setattr(hook_owner, hook_name, hook)
-        config.stash[key] = process
+    patches.callback(config.stash.__setitem__, key, process)
+    patches.setattr(hook_owner, hook_name, functools.partial(hook, append=routed.append))
 
 
 _original_dump_later = faulthandler.dump_traceback_later
@@ -108,30 +103,13 @@ def _cancel_dump_later() -> None:
         context.faulthandler_timer = None
 
 
-@contextmanager
-def _faulthandler_timer_per_item() -> Iterator[None]:
-    faulthandler.dump_traceback_later = _dump_later
-    faulthandler.cancel_dump_traceback_later = _cancel_dump_later
-    try:
-        yield
-    finally:
-        faulthandler.dump_traceback_later = _original_dump_later
-        faulthandler.cancel_dump_traceback_later = _original_cancel_dump_later
-
-
-@contextmanager
-def diagnostics_per_item(config: pytest.Config) -> Iterator[None]:
-    """All of the above, for the pool's duration."""
-    with ExitStack() as stack:
-        stack.enter_context(
-            _route_errors(
-                config, thread_exceptions, threading, "excepthook", lambda c: c.thread_errors
-            )
-        )
-        stack.enter_context(
-            _route_errors(
-                config, unraisable_exceptions, sys, "unraisablehook", lambda c: c.unraisables
-            )
-        )
-        stack.enter_context(_faulthandler_timer_per_item())
-        yield
+def diagnostics_per_item(patches: Patches, config: pytest.Config) -> None:
+    """All of the above, until ``patches`` are undone."""
+    _route_errors(
+        patches, config, thread_exceptions, threading, "excepthook", lambda c: c.thread_errors
+    )
+    _route_errors(
+        patches, config, unraisable_exceptions, sys, "unraisablehook", lambda c: c.unraisables
+    )
+    patches.setattr(faulthandler, "dump_traceback_later", _dump_later)
+    patches.setattr(faulthandler, "cancel_dump_traceback_later", _cancel_dump_later)

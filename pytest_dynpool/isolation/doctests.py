@@ -10,25 +10,19 @@ running example's state on itself (its spoofed stdout, its counts), and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+from ..patching import Patches
 from ..pytest_compat import DoctestItem
 
 _one_doctest_at_a_time = threading.Lock()
 
 
-@contextmanager
-def doctests_one_at_a_time() -> Iterator[None]:
-    """``DoctestItem.runtest`` under one lock, for the pool's duration."""
+def doctests_one_at_a_time(patches: Patches) -> None:
+    """``DoctestItem.runtest`` under one lock, until ``patches`` are undone."""
     original = DoctestItem.__dict__["runtest"]
 
     def runtest_alone(item: DoctestItem) -> None:
         with _one_doctest_at_a_time:
             original(item)
 
-    DoctestItem.runtest = runtest_alone  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        DoctestItem.runtest = original  # type: ignore[method-assign]
+    patches.setattr(DoctestItem, "runtest", runtest_alone)

@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import pytest
 
+from ..patching import Patches
+
 
 @dataclass(frozen=True)
 class HookCall:
@@ -53,10 +55,10 @@ class ItemContext:
     """Everything pytest keeps process-wide, kept for one pooled item instead."""
 
     item: pytest.Item
-    # warnings.filters, showwarning and _showwarnmsg_impl of this item.
+    # warnings.filters of this item, and its showwarning and _showwarnmsg_impl
+    # (keyed by those names of the warnings module).
     warning_filters: list[Any]
-    showwarning: Any
-    showwarnmsg_impl: Any
+    warning_hooks: dict[str, Any]
     # What ``sys.stdout`` and ``sys.stderr`` are for this item (PROCESS_STREAM: the
     # process's), the buffers of its current phase, and the session capture
     # streams it closed (see ``capture``).
@@ -77,9 +79,8 @@ class ItemContext:
 class ProcessWarnings:
     """The warning state of code outside any pooled item (the main thread's)."""
 
-    filters: list[Any] = field(default_factory=list)
-    showwarning: Any = None
-    showwarnmsg_impl: Any = None
+    warning_filters: list[Any] = field(default_factory=list)
+    warning_hooks: dict[str, Any] = field(default_factory=dict)
 
 
 PROCESS_WARNINGS = ProcessWarnings()
@@ -105,7 +106,7 @@ def item_context(item: pytest.Item) -> Iterator[ItemContext]:
     from the session in plain pytest.
     """
     base = PROCESS_WARNINGS
-    context = ItemContext(item, list(base.filters), base.showwarning, base.showwarnmsg_impl)
+    context = ItemContext(item, list(base.warning_filters), dict(base.warning_hooks))
     token = ITEM_CONTEXT.set(context)
     try:
         yield context
@@ -139,11 +140,6 @@ def _start_in_callers_context(thread: threading.Thread) -> None:
     _original_thread_start(thread)
 
 
-@contextmanager
-def threads_inherit_item_context() -> Iterator[None]:
+def threads_inherit_item_context(patches: Patches) -> None:
     """Threads that a pooled test starts belong to that test."""
-    threading.Thread.start = _start_in_callers_context  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        threading.Thread.start = _original_thread_start  # type: ignore[method-assign]
+    patches.setattr(threading.Thread, "start", _start_in_callers_context)

@@ -17,16 +17,13 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from ..patching import Patches
 from ..pytest_compat import LogCaptureHandler, LoggingPlugin, _LiveLoggingStreamHandler
 from .item_context import HOOK_SINK, HookCall, ItemContext, active_context
-
-_original_is_enabled_for = logging.Logger.isEnabledFor
 
 
 def _get_level(logger: logging.Logger) -> int:
@@ -163,49 +160,33 @@ class _LoggerDict(dict):  # type: ignore[type-arg]
         return list(super().values())
 
 
-@contextmanager
-def _logger_dict_safe_to_walk() -> Iterator[None]:
-    manager = logging.Logger.manager
-    original = manager.loggerDict
-    manager.loggerDict = _LoggerDict(original)
-    try:
-        yield
-    finally:
-        original.update(manager.loggerDict)
-        manager.loggerDict = original
-
-
-@contextmanager
-def logging_per_item(config: pytest.Config) -> Iterator[LogCaptureHandler | None]:
-    """Install the above for the pool; yields the handler of threads outside any test."""
+def logging_per_item(patches: Patches, config: pytest.Config) -> LogCaptureHandler | None:
+    """Install the above until ``patches`` are undone; the handler of threads outside any test."""
     plugin = config.pluginmanager.get_plugin("logging-plugin")
     if not isinstance(plugin, LoggingPlugin):
-        yield None
-        return
-    logging.Logger.level = property(_get_level, _set_level)  # type: ignore[assignment]
-    logging.Logger.isEnabledFor = _is_enabled_for  # type: ignore[method-assign,assignment]
-    saved_class = plugin.__class__
-    plugin.__class__ = _ConcurrentLoggingPlugin
+        return None
+    patches.callback(logging.Logger.manager._clear_cache)  # type: ignore[attr-defined]
+    patches.setattr(logging.Logger, "level", property(_get_level, _set_level))
+    patches.setattr(logging.Logger, "isEnabledFor", _is_enabled_for)
+    patches.set_class(plugin, _ConcurrentLoggingPlugin)
     orphans = LogCaptureHandler()
     orphans.setFormatter(plugin.__dict__["report_handler"].formatter)
     orphans.setLevel(plugin.__dict__["report_handler"].level)
     orphans.addFilter(_OwnedBy(None))
     root = logging.getLogger()
     root.addHandler(orphans)
+    patches.callback(root.removeHandler, orphans)
     live = plugin.log_cli_handler
-    relay = _LiveLogRelay(live) if isinstance(live, _LiveLoggingStreamHandler) else None
-    if relay is not None:
+    if isinstance(live, _LiveLoggingStreamHandler):
+        relay = _LiveLogRelay(live)
         live.addFilter(relay)
-        live.set_when = relay.set_when_per_item  # type: ignore[method-assign]
-    try:
-        with _logger_dict_safe_to_walk():
-            yield orphans
-    finally:
-        if relay is not None:
-            del live.set_when
-            live.removeFilter(relay)
-        root.removeHandler(orphans)
-        plugin.__class__ = saved_class
-        del logging.Logger.level
-        logging.Logger.isEnabledFor = _original_is_enabled_for  # type: ignore[method-assign]
-        logging.Logger.manager._clear_cache()  # type: ignore[attr-defined]
+        patches.callback(live.removeFilter, relay)
+        patches.setattr(live, "set_when", relay.set_when_per_item)
+    # pytest walks loggerDict on workers while other threads may be creating loggers;
+    # the loggers made meanwhile stay when the original dict comes back.
+    manager = logging.Logger.manager
+    original = manager.loggerDict
+    walkable = _LoggerDict(original)
+    patches.setattr(manager, "loggerDict", walkable)
+    patches.callback(original.update, walkable)
+    return orphans

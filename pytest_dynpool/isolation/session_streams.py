@@ -18,6 +18,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from ..pytest_compat import global_capture_streams
+
 # Set by ``capture`` while the pool runs: (buffer, data) -> bytes written.
 BYTES_ROUTE: list[Callable[[Any, Any], int]] = []
 
@@ -109,3 +113,10 @@ def _undo(stream: io.TextIOWrapper, original: Any, routable: Any) -> Callable[[]
         routable.close()
 
     return undo
+
+
+def make_session_buffers_routable(config: pytest.Config) -> None:
+    """For the session: pytest's capture streams get routable buffers (undone at its end)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        config.add_cleanup(routable_session_buffers(global_capture_streams(capman)))

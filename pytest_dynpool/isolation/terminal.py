@@ -18,18 +18,20 @@ from __future__ import annotations
 import contextvars
 import io
 import os
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 import pytest
 
+from ..patching import Patches
 from ..pytest_compat import (
     FixtureDef,
     TerminalWriter,
     replace_terminal_file,
     runner,
     setuponly,
+    terminal_file,
 )
 from .item_context import HOOK_SINK, HookCall, active_context
 
@@ -46,30 +48,28 @@ def _file_identity(fd: int) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-@contextmanager
-def _descriptors_restored() -> Iterator[None]:
+def _restore_descriptors_afterwards(patches: Patches) -> None:
     """Put fds 1 and 2 back where they were if a test left them elsewhere."""
     saved: dict[int, tuple[int, tuple[int, int] | None]] = {}
     for fd in (1, 2):
         with suppress(OSError):
             saved[fd] = (os.dup(fd), _file_identity(fd))
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         for fd, (copy, identity) in saved.items():
             if _file_identity(fd) != identity:
                 os.dup2(copy, fd)
             os.close(copy)
 
+    patches.callback(restore)
 
-@contextmanager
-def _reporter_on_its_own_descriptor(writer: TerminalWriter) -> Iterator[None]:
-    original: Any = writer._file
+
+def _reporter_on_its_own_descriptor(patches: Patches, writer: TerminalWriter) -> None:
+    original: Any = terminal_file(writer)
     try:
         fd = original.fileno()
     except (AttributeError, OSError, ValueError):
-        yield  # not a file (an in-process pytester run): nothing a test can swap
-        return
+        return  # not a file (an in-process pytester run): nothing a test can swap
     original.flush()
     own = io.TextIOWrapper(
         io.FileIO(os.dup(fd), "w"),
@@ -77,12 +77,8 @@ def _reporter_on_its_own_descriptor(writer: TerminalWriter) -> Iterator[None]:
         errors=getattr(original, "errors", None) or "strict",
         write_through=True,
     )
-    restore = replace_terminal_file(writer, own)
-    try:
-        yield
-    finally:
-        restore()
-        own.close()
+    patches.callback(own.close)
+    replace_terminal_file(patches, writer, own)
 
 
 def _cached_param_per_instance() -> property:
@@ -133,41 +129,22 @@ def _recorded(original: Callable[..., None], writer: TerminalWriter) -> Callable
     return show
 
 
-@contextmanager
-def _setup_show_per_item(config: pytest.Config, writer: TerminalWriter) -> Iterator[None]:
+def _setup_show_per_item(patches: Patches, config: pytest.Config, writer: TerminalWriter) -> None:
     get_terminal_writer = config.get_terminal_writer
-    saved_instance_attribute = vars(config).get("get_terminal_writer")
-    saved_show_fixture = setuponly._show_fixture_action
-    saved_show_item = runner.show_test_item
-    saved_param = FixtureDef.__dict__.get("cached_param")
-    config.get_terminal_writer = lambda: _RECORDER.get() or get_terminal_writer()  # type: ignore[method-assign]
-    setuponly._show_fixture_action = _recorded(saved_show_fixture, writer)
-    runner.show_test_item = _recorded(saved_show_item, writer)
-    FixtureDef.cached_param = _cached_param_per_instance()  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        if saved_param is None:
-            del FixtureDef.cached_param  # type: ignore[attr-defined]
-        else:
-            FixtureDef.cached_param = saved_param  # type: ignore[attr-defined]
-        runner.show_test_item = saved_show_item
-        setuponly._show_fixture_action = saved_show_fixture
-        if saved_instance_attribute is None:
-            del config.get_terminal_writer
-        else:
-            config.get_terminal_writer = saved_instance_attribute  # type: ignore[method-assign]
+    patches.setattr(config, "get_terminal_writer", lambda: _RECORDER.get() or get_terminal_writer())
+    patches.setattr(
+        setuponly, "_show_fixture_action", _recorded(setuponly._show_fixture_action, writer)
+    )
+    patches.setattr(runner, "show_test_item", _recorded(runner.show_test_item, writer))
+    patches.setattr(FixtureDef, "cached_param", _cached_param_per_instance())
 
 
-@contextmanager
-def terminal_per_item(config: pytest.Config) -> Iterator[None]:
-    """Everything above, for the pool's duration."""
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    with ExitStack() as stack:
-        stack.enter_context(_descriptors_restored())
-        if reporter is not None:
-            writer = config.get_terminal_writer()
-            stack.enter_context(_reporter_on_its_own_descriptor(writer))
-            if config.option.setupshow:
-                stack.enter_context(_setup_show_per_item(config, writer))
-        yield
+def terminal_per_item(patches: Patches, config: pytest.Config) -> None:
+    """Everything above, until ``patches`` are undone."""
+    _restore_descriptors_afterwards(patches)
+    if config.pluginmanager.getplugin("terminalreporter") is None:
+        return
+    writer = config.get_terminal_writer()
+    _reporter_on_its_own_descriptor(patches, writer)
+    if config.option.setupshow:
+        _setup_show_per_item(patches, config, writer)

@@ -31,115 +31,150 @@ from __future__ import annotations
 import sys
 import types
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, SupportsIndex
 
-from .item_context import PROCESS_WARNINGS, active_context
+from ..patching import Patches
+from .item_context import PROCESS_WARNINGS, ItemContext, ProcessWarnings, active_context
 
 _last_warner: list[object] = [None]
 
 
-def _current_filters() -> list[Any]:
+def _holder() -> ItemContext | ProcessWarnings:
+    """Whose warning state applies here: the running item's, or the process's."""
     context = active_context()
-    holder: object = PROCESS_WARNINGS if context is None else context
+    return PROCESS_WARNINGS if context is None else context
+
+
+def _current_filters() -> list[Any]:
+    holder = _holder()
     if _last_warner[0] is not holder:
         _last_warner[0] = holder
         warnings._filters_mutated()  # type: ignore[attr-defined]
-    return PROCESS_WARNINGS.filters if context is None else context.warning_filters
+    return holder.warning_filters
 
 
-# ProcessWarnings attribute -> ItemContext attribute
-_CONTEXT_NAMES = {
-    "filters": "warning_filters",
-    "showwarning": "showwarning",
-    "showwarnmsg_impl": "showwarnmsg_impl",
-}
+class _InContext:
+    """A ``warnings`` global whose value is the running context's (``warning_hooks``)."""
 
+    def __init__(self, name: str) -> None:
+        self._name = name
 
-def _holder_and_name(name: str) -> tuple[object, str]:
-    context = active_context()
-    return (PROCESS_WARNINGS, name) if context is None else (context, _CONTEXT_NAMES[name])
+    def __get__(self, module: object, owner: type | None = None) -> Any:
+        return _holder().warning_hooks[self._name]
 
-
-def _current(name: str) -> Any:
-    holder, attribute = _holder_and_name(name)
-    return getattr(holder, attribute)
-
-
-def _per_context(name: str) -> property:
-    def set_(module: types.ModuleType, value: Any) -> None:
-        holder, attribute = _holder_and_name(name)
-        setattr(holder, attribute, value)
-
-    return property(lambda module: _current(name), set_)
+    def __set__(self, module: object, value: Any) -> None:
+        _holder().warning_hooks[self._name] = value
 
 
 class _ContextWarningsModule(types.ModuleType):
-    filters = property(lambda module: _current_filters(), _per_context("filters").fset)
-    showwarning = _per_context("showwarning")
-    _showwarnmsg_impl = _per_context("showwarnmsg_impl")
+    """The ``warnings`` module whose three swapped globals are the running context's."""
 
+    @property
+    def filters(self) -> list[Any]:
+        return _current_filters()
 
-def _delegate(name: str) -> Any:
-    def method(self: _FiltersOfContext, *args: Any, **kwargs: Any) -> Any:
-        return getattr(_current_filters(), name)(*args, **kwargs)
+    @filters.setter
+    def filters(self, value: list[Any]) -> None:
+        _holder().warning_filters = value
 
-    method.__name__ = name
-    return method
+    showwarning = _InContext("showwarning")
+    _showwarnmsg_impl = _InContext("_showwarnmsg_impl")
 
 
 class _FiltersOfContext(list):  # type: ignore[type-arg]
     """``warnings.filters`` as the module's own functions see it: the context's list."""
 
-    for _name in (
-        "__contains__", "__delitem__", "__eq__", "__getitem__", "__iter__", "__len__",
-        "__repr__", "__reversed__", "__setitem__", "append", "clear", "copy", "count",
-        "extend", "index", "insert", "pop", "remove",
-    ):  # fmt: skip
-        locals()[_name] = _delegate(_name)
-    del _name
+    def __contains__(self, value: object) -> bool:
+        return value in _current_filters()
+
+    def __delitem__(self, key: Any) -> None:
+        del _current_filters()[key]
+
+    def __eq__(self, other: object) -> bool:
+        return _current_filters() == other
+
+    def __getitem__(self, key: Any) -> Any:
+        return _current_filters()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(_current_filters())
+
+    def __len__(self) -> int:
+        return len(_current_filters())
+
+    def __repr__(self) -> str:
+        return repr(_current_filters())
+
+    def __reversed__(self) -> Iterator[Any]:
+        return iter(reversed(_current_filters()))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _current_filters()[key] = value
 
     def __bool__(self) -> bool:
         return bool(_current_filters())
+
+    def append(self, value: Any) -> None:
+        _current_filters().append(value)
+
+    def clear(self) -> None:
+        _current_filters().clear()
+
+    def copy(self) -> list[Any]:
+        return _current_filters().copy()
+
+    def count(self, value: Any) -> int:
+        return _current_filters().count(value)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        _current_filters().extend(values)
+
+    def index(self, value: Any, *bounds: SupportsIndex) -> int:
+        return _current_filters().index(value, *bounds)
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        _current_filters().insert(index, value)
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        return _current_filters().pop(index)
+
+    def remove(self, value: Any) -> None:
+        _current_filters().remove(value)
 
     __hash__ = None
 
 
 def _showwarnmsg(msg: warnings.WarningMessage) -> None:
     """``warnings._showwarnmsg`` with the running context's hooks."""
-    showwarning = _current("showwarning")
+    holder = _holder()
+    showwarning = holder.warning_hooks["showwarning"]
     if showwarning is not warnings._showwarning_orig:  # type: ignore[attr-defined]
         if not callable(showwarning):
             raise TypeError("warnings.showwarning() must be set to a function or method")
         showwarning(msg.message, msg.category, msg.filename, msg.lineno, msg.file, msg.line)
         return
-    _current("showwarnmsg_impl")(msg)
+    holder.warning_hooks["_showwarnmsg_impl"](msg)
 
 
-@contextmanager
-def warnings_per_item() -> Iterator[None]:
-    """Install the per-context warning state for the pool; restore the process's after."""
-    module = sys.modules["warnings"]
+def _forget_last_warner() -> None:
+    warnings._filters_mutated()  # type: ignore[attr-defined]
+    _last_warner[0] = None
+
+
+def warnings_per_item(patches: Patches) -> None:
+    """Install the per-context warning state until ``patches`` are undone."""
     if getattr(sys.flags, "context_aware_warnings", False):
-        yield  # Python 3.14+: catch_warnings is already per context
-        return
+        return  # Python 3.14+: catch_warnings is already per context
+    module = sys.modules["warnings"]
     namespace = vars(module)
-    saved = {name: namespace[name] for name in ("filters", "showwarning", "_showwarnmsg_impl")}
-    saved_showwarnmsg = namespace["_showwarnmsg"]
-    PROCESS_WARNINGS.filters = saved["filters"]
-    PROCESS_WARNINGS.showwarning = saved["showwarning"]
-    PROCESS_WARNINGS.showwarnmsg_impl = saved["_showwarnmsg_impl"]
-    namespace["filters"] = _FiltersOfContext()
-    namespace["_showwarnmsg"] = _showwarnmsg
-    module.__class__ = _ContextWarningsModule
-    try:
-        yield
-    finally:
-        module.__class__ = types.ModuleType
-        namespace["filters"] = PROCESS_WARNINGS.filters
-        namespace["showwarning"] = PROCESS_WARNINGS.showwarning
-        namespace["_showwarnmsg_impl"] = PROCESS_WARNINGS.showwarnmsg_impl
-        namespace["_showwarnmsg"] = saved_showwarnmsg
-        warnings._filters_mutated()  # type: ignore[attr-defined]
-        _last_warner[0] = None
+    PROCESS_WARNINGS.warning_filters = namespace["filters"]
+    PROCESS_WARNINGS.warning_hooks = {
+        "showwarning": namespace["showwarning"],
+        "_showwarnmsg_impl": namespace["_showwarnmsg_impl"],
+    }
+    patches.callback(_forget_last_warner)
+    # Set in the module's dict while its class is still its own; undone after the class.
+    patches.setattr(module, "filters", _FiltersOfContext())
+    patches.setattr(module, "_showwarnmsg", _showwarnmsg)
+    patches.set_class(module, _ContextWarningsModule)

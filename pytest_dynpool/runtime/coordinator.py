@@ -3,34 +3,32 @@
 Workers (``workers.py``) run the whole ``pytest_runtest_protocol`` hook of one
 item, so every plugin's wrapper still runs around it. The coordinator, on the
 main thread, replays each item's report hooks in one block when the item
-finishes, reports items that overran their timeout, and decides when to stop.
+finishes, reports items that overran their timeout (``timeouts.py``), and
+decides when to stop. Every patch it makes goes on one ``Patches`` stack.
 """
 
 from __future__ import annotations
 
-import queue
 import signal
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from types import FrameType
 
 import pytest
 
-from ..http.plugin import REGISTRY_KEY
 from ..isolation.anyio_runner import anyio_runner_per_thread
 from ..isolation.item_context import HookCall
-from ..jobs import Plan
-from ..pytest_compat import drop_report_hooks_from, replace_setup_state
-from ..scheduler import CappedScheduler
+from ..jobs import Job, Plan
+from ..patching import Patches
+from ..pytest_compat import replace_setup_state
+from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
 from ..summary import JobStats, Outcome, RunStats, worse
-from .fixture_store import current_item
+from .fixture_store import current_item, install_fixture_store
 from .setup_tree import ConcurrentSetupState
 from .thread_safety import ROUTED_HOOKS, HookRouter, dots_only_progress, thread_safe_runtime
+from .timeouts import report_timeout
 from .workers import Event, Finished, Interrupted, Reported, WorkerExited, WorkerPool
 
 
@@ -42,17 +40,62 @@ def _outcome_of(report: pytest.TestReport) -> Outcome:
     return Outcome.PASSED
 
 
+class PoolHandle:
+    """The ``PoolControl`` handed to ``pytest_dynpool_pool_started``: a job's cap by name."""
+
+    def __init__(self, jobs: Sequence[Job], pool: WorkerPool) -> None:
+        self._jobs = tuple(jobs)
+        self._index = {job.name: index for index, job in enumerate(jobs)}
+        self._pool: WorkerPool | None = pool
+
+    @property
+    def jobs(self) -> Sequence[Job]:
+        return self._jobs
+
+    def set_job_cap(self, job_name: str, cap: int) -> None:
+        index = self._index[job_name]
+        pool = self._pool
+        if pool is not None:
+            pool.set_job_cap(index, cap)
+
+    def detach(self) -> None:
+        """The pooled phase is over: from now on ``set_job_cap`` does nothing."""
+        self._pool = None
+
+
+def run_session(
+    session: pytest.Session,
+    plan: Plan,
+    stats: RunStats,
+    patches: Patches,
+    slot_gate: SlotGate | None,
+) -> None:
+    """The session's run loop; its patches go on ``patches``, undone after the session."""
+    install_fixture_store(patches, session)
+    PoolExecutor(session, plan, stats, patches, slot_gate).run()
+
+
 class PoolExecutor:
     """Runs one session's items: exclusive ones alone, then the pooled ones."""
 
-    def __init__(self, session: pytest.Session, plan: Plan, stats: RunStats) -> None:
+    def __init__(
+        self,
+        session: pytest.Session,
+        plan: Plan,
+        stats: RunStats,
+        patches: Patches,
+        slot_gate: SlotGate | None = None,
+    ) -> None:
         self.session = session
         self.plan = plan
         self.stats = stats
+        self.patches = patches
+        self.slot_gate = slot_gate or LocalSlotGate()
         self.error: BaseException | None = None
         self.interrupt: KeyboardInterrupt | None = None
         self.setup_state = ConcurrentSetupState(
-            [*plan.exclusive, *plan.pooled], is_stopping=self.stopping
+            [*plan.exclusive, *(pooled.item for pooled in plan.pooled)],
+            is_stopping=self.stopping,
         )
 
     def stopping(self) -> bool:
@@ -60,7 +103,7 @@ class PoolExecutor:
         return bool(session.shouldfail or session.shouldstop or self.error or self.interrupt)
 
     def run(self) -> None:
-        replace_setup_state(self.session, self.setup_state)
+        replace_setup_state(self.patches, self.session, self.setup_state)
         self._run_exclusive()
         self._run_pool()
 
@@ -78,53 +121,61 @@ class PoolExecutor:
         if self.session.shouldstop:
             raise self.session.Interrupted(self.session.shouldstop)
 
-    def _follow_effective_caps(self, pool: WorkerPool) -> None:
-        """Adaptive jobs: dispatch tests against the cap their HTTP feedback sets."""
-        registry = self.session.config.stash.get(REGISTRY_KEY, None)
-        if registry is None:
-            return
-        for index, job_stats in enumerate(self.stats.jobs):
-            if job_stats.job.adaptive:
-                state = registry.state(job_stats.job)
-                state.on_cap_change(partial(pool.set_cap, index, state))
-                pool.set_cap(index, state)  # tests that ran alone may have moved it already
+    def _make_scheduler(self) -> Scheduler:
+        jobs = self.plan.jobs
+        return CappedScheduler(
+            self.stats.workers,
+            [job.cap for job in jobs],
+            [pooled.job_index for pooled in self.plan.pooled],
+            rates=[job.rate.per_second if job.rate else None for job in jobs],
+        )
 
     def _run_pool(self) -> None:
         if not self.plan.pooled:
             return
-        for item in self.plan.pooled:
+        for pooled in self.plan.pooled:
             # A cached_property, which takes one lock shared by all items before
             # Python 3.12: fill it here rather than on contending workers.
-            item.location  # noqa: B018
-        jobs = [job_stats.job for job_stats in self.stats.jobs]
-        scheduler = CappedScheduler(
-            self.stats.workers,
-            [job.cap for job in jobs],
-            self.plan.job_of_pooled,
-            rates=[job.rate.per_second if job.rate else None for job in jobs],
-        )
-        router = HookRouter(self.session.config.pluginmanager)
-        pool = WorkerPool(self, scheduler)
-        self._follow_effective_caps(pool)
-        started = time.perf_counter()
+            pooled.item.location  # noqa: B018
         config = self.session.config
+        scheduler = self._make_scheduler()
+        pool = WorkerPool(
+            self.plan.pooled,
+            self.plan.jobs,
+            self.stats.workers,
+            scheduler,
+            should_stop=self.stopping,
+            slot_gate=self.slot_gate,
+            before_start=self.setup_state.expect,
+        )
+        handle = PoolHandle(self.plan.jobs, pool)
+        router = HookRouter(config.pluginmanager)
+        started = time.perf_counter()
         try:
-            with (
-                thread_safe_runtime(config, router) as outside,
-                dots_only_progress(config),
-                anyio_runner_per_thread(),
-            ):
-                try:
-                    _Coordinator(self, router, pool).run()
-                finally:
-                    self.stats.outside_tests_output = outside.text()
+            config.hook.pytest_dynpool_pool_started(config=config, pool=handle)
+            try:
+                with Patches() as phase:  # undone when the phase ends, however it ends
+                    outside = thread_safe_runtime(phase, config, router)
+                    dots_only_progress(phase, config)
+                    anyio_runner_per_thread(phase)
+                    try:
+                        _Coordinator(self, router, pool).run()
+                    finally:
+                        self.stats.outside_tests_output = outside.text()
+            finally:
+                if pool.deadlines.abandoned_threads:
+                    # Their threads run on: whatever they still report reaches no plugin.
+                    pool.deadlines.silence_left_behind(
+                        self.patches, config.pluginmanager, ROUTED_HOOKS
+                    )
         finally:
+            handle.detach()
             self.stats.pool_wall_seconds = time.perf_counter() - started
             self.stats.pool_peak_in_flight = scheduler.peak_in_flight
             self.stats.not_started = scheduler.pending
-            self.stats.threads_left_behind = sum(t.is_alive() for t in pool.abandoned_threads)
-            for job_stats, job_queue in zip(self.stats.jobs, scheduler.jobs, strict=True):
-                job_stats.peak_in_flight = job_queue.peak
+            self.stats.threads_left_behind = pool.deadlines.threads_left_behind()
+            for job_index, job_stats in enumerate(self.stats.jobs):
+                job_stats.peak_in_flight = scheduler.job_peak(job_index)
         if self.error is not None:
             raise self.error
         if self.interrupt is not None:
@@ -139,6 +190,7 @@ class _Coordinator:
         self.executor = executor
         self.router = router
         self.pool = pool
+        self.has_timeouts = pool.deadlines.active
         self.outcomes: dict[int, Outcome] = {}
         # What has been logged of each item in flight: "start" and phase -> outcome.
         self.logged: dict[int, dict[str, str]] = {}
@@ -147,28 +199,17 @@ class _Coordinator:
 
     def run(self) -> None:
         try:
-            self.pool.start()
-        except KeyboardInterrupt:
-            self.pool.close()  # no item has started yet: nothing to wait for
-            raise
-        self.running = len(self.pool.threads)
-        try:
             with self._first_ctrl_c_stops_dispatch():
-                self.pool.go.set()
+                try:
+                    self.pool.start()
+                finally:
+                    self.running = self.pool.running
                 while self.running:
-                    try:
-                        event = self.pool.events.get(timeout=self._wait_time())
-                    except queue.Empty:
+                    event = self.pool.next_event(timeout=self._wait_time())
+                    if event is None:
                         self._time_out_expired()
-                        continue
-                    self._dispatch(event)
-            if self.pool.abandoned_threads:
-                # Their threads run on: whatever they still report is ignored.
-                drop_report_hooks_from(
-                    self.executor.session.config.pluginmanager,
-                    self.pool.abandoned_threads,
-                    ROUTED_HOOKS,
-                )
+                    else:
+                        self._dispatch(event)
         finally:
             self.pool.close()
 
@@ -183,7 +224,7 @@ class _Coordinator:
 
     def _wait_time(self) -> float | None:
         """How long the coordinator may block; polls at least once a second under timeouts."""
-        if not self.pool.has_timeouts:
+        if not self.has_timeouts:
             return None
         deadline = self.pool.next_deadline()
         if deadline is None:
@@ -193,66 +234,33 @@ class _Coordinator:
     def _time_out_expired(self) -> None:
         expired = self.pool.abandon_expired(time.monotonic())
         # Whatever these items sent before they were abandoned is logged first.
-        while True:
-            try:
-                self._dispatch(self.pool.events.get_nowait())
-            except queue.Empty:
-                break
-        for index, thread, unsent in expired:
-            if index not in self.finished:  # else it finished just in time
-                for call in unsent:
-                    self._replay(index, call)
-                self._report_timeout(index, thread)
-            self.pool.give_back(index)
+        while (event := self.pool.next_event(timeout=0)) is not None:
+            self._dispatch(event)
+        for each in expired:
+            if each.index not in self.finished:  # else it finished just in time
+                for call in each.unsent:
+                    self._replay(each.index, call)
+                self._report_timeout(each.index, each.thread)
+            self.pool.give_back(each.index)
         if self.executor.stopping():
             self.pool.wake()
 
     def _report_timeout(self, index: int, thread: threading.Thread) -> None:
-        """Log what plain pytest would have shown had the item failed where it is stuck."""
-        item = self.pool.items[index]
-        timeout = self.pool.timeouts[index] or 0.0
-        frame = sys._current_frames().get(thread.ident or -1)
-        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)\n"
-        logged = self.logged.pop(index, {})
-        if "setup" not in logged:
-            phase = "setup"
-        elif logged["setup"] == "passed" and "call" not in logged:
-            phase = "call"
-        else:
-            phase = "teardown"
-        message = (
-            f"Timeout: {item.nodeid} was still running after {timeout:g}s "
-            f"(dynpool timeout, in {phase}); stack of {thread.name}, which is left behind:\n"
-            f"{stack}"
-        )
-        hook = self.executor.session.config.hook
-        now = time.time()
+        pooled = self.executor.plan.pooled[index]
+        timeout = pooled.timeout or 0.0
         try:
-            if "start" not in logged:
-                hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-            for when, outcome, longrepr in (
-                (phase, "failed", message),
-                *([("teardown", "passed", None)] if phase != "teardown" else []),
-            ):
-                report = pytest.TestReport(
-                    item.nodeid,
-                    item.location,
-                    dict.fromkeys(item.keywords, 1),
-                    outcome,  # type: ignore[arg-type]
-                    longrepr,
-                    when,  # type: ignore[arg-type]
-                    duration=timeout if outcome == "failed" else 0.0,
-                    start=now,
-                    stop=now,
-                    user_properties=item.user_properties,
-                )
-                hook.pytest_runtest_logreport(report=report)
-            hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+            report_timeout(
+                self.executor.session.config.hook,
+                pooled.item,
+                timeout,
+                thread,
+                self.logged.pop(index, {}),
+            )
         except BaseException as exc:
             self._record_error(exc)
         stats = self.executor.stats
-        stats.timed_out.append(item.nodeid)
-        job_stats = stats.jobs[self.executor.plan.job_of_pooled[index]]
+        stats.timed_out.append(pooled.item.nodeid)
+        job_stats = stats.jobs[pooled.job_index]
         job_stats.busy_seconds += timeout
         job_stats.durations.append(timeout)
         job_stats.count(Outcome.FAILED)
@@ -275,7 +283,7 @@ class _Coordinator:
             if self.executor.interrupt is not None:
                 raise KeyboardInterrupt
             self.executor.interrupt = KeyboardInterrupt()
-            self.pool.events.put(Interrupted())  # SimpleQueue.put is safe in a handler
+            self.pool.put_event(Interrupted())
 
         signal.signal(signal.SIGINT, on_sigint)
         try:
@@ -309,9 +317,9 @@ class _Coordinator:
             # A passed setup or teardown is no pass (--setup-plan runs no call), as for pytest.
             if report.when == "call" or not report.passed:
                 self.outcomes[index] = worse(self.outcomes.get(index), _outcome_of(report))
-            if self.pool.has_timeouts:
+            if self.has_timeouts:
                 self.logged.setdefault(index, {})[report.when] = report.outcome
-        elif call.name == "pytest_runtest_logstart" and self.pool.has_timeouts:
+        elif call.name == "pytest_runtest_logstart" and self.has_timeouts:
             self.logged.setdefault(index, {})["start"] = "logged"
         try:
             self.router.replay(call)
@@ -320,12 +328,12 @@ class _Coordinator:
 
     def _account(self, event: Finished) -> None:
         stats = self.executor.stats
-        job_stats: JobStats = stats.jobs[self.executor.plan.job_of_pooled[event.index]]
+        job_stats: JobStats = stats.jobs[self.executor.plan.pooled[event.index].job_index]
         duration = event.ended - event.started
         job_stats.busy_seconds += duration
         job_stats.durations.append(duration)
         self.logged.pop(event.index, None)
-        if self.pool.has_timeouts:
+        if self.has_timeouts:
             self.finished.add(event.index)
         outcome = self.outcomes.pop(event.index, None)
         if outcome is not None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from ..patching import Patches, Undo, patch_attribute
 from ..pytest_compat import FixtureDef, Scope, SubRequest, get_scope_node, get_scope_package
 
 try:  # pytest >= 9: the "request" fixture is a FixtureDef subclass
@@ -49,13 +50,16 @@ def current_item(item: pytest.Item) -> Iterator[None]:
 
 
 class FixtureInstance:
-    """One live value of a fixture, with its own finalizers and creation lock."""
+    """One live value of a fixture, with its own finalizers and creation lock.
 
-    __slots__ = ("cached_result", "finalizers", "lock")
+    ``attributes`` holds what pytest keeps on the ``FixtureDef`` under the same
+    names (``cached_result``, ``_finalizers``), for this instance only.
+    """
+
+    __slots__ = ("attributes", "lock")
 
     def __init__(self) -> None:
-        self.cached_result: Any = None
-        self.finalizers: list[Callable[[], object]] = []
+        self.attributes: dict[str, Any] = {}
         self.lock = threading.RLock()
 
 
@@ -132,8 +136,8 @@ class FixtureStore:
     def discard_if_finished(self, key: Hashable) -> None:
         with self._lock:
             instance = self._instances.get(key)
-            if instance is not None and instance.cached_result is None and not instance.finalizers:
-                del self._instances[key]
+            if instance is not None and not any(instance.attributes.values()):
+                del self._instances[key]  # no value cached, no finalizer left
 
 
 def _store_for(item: pytest.Item | None) -> FixtureStore | None:
@@ -142,40 +146,44 @@ def _store_for(item: pytest.Item | None) -> FixtureStore | None:
     return item.config.stash.get(FIXTURE_STORE_KEY, None)
 
 
-def _get_cached_result(fixturedef: FixtureDef[Any]) -> Any:
-    item = CURRENT_ITEM.get()
-    store = _store_for(item)
-    if store is None or item is None:
-        return fixturedef.__dict__.get("cached_result")
-    instance = store.find(store.key(fixturedef, item))
-    return None if instance is None else instance.cached_result
+class _PerScopeInstance:
+    """A ``FixtureDef`` attribute kept per scope instance while the store is installed.
 
+    Outside a pooled item, or for ``per_instance=False``, it is a plain
+    attribute of the definition. ``default`` makes a value on first read
+    (pytest's ``_finalizers`` list).
+    """
 
-def _set_cached_result(fixturedef: FixtureDef[Any], value: Any) -> None:
-    item = CURRENT_ITEM.get()
-    store = _store_for(item)
-    if store is None or item is None:
-        fixturedef.__dict__["cached_result"] = value
-        return
-    store.get_or_create(store.key(fixturedef, item)).cached_result = value
+    def __init__(
+        self, name: str, default: Callable[[], Any] | None, *, per_instance: bool = True
+    ) -> None:
+        self._name = name
+        self._default = default
+        self._per_instance = per_instance
 
+    def _attributes(self, fixturedef: FixtureDef[Any], create: bool) -> dict[str, Any] | None:
+        item = CURRENT_ITEM.get() if self._per_instance else None
+        store = _store_for(item)
+        if store is None or item is None:
+            return fixturedef.__dict__
+        key = store.key(fixturedef, item)
+        instance = store.get_or_create(key) if create else store.find(key)
+        return None if instance is None else instance.attributes
 
-def _get_finalizers(fixturedef: FixtureDef[Any]) -> list[Callable[[], object]]:
-    item = CURRENT_ITEM.get()
-    store = _store_for(item)
-    if store is None or item is None:
-        finalizers: list[Callable[[], object]] = fixturedef.__dict__.setdefault("_finalizers", [])
-        return finalizers
-    return store.get_or_create(store.key(fixturedef, item)).finalizers
+    def __get__(self, fixturedef: FixtureDef[Any] | None, owner: type | None = None) -> Any:
+        if fixturedef is None:
+            return self
+        attributes = self._attributes(fixturedef, create=self._default is not None)
+        if attributes is None:
+            return None
+        if self._default is None:
+            return attributes.get(self._name)
+        return attributes.setdefault(self._name, self._default())
 
-
-def _set_finalizers(fixturedef: FixtureDef[Any], value: list[Callable[[], object]]) -> None:
-    item = CURRENT_ITEM.get()
-    store = _store_for(item)
-    if store is None or item is None:
-        fixturedef.__dict__["_finalizers"] = value
-        return
-    store.get_or_create(store.key(fixturedef, item)).finalizers = value
+    def __set__(self, fixturedef: FixtureDef[Any], value: Any) -> None:
+        attributes = self._attributes(fixturedef, create=True)
+        assert attributes is not None
+        attributes[self._name] = value
 
 
 _original_execute = FixtureDef.execute
@@ -208,20 +216,9 @@ def _finish(self: FixtureDef[Any], request: SubRequest) -> None:
             store.discard_if_finished(key)
 
 
-def _plain_attribute(name: str) -> property:
-    def get(self: object) -> Any:
-        return self.__dict__.get(name)
-
-    def set_(self: object, value: Any) -> None:
-        self.__dict__[name] = value
-
-    return property(get, set_)
-
-
 _install_lock = threading.Lock()
 _install_count = 0
-_MISSING = object()
-_saved_attributes: list[tuple[type, str, object]] = []
+_undo_class_patches: list[Undo] = []
 
 
 def _class_patches() -> list[tuple[type, dict[str, object]]]:
@@ -229,8 +226,8 @@ def _class_patches() -> list[tuple[type, dict[str, object]]]:
         (
             FixtureDef,
             {
-                "cached_result": property(_get_cached_result, _set_cached_result),
-                "_finalizers": property(_get_finalizers, _set_finalizers),
+                "cached_result": _PerScopeInstance("cached_result", None),
+                "_finalizers": _PerScopeInstance("_finalizers", list),
                 "execute": _execute,
                 "finish": _finish,
             },
@@ -238,43 +235,39 @@ def _class_patches() -> list[tuple[type, dict[str, object]]]:
     ]
     if RequestFixtureDef is not None:
         # The "request" pseudo-fixture keeps its value on itself, as before.
-        patches.append(
-            (
-                RequestFixtureDef,
-                {
-                    "cached_result": _plain_attribute("cached_result"),
-                    "_finalizers": _plain_attribute("_finalizers"),
-                },
-            )
-        )
+        plain: dict[str, object] = {
+            "cached_result": _PerScopeInstance("cached_result", None, per_instance=False),
+            "_finalizers": _PerScopeInstance("_finalizers", list, per_instance=False),
+        }
+        patches.append((RequestFixtureDef, plain))
     return patches
 
 
-def install_fixture_store(session: pytest.Session) -> FixtureStore:
-    """Route fixture state of ``session`` through a new store (nestable for pytester)."""
+def install_fixture_store(patches: Patches, session: pytest.Session) -> FixtureStore:
+    """Route fixture state of ``session`` through a new store until ``patches`` are undone.
+
+    Nestable (pytester runs inside a pooled test, even on two workers at once):
+    the first install patches pytest's classes, the last undo restores them.
+    """
     global _install_count
     store = FixtureStore()
     session.config.stash[FIXTURE_STORE_KEY] = store
+    patches.callback(session.config.stash.__delitem__, FIXTURE_STORE_KEY)
     with _install_lock:
         if _install_count == 0:
             for cls, attributes in _class_patches():
                 for name, value in attributes.items():
-                    _saved_attributes.append((cls, name, cls.__dict__.get(name, _MISSING)))
-                    setattr(cls, name, value)
+                    _undo_class_patches.append(patch_attribute(cls, name, value))
         _install_count += 1
+    patches.callback(_uninstall)
     return store
 
 
-def uninstall_fixture_store() -> None:
-    """Undo one ``install_fixture_store``; the last one restores pytest's classes."""
+def _uninstall() -> None:
     global _install_count
     with _install_lock:
         _install_count -= 1
         if _install_count:
             return
-        while _saved_attributes:
-            cls, name, saved = _saved_attributes.pop()
-            if saved is _MISSING:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, saved)
+        while _undo_class_patches:
+            _undo_class_patches.pop()()

@@ -22,8 +22,8 @@ import os
 import threading
 import types
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 import pytest
@@ -35,7 +35,8 @@ from ..isolation.item_context import HOOK_SINK, HookCall, threads_inherit_item_c
 from ..isolation.logs import logging_per_item
 from ..isolation.terminal import terminal_per_item
 from ..isolation.warning_state import warnings_per_item
-from ..pytest_compat import assertion_util, runner
+from ..patching import Patches
+from ..pytest_compat import assertion_util, inner_hookexec_of, runner
 
 ROUTED_HOOKS = frozenset(
     {
@@ -55,14 +56,10 @@ class HookRouter:
 
     def __init__(self, pluginmanager: pytest.PytestPluginManager) -> None:
         self._pluginmanager = pluginmanager
-        self._original: InnerHookExec = pluginmanager._inner_hookexec
+        self._original: InnerHookExec = inner_hookexec_of(pluginmanager)
 
-    def install(self) -> None:
-        self._pluginmanager._inner_hookexec = self._route  # type: ignore[assignment]
-
-    def uninstall(self) -> None:
-        if self._pluginmanager._inner_hookexec == self._route:
-            self._pluginmanager._inner_hookexec = self._original  # type: ignore[assignment]
+    def install(self, patches: Patches) -> None:
+        patches.setattr(self._pluginmanager, "_inner_hookexec", self._route)
 
     def _route(
         self, name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
@@ -79,9 +76,6 @@ class HookRouter:
         return self._original(call.name, call.methods, call.kwargs, call.firstresult)
 
 
-_original_update_current_test_var = runner._update_current_test_var
-
-
 def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     # pytest pops the variable unconditionally: two threads would raise KeyError.
     # No lock: a lock held across os.environ's C calls convoys the workers on the
@@ -93,23 +87,29 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
             del os.environ["PYTEST_CURRENT_TEST"]
 
 
-def _per_thread(name: str) -> property:
-    def get(module: _PerThreadAssertionHooks) -> Any:
-        return getattr(module._dynpool_local, name, None)
+class _ThreadValue(threading.local):
+    value: Any = None
 
-    def set_(module: _PerThreadAssertionHooks, value: Any) -> None:
-        setattr(module._dynpool_local, name, value)
 
-    return property(get, set_)
+class _PerThread:
+    """A module attribute with one value per thread (None until the thread sets it)."""
+
+    def __init__(self) -> None:
+        self._local = _ThreadValue()
+
+    def __get__(self, module: object, owner: type | None = None) -> Any:
+        return self._local.value
+
+    def __set__(self, module: object, value: Any) -> None:
+        self._local.value = value
 
 
 class _PerThreadAssertionHooks(types.ModuleType):
     """``_pytest.assertion.util`` with its three per-test globals kept per thread."""
 
-    _dynpool_local = threading.local()
-    _reprcompare = _per_thread("_reprcompare")
-    _assertion_pass = _per_thread("_assertion_pass")
-    _config = _per_thread("_config")
+    _reprcompare = _PerThread()
+    _assertion_pass = _PerThread()
+    _config = _PerThread()
 
 
 _ast_lock = threading.RLock()
@@ -136,44 +136,39 @@ class OutsideTests:
         return "".join(part if part.endswith("\n") else part + "\n" for part in parts if part)
 
 
-@contextmanager
-def thread_safe_runtime(config: pytest.Config, router: HookRouter) -> Iterator[OutsideTests]:
-    """Everything above, installed for the duration of the pooled phase."""
+def thread_safe_runtime(
+    patches: Patches, config: pytest.Config, router: HookRouter
+) -> OutsideTests:
+    """Everything above, installed on ``patches`` (the pooled phase's): undone with them."""
     root_logger = logging.getLogger()
     saved_handlers, saved_level = list(root_logger.handlers), root_logger.level
-    router.install()
-    ast.parse = _serialised_ast_parse
-    runner._update_current_test_var = _update_current_test_var
-    saved_assertion_class = assertion_util.__class__
-    assertion_util.__class__ = _PerThreadAssertionHooks
-    try:
-        # The per-item states start from, and leave behind, the filters the
-        # run had before the pooled phase.
-        with ExitStack() as stack:
-            stack.enter_context(warnings.catch_warnings())
-            stack.enter_context(warnings_per_item())
-            output = stack.enter_context(capture_per_item(config))
-            log = stack.enter_context(logging_per_item(config))
-            stack.enter_context(diagnostics_per_item(config))
-            stack.enter_context(threads_inherit_item_context())
-            stack.enter_context(terminal_per_item(config))
-            stack.enter_context(doctests_one_at_a_time())
-            yield OutsideTests(output, log)
-    finally:
-        assertion_util.__class__ = saved_assertion_class
-        runner._update_current_test_var = _original_update_current_test_var
-        ast.parse = _original_ast_parse
-        router.uninstall()
+
+    def restore_root_logger() -> None:
         root_logger.handlers[:] = saved_handlers
         root_logger.setLevel(saved_level)
 
+    patches.callback(restore_root_logger)
+    router.install(patches)
+    patches.setattr(ast, "parse", _serialised_ast_parse)
+    patches.setattr(runner, "_update_current_test_var", _update_current_test_var)
+    patches.set_class(assertion_util, _PerThreadAssertionHooks)
+    # The per-item states start from, and leave behind, the filters the
+    # run had before the pooled phase.
+    patches.enter_context(warnings.catch_warnings())
+    warnings_per_item(patches)
+    output = capture_per_item(patches, config)
+    log = logging_per_item(patches, config)
+    diagnostics_per_item(patches, config)
+    threads_inherit_item_context(patches)
+    terminal_per_item(patches, config)
+    doctests_one_at_a_time(patches)
+    return OutsideTests(output, log)
 
-@contextmanager
-def dots_only_progress(config: pytest.Config) -> Iterator[None]:
+
+def dots_only_progress(patches: Patches, config: pytest.Config) -> None:
     """Interleaved files would start a new line per report: show dots only, as xdist does."""
     reporter = config.pluginmanager.getplugin("terminalreporter")
     if reporter is None:
-        yield
         return
     if (
         reporter.currentfspath is not None
@@ -182,9 +177,5 @@ def dots_only_progress(config: pytest.Config) -> Iterator[None]:
     ):
         reporter._write_progress_information_filling_space()  # close the exclusive items' line
     reporter.ensure_newline()
-    previous = reporter.showfspath
-    reporter.showfspath = False
-    try:
-        yield
-    finally:
-        reporter.showfspath = previous
+    reporter.showfspath  # noqa: B018 -- computes the value that the undo restores
+    patches.setattr(reporter, "_showfspath", False)

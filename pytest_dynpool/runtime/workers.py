@@ -12,16 +12,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from ..http.traffic import JobState
+import pytest
+
 from ..isolation.item_context import HOOK_SINK, HookCall, item_context
-from ..scheduler import CappedScheduler
-from .fixture_store import CURRENT_ITEM
-
-if TYPE_CHECKING:
-    from .coordinator import PoolExecutor
+from ..jobs import Job, PooledItem
+from ..scheduler import Scheduler, SlotGate
+from .fixture_store import current_item
+from .timeouts import Deadlines, Expired
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ItemReports:
 
     index: int
     events: queue.SimpleQueue[Event]
-    pool_closed: threading.Event
+    stopped: threading.Event
     calls: list[HookCall] = field(default_factory=list)
     # Set by the coordinator when the item times out: from then on nothing is sent.
     abandoned: bool = False
@@ -73,13 +74,13 @@ class ItemReports:
                 return
             self.calls.append(call)
             report = call.kwargs.get("report")
-            if not getattr(report, "failed", False) or self.pool_closed.is_set():
+            if not getattr(report, "failed", False) or self.stopped.is_set():
                 return
             logged = threading.Event()
             self.events.put(Reported(self.index, self.calls, logged))
             self.calls = []
         while not logged.wait(timeout=1.0):
-            if self.pool_closed.is_set():
+            if self.stopped.is_set():
                 return
 
     def finished(self, started: float, error: BaseException | None) -> None:
@@ -96,40 +97,82 @@ class ItemReports:
         return calls
 
 
+@contextmanager
+def running_item(item: pytest.Item, reports: ItemReports) -> Iterator[None]:
+    """Everything a worker thread needs set while ``item`` runs on it."""
+    token = HOOK_SINK.set(reports)
+    try:
+        with current_item(item), item_context(item):
+            yield
+    finally:
+        HOOK_SINK.reset(token)
+
+
 class WorkerPool:
-    """N daemon threads that claim items from the shared scheduler."""
+    """N daemon threads that claim items from the shared scheduler.
 
-    def __init__(self, executor: PoolExecutor, scheduler: CappedScheduler) -> None:
-        self.executor = executor
-        self.scheduler = scheduler
-        self.items = executor.plan.pooled
-        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self.closed = threading.Event()
-        self.no_more_claims = threading.Event()
-        self.go = threading.Event()
+    Its state is its own: the coordinator starts it, takes its events, changes
+    a job's cap, abandons timed-out items and closes it.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[PooledItem],
+        jobs: Sequence[Job],
+        workers: int,
+        scheduler: Scheduler,
+        *,
+        should_stop: Callable[[], bool],
+        slot_gate: SlotGate,
+        before_start: Callable[[pytest.Item], None],
+    ) -> None:
+        self._items = items
+        self._jobs = jobs
+        self._workers = workers
+        self._scheduler = scheduler
+        self._should_stop = should_stop
+        self._gate = slot_gate
+        self._before_start = before_start
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        # Set when nothing more may start, and no worker may wait for a hand-over.
+        self._stopped = threading.Event()
         self._slots = threading.Condition(threading.Lock())
-        self.threads = [self._new_thread(n) for n in range(executor.stats.workers)]
-        # Per-item timeouts: the items in flight that have one, with their thread
-        # and deadline; an item past it is abandoned with its thread.
-        self.timeouts = executor.plan.timeout_of_pooled
-        self.has_timeouts = any(timeout is not None for timeout in self.timeouts)
-        self._deadlines: dict[int, tuple[threading.Thread, float]] = {}
-        self.abandoned: set[int] = set()
-        self.sinks: dict[int, ItemReports] = {}
-        self.abandoned_threads: set[threading.Thread] = set()
+        self._threads: list[threading.Thread] = []
+        self.deadlines = Deadlines([pooled.timeout for pooled in items])
 
-    def _new_thread(self, number: int) -> threading.Thread:
-        return threading.Thread(target=self._work, name=f"dynpool-worker-{number}", daemon=True)
+    @property
+    def running(self) -> int:
+        """Threads started and not left behind by a timeout."""
+        return len(self._threads) - len(self.deadlines.abandoned_threads)
+
+    def _start_thread(self) -> None:
+        number = len(self._threads)
+        thread = threading.Thread(target=self._work, name=f"dynpool-worker-{number}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def start(self) -> None:
-        """Start every worker; none claims an item before ``go`` is set."""
-        for thread in self.threads:
-            thread.start()
+        """Start the workers: never more than there are items to run."""
+        for _ in range(min(self._workers, len(self._items))):
+            self._start_thread()
 
-    def set_cap(self, job_index: int, state: JobState) -> None:
-        """Follow a job's effective cap; waiting workers re-check at once."""
+    def next_event(self, timeout: float | None) -> Event | None:
+        """The next event, or None after ``timeout`` seconds without one."""
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def put_event(self, event: Event) -> None:
+        """From a signal handler too: ``SimpleQueue.put`` is reentrant."""
+        self._events.put(event)
+
+    def set_job_cap(self, job_index: int, cap: int) -> None:
+        """Follow a job's effective cap; waiting workers re-check at once. No-op once closed."""
         with self._slots:
-            self.scheduler.set_cap(job_index, state.effective_cap)
+            if self._stopped.is_set():
+                return
+            self._scheduler.set_cap(job_index, cap)
             self._slots.notify_all()
 
     def wake(self) -> None:
@@ -138,112 +181,101 @@ class WorkerPool:
             self._slots.notify_all()
 
     def close(self) -> None:
-        """The coordinator gave up: no worker may wait for a hand-over any more."""
-        self.closed.set()
-        self.no_more_claims.set()
-        self.go.set()
+        """Nothing more starts and no worker waits for a hand-over any more."""
+        self._stopped.set()
         self.wake()
         while True:
             try:
-                event = self.events.get_nowait()
+                event = self._events.get_nowait()
             except queue.Empty:
                 return
             if isinstance(event, Reported):
                 event.logged.set()
 
-    def _claim(self) -> int | None:
+    def _claim(self) -> tuple[int, ItemReports] | None:
         with self._slots:
-            while not self.executor.stopping() and not self.no_more_claims.is_set():
-                index = self.scheduler.next_dispatch()
+            while not self._should_stop() and not self._stopped.is_set():
+                index = self._scheduler.next_dispatch()
                 if index is not None:
-                    self.executor.setup_state.expect(self.items[index])
-                    if self.has_timeouts and (timeout := self.timeouts[index]) is not None:
-                        # Made here, under the lock, so that a timeout always finds it.
-                        self.sinks[index] = ItemReports(index, self.events, self.closed)
-                        thread = threading.current_thread()
-                        self._deadlines[index] = (thread, time.monotonic() + timeout)
-                    return index
-                if self.scheduler.pending == 0:
+                    job = self._jobs[self._items[index].job_index]
+                    wait = self._gate.try_acquire(job.name, job.cap)
+                    if wait is not None:  # another process holds the job's slots
+                        self._scheduler.put_back(index, wait)
+                        continue
+                    self._before_start(self._items[index].item)
+                    reports = ItemReports(index, self._events, self._stopped)
+                    # Watched here, under the lock, so that a timeout always finds it.
+                    self.deadlines.watch(index, reports)
+                    return index, reports
+                if self._scheduler.pending == 0:
                     return None
-                # Every job with waiting items is at its cap or waits for a start token.
-                self._slots.wait(timeout=self.scheduler.seconds_until_ready())
+                # Every job with waiting items is at its cap or parked.
+                self._slots.wait(timeout=self._scheduler.seconds_until_ready())
             return None
+
+    def _complete(self, index: int) -> None:
+        self._scheduler.complete(index)
+        self._gate.release(self._jobs[self._items[index].job_index].name)
+        self._slots.notify_all()
 
     def _release(self, index: int) -> bool:
         """Give the item's slot back; False when it timed out and was given back already."""
         with self._slots:
-            if index in self.abandoned:
+            if not self.deadlines.unwatch(index):
                 return False
-            self._deadlines.pop(index, None)
-            self.sinks.pop(index, None)
-            self.scheduler.complete(index)
-            self._slots.notify_all()
+            self._complete(index)
             return True
 
     def next_deadline(self) -> float | None:
         with self._slots:
-            return min((deadline for _, deadline in self._deadlines.values()), default=None)
+            return self.deadlines.next_deadline()
 
-    def abandon_expired(self, now: float) -> list[tuple[int, threading.Thread, list[HookCall]]]:
+    def abandon_expired(self, now: float) -> list[Expired]:
         """Items past their deadline, with their unsent report calls.
 
         Their threads are replaced at once; their slots go back once their
         timeout is logged (``give_back``), so that ``-x`` starts nothing more.
         """
         with self._slots:
-            expired = [
-                (index, thread, self.sinks[index].abandon())
-                for index, (thread, deadline) in self._deadlines.items()
-                if deadline <= now
-            ]
-            for index, thread, _ in expired:
-                del self._deadlines[index]
-                self.abandoned.add(index)
-                self.abandoned_threads.add(thread)
+            expired = self.deadlines.expire(now)
         for _ in expired:
-            thread = self._new_thread(len(self.threads))
-            self.threads.append(thread)
-            thread.start()
+            self._start_thread()
         return expired
 
     def give_back(self, index: int) -> None:
         """The slot of an abandoned item, once its timeout has been logged."""
         with self._slots:
-            self.scheduler.complete(index)
-            self._slots.notify_all()
+            self._complete(index)
 
     def _work(self) -> None:
         error: BaseException | None = None
         try:
-            self.go.wait()
-            while (index := self._claim()) is not None:
-                if not self._run(index):
+            while (claimed := self._claim()) is not None:
+                index, reports = claimed
+                if not self._run(index, reports):
                     # KeyboardInterrupt or pytest.exit() in a test: nothing more
                     # may start, before the coordinator has even seen it.
-                    self.no_more_claims.set()
+                    self._stopped.set()
                 if not self._release(index):
                     return  # timed out: a replacement thread has taken this one's place
         except BaseException as exc:  # a bug of ours: surface it, never hang
             error = exc
         finally:
-            if threading.current_thread() not in self.abandoned_threads:
-                self.events.put(WorkerExited(error))
+            thread = threading.current_thread()
+            if thread in self.deadlines.abandoned_threads:
+                self.deadlines.left_behind_thread_ended(thread)
+            else:
+                self._events.put(WorkerExited(error))
 
-    def _run(self, index: int) -> bool:
+    def _run(self, index: int, reports: ItemReports) -> bool:
         """Run one item; False when it raised out of pytest's protocol."""
-        item = self.items[index]
-        reports = self.sinks.get(index) or ItemReports(index, self.events, self.closed)
-        sink_token = HOOK_SINK.set(reports)
-        item_token = CURRENT_ITEM.set(item)
+        item = self._items[index].item
         started = time.perf_counter()
         error: BaseException | None = None
         try:
-            with item_context(item):
+            with running_item(item, reports):
                 item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
         except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
             error = exc
-        finally:
-            CURRENT_ITEM.reset(item_token)
-            HOOK_SINK.reset(sink_token)
         reports.finished(started, error)
         return error is None
