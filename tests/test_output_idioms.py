@@ -439,3 +439,36 @@ def test_a_test_that_swaps_fd_1_leaves_the_terminal_alive(pytester: pytest.Pytes
     assert "= dynpool =" in text
     assert "PASSED test_dup.py::test_swaps_fd_1[first]" in text
     assert "PASSED test_dup.py::test_swaps_fd_1[second]" in text
+
+
+def test_bytes_are_per_test_when_the_plugin_is_loaded_late(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded by a conftest, the plugin comes after pytest made its capture streams: their
+    buffers cannot route, so in pooled tests ``sys.stdout.buffer`` is a routing stand-in."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeconftest(
+        CONFTEST.replace("Barrier(8", "Barrier(4")
+        + '\npytest_plugins = ["pytest_dynpool.plugin"]\n'
+    )
+    pytester.makepyfile(
+        test_late="""
+        import sys
+        import pytest
+
+        pytestmark = pytest.mark.dynpool(4)
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_bytes(n, together):
+            together()
+            sys.stdout.buffer.write(b"bytes of <%d>\\n" % n)
+            together()
+            assert sys.stdout.buffer is sys.stdout.buffer
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "4", "-rP")
+    result.assert_outcomes(passed=4)
+    sections = _terminal_sections(result.outlines)
+    for n in range(4):
+        assert sections[f"test_bytes[{n}]"].strip().splitlines()[-1] == f"bytes of <{n}>"
+        assert set(re.findall(r"<\d+>", sections[f"test_bytes[{n}]"])) == {f"<{n}>"}
