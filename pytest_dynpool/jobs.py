@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,7 +21,16 @@ MARKER_HELP = (
     "second, with adaptive=True fewer while the server answers 429/503; timeout=SECONDS "
     "fails an item still running after that long (0: never)."
 )
+ALONE_MARKER_NAME = "dynpool_alone"
+ALONE_MARKER_HELP = (
+    "dynpool_alone: run this test (class, module) alone, outside the dynpool thread pool, "
+    "as plain pytest would: for tests that change process-wide state."
+)
 UNMARKED_JOB = "unmarked"
+# A cap above any pool size is bounded by the pool; above this one it is a typo.
+MAX_CAP = 1_000_000
+# One name for two jobs would give them one HTTP limit but two caps in the scheduler.
+RESERVED_HINT = "is reserved for the tests without a dynpool marker; give the job another name"
 FIX_HINT = (
     'use @pytest.mark.dynpool(max_concurrency=K) with an integer K >= 1, optionally job="name", '
     f"rate=... ({RATE_HINT}), adaptive=True/False and timeout=SECONDS (a number >= 0; "
@@ -54,6 +63,9 @@ class Plan:
     exclusive: list[pytest.Item] = field(default_factory=list)
     pooled: list[PooledItem] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
+    # Marked items that run alone anyway, by why: a thread-unsafe fixture's name,
+    # or the dynpool_alone marker. Counted among ``exclusive``.
+    alone: dict[str, int] = field(default_factory=dict)
 
 
 def _dynpool(
@@ -65,14 +77,12 @@ def _dynpool(
     timeout: float | None = None,
 ) -> JobSpec:
     """Mirror of the marker's signature, so Python itself rejects bad arguments."""
-    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-        raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}")
-    if max_concurrency < 1:
-        raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-    if job is not None and (not isinstance(job, str) or not job):
-        raise TypeError(f"job must be a non-empty string, got {job!r}")
-    if not isinstance(adaptive, bool):
-        raise TypeError(f"adaptive must be True or False, got {adaptive!r}")
+    _check_cap(max_concurrency)
+    if job is not None:
+        _check_name(job, "job")
+    if job == UNMARKED_JOB:
+        raise ValueError(f"the job name {UNMARKED_JOB!r} {RESERVED_HINT}")
+    _check_adaptive(adaptive)
     parsed_rate = None if rate is None else parse_rate(rate)
     return JobSpec(
         max_concurrency=max_concurrency,
@@ -83,14 +93,63 @@ def _dynpool(
     )
 
 
+def _check_cap(cap: object) -> int:
+    if isinstance(cap, bool) or not isinstance(cap, int):
+        raise TypeError(f"max_concurrency must be an int, got {cap!r}")
+    if cap < 1:
+        raise ValueError(f"max_concurrency must be >= 1, got {cap}")
+    if cap > MAX_CAP:
+        raise ValueError(f"max_concurrency must be <= {MAX_CAP:,} (the pool bounds it), got {cap}")
+    return cap
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{what} must be a non-empty string, got {name!r}")
+    return name
+
+
+def _check_adaptive(adaptive: object) -> bool:
+    if not isinstance(adaptive, bool):
+        raise TypeError(f"adaptive must be True or False, got {adaptive!r}")
+    return adaptive
+
+
 def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
-    if not timeout >= 0 or timeout == float("inf"):  # also rejects NaN
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int beyond any float
+        seconds = float("inf")
+    if not 0 <= seconds < float("inf"):  # also rejects NaN
         raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
-    return float(timeout)
+    return seconds
+
+
+def check_hook_assignment(assignment: object, item: pytest.Item) -> JobAssignment | None:
+    """What ``pytest_dynpool_job_for_item`` returned, checked like a marker's arguments."""
+    if assignment is None:
+        return None
+    try:
+        if not isinstance(assignment, JobAssignment):
+            raise TypeError(f"expected a JobAssignment or None, got {type(assignment).__name__}")
+        _check_name(assignment.name, "name")
+        _check_cap(assignment.max_concurrency)
+        _check_name(assignment.declared_at, "declared_at")
+        if assignment.rate is not None and not isinstance(assignment.rate, Rate):
+            raise TypeError(f"rate must be a Rate (parse_rate('10/s')), got {assignment.rate!r}")
+        _check_adaptive(assignment.adaptive)
+        _check_timeout(assignment.timeout)
+    except (TypeError, ValueError) as error:
+        raise pytest.UsageError(
+            f"{item.nodeid}: pytest_dynpool_job_for_item returned {assignment!r}: {error}; "
+            f"return None or JobAssignment(name, max_concurrency, declared_at) with a non-empty "
+            f"name and an integer max_concurrency from 1 to {MAX_CAP:,}"
+        ) from None
+    return assignment
 
 
 def parse_marker(mark: pytest.Mark, where: str) -> JobSpec:
@@ -127,13 +186,33 @@ def assignment_from_marker(item: pytest.Item) -> JobAssignment | None:
     after the function.
     """
     callspec = getattr(item, "callspec", None)
-    for mark in getattr(callspec, "marks", ()):
-        if mark.name == MARKER_NAME:
-            return _assignment(parse_marker(mark, item.nodeid), item.nodeid)
+    param_marks = [mark for mark in getattr(callspec, "marks", ()) if mark.name == MARKER_NAME]
+    if param_marks:
+        return _assignment(_one_spec(param_marks, item), item.nodeid)
+    closest: list[pytest.Mark] = []
+    closest_node: object = None
     for node, mark in item.iter_markers_with_node(MARKER_NAME):
-        declared_at = _function_id(item) if node is item else node.nodeid
-        return _assignment(parse_marker(mark, item.nodeid), declared_at)
-    return None
+        if closest and node is not closest_node:
+            break
+        closest_node = node
+        closest.append(mark)
+    if not isinstance(closest_node, pytest.Collector | pytest.Item):
+        return None
+    declared_at = _function_id(item) if closest_node is item else closest_node.nodeid
+    return _assignment(_one_spec(closest, item), declared_at)
+
+
+def _one_spec(marks: Sequence[pytest.Mark], item: pytest.Item) -> JobSpec:
+    """The marks of one declaring node; two that disagree are a usage error."""
+    specs = [parse_marker(mark, item.nodeid) for mark in marks]
+    for mark, spec in zip(marks[1:], specs[1:], strict=True):
+        if spec != specs[0]:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.dynpool is applied twice with different "
+                f"arguments: dynpool{_format_args(marks[0])} and dynpool{_format_args(mark)}; "
+                "keep one of them"
+            )
+    return specs[0]
 
 
 def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
@@ -156,19 +235,28 @@ def build_plan(
     workers: int,
     rate_overrides: Mapping[str, Rate] | None = None,
     default_timeout: float | None = None,
+    alone_fixtures: Collection[str] = (),
 ) -> Plan:
     """Group items into jobs; one name declared with two settings is a usage error.
 
     Every item's job goes into ``item.stash[ITEM_JOB_KEY]``, also for items that
     run alone, so that the HTTP fixtures apply its limits wherever it runs. An
-    item's timeout is its marker's, else ``default_timeout``; 0 means none.
+    item's timeout is its marker's, else ``default_timeout``; 0 means none. An
+    item that uses one of ``alone_fixtures`` (directly or through another
+    fixture) or is marked ``dynpool_alone`` runs alone, whatever its job.
     """
     rate_overrides = rate_overrides or {}
     plan = Plan()
     first_declaration: dict[str, JobAssignment] = {}
     jobs_by_name: dict[str, Job] = {}
     job_index: dict[str, int] = {}
-    for item, assignment in zip(items, assignments, strict=True):
+    for item, returned in zip(items, assignments, strict=True):
+        assignment = check_hook_assignment(returned, item)
+        if assignment is not None and assignment.name == UNMARKED_JOB:  # from a hook
+            raise pytest.UsageError(
+                f"{item.nodeid}: dynpool job name {UNMARKED_JOB!r} (declared at "
+                f"{assignment.declared_at}) {RESERVED_HINT}"
+            )
         if assignment is None:
             if not unmarked_in_pool:
                 item.stash[ITEM_JOB_KEY] = UNMARKED_EXCLUSIVE_JOB
@@ -185,6 +273,11 @@ def build_plan(
                 rate_override=rate_overrides.get(first.name),
             )
         item.stash[ITEM_JOB_KEY] = job
+        reason = why_alone(item, alone_fixtures)
+        if reason is not None:
+            plan.exclusive.append(item)
+            plan.alone[reason] = plan.alone.get(reason, 0) + 1
+            continue
         index = job_index.get(assignment.name)
         if index is None:
             index = job_index[assignment.name] = len(plan.jobs)
@@ -194,6 +287,14 @@ def build_plan(
     overridden = set(cap_overrides) | set(rate_overrides)
     plan.unknown_overrides = sorted(overridden - set(first_declaration))
     return plan
+
+
+def why_alone(item: pytest.Item, alone_fixtures: Collection[str]) -> str | None:
+    """Why ``item`` must run alone: the marker, or the first thread-unsafe fixture it uses."""
+    if item.get_closest_marker(ALONE_MARKER_NAME) is not None:
+        return ALONE_MARKER_NAME
+    used = getattr(item, "fixturenames", ())
+    return next((name for name in used if name in alone_fixtures), None)
 
 
 def _settings(assignment: JobAssignment) -> str:

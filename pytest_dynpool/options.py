@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 import pytest
 
+from .jobs import MAX_CAP
 from .model import RATE_HINT, Rate, parse_rate
+
+# Fixtures that change process-wide state (monkeypatch: attributes, the environment,
+# the working directory; pytester/testdir: the working directory, sys.path, sys.modules)
+# or that capture at the file-descriptor level, which threads share: a test using
+# one runs alone, outside the pool. ini dynpool_exclusive_fixtures replaces the list.
+EXCLUSIVE_FIXTURES = ("monkeypatch", "pytester", "testdir", "capfd", "capfdbinary")
 
 
 class Unmarked(str, Enum):
@@ -59,7 +67,7 @@ def parse_cap_override(value: str) -> tuple[str, int]:
         cap = int(cap_text)
     except ValueError:
         cap = 0
-    if not sep or not name or cap < 1:
+    if not sep or not name or not 1 <= cap <= MAX_CAP:
         raise argparse.ArgumentTypeError(
             f"--dynpool-cap / dynpool_caps: expected JOB=K with an integer K >= 1, "
             f"got {value!r} (e.g. --dynpool-cap 'tests/test_api.py::TestLegacy=1')"
@@ -166,6 +174,13 @@ def add_options(parser: pytest.Parser) -> None:
         default=[],
     )
     parser.addini(
+        "dynpool_exclusive_fixtures",
+        "tests using any of these fixtures run alone, outside the pool (names separated by "
+        "spaces; replaces the default list: " + " ".join(EXCLUSIVE_FIXTURES) + ").",
+        type="args",
+        default=list(EXCLUSIVE_FIXTURES),
+    )
+    parser.addini(
         "dynpool_unmarked",
         "where unmarked tests run: exclusive or pool.",
         default=Unmarked.EXCLUSIVE.value,
@@ -181,6 +196,7 @@ class Settings:
     unmarked: Unmarked
     rate_overrides: dict[str, Rate] = field(default_factory=dict)
     timeout: float = 0.0  # seconds; 0: no timeout
+    exclusive_fixtures: frozenset[str] = frozenset(EXCLUSIVE_FIXTURES)
 
 
 def _usage_error(error: argparse.ArgumentTypeError) -> pytest.UsageError:
@@ -215,12 +231,37 @@ def read_settings(config: pytest.Config) -> Settings:
         unmarked=unmarked,
         rate_overrides=rates,
         timeout=timeout,
+        exclusive_fixtures=frozenset(config.getini("dynpool_exclusive_fixtures")),
     )
 
 
+# One JOB=VALUE of an ini line: spaces around "=" allowed, entries separated by
+# commas or whitespace. A name may hold inner spaces, not "=" or ",".
+_INI_ENTRY = re.compile(r"\s*([^\s,=](?:[^,=]*[^\s,=])?)\s*=\s*([^\s,=]+)\s*(?:,|(?=\s)|$)")
+
+
+def ini_entries(line: str) -> list[str]:
+    """The ``JOB=VALUE`` entries of one ini line, as ``--dynpool-cap``/``--dynpool-rate`` take them.
+
+    ``j = 1``, ``j=2 k=3`` and ``j=10/s, k=5/s`` are read as users mean them. A
+    line that is not such a list (``broken``, a name holding "=") is passed on
+    whole, to be parsed as one entry or rejected with the option's usage error.
+    """
+    text = line.strip()
+    entries: list[str] = []
+    position = 0
+    while position < len(text):
+        match = _INI_ENTRY.match(text, position)
+        if match is None:
+            return [text]
+        entries.append(f"{match[1]}={match[2]}")
+        position = match.end()
+    return entries
+
+
 def _ini_caps(lines: Iterable[str]) -> Iterable[tuple[str, int]]:
-    return (parse_cap_override(line) for line in lines if line.strip())
+    return (parse_cap_override(entry) for line in lines for entry in ini_entries(line))
 
 
 def _ini_rates(lines: Iterable[str]) -> Iterable[tuple[str, Rate]]:
-    return (parse_rate_override(line) for line in lines if line.strip())
+    return (parse_rate_override(entry) for line in lines for entry in ini_entries(line))

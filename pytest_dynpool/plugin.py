@@ -10,9 +10,9 @@ from collections.abc import Generator
 
 import pytest
 
-from . import hookspecs
+from . import hookspecs, markers
 from .http import plugin as http_fixtures
-from .jobs import MARKER_HELP, JobAssignment, Plan, assignment_from_marker, build_plan
+from .jobs import JobAssignment, Plan, assignment_from_marker, build_plan
 from .options import Settings, Unmarked, add_options, read_settings
 from .patching import Patches
 from .pytest_version import check_pytest_version
@@ -39,6 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    # The markers have an entry point of their own (they stay known under -p no:dynpool);
+    # registered here too for runs that load no entry point (PYTEST_DISABLE_PLUGIN_AUTOLOAD).
+    if not pluginmanager.is_blocked(markers.PLUGIN_NAME) and not pluginmanager.has_plugin(
+        markers.PLUGIN_NAME
+    ):
+        pluginmanager.register(markers, markers.PLUGIN_NAME)
     # Registered, not listed in pytest_plugins: that would mark the already
     # imported module for assertion rewriting and warn on every run.
     if not pluginmanager.is_blocked(FIXTURES_PLUGIN) and not pluginmanager.has_plugin(
@@ -62,7 +68,6 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_HELP)
     check_pytest_version()
     config.stash[SETTINGS_KEY] = read_settings(config)
     reason = reason_to_stay_off(config)
@@ -102,6 +107,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         workers=settings.workers,
         rate_overrides=settings.rate_overrides,
         default_timeout=settings.timeout,
+        alone_fixtures=settings.exclusive_fixtures,
     )
 
 

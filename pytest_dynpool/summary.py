@@ -59,6 +59,8 @@ class RunStats:
     outside_tests_output: str = ""
     timed_out: list[str] = field(default_factory=list)
     threads_left_behind: int = 0
+    # Items of jobs that ran alone, among the exclusive ones: why (a fixture, the marker) -> count.
+    alone: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def for_plan(cls, plan: Plan, workers: int) -> RunStats:
@@ -67,6 +69,7 @@ class RunStats:
             workers=workers,
             jobs=[JobStats(job) for job in plan.jobs],
             exclusive_items=len(plan.exclusive),
+            alone=dict(plan.alone),
             unknown_overrides=plan.unknown_overrides,
         )
         for pooled in plan.pooled:
@@ -138,8 +141,15 @@ def format_summary(stats: RunStats) -> list[str]:
         f"pool: {stats.workers} workers, peak {stats.pool_peak_in_flight} in flight, "
         f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound:.2f}s, wall/LB {ratio}"
     )
-    if stats.exclusive_items:
-        lines.append(f"exclusive: {stats.exclusive_items} unmarked items ran alone")
+    unmarked_alone = stats.exclusive_items - sum(stats.alone.values())
+    if unmarked_alone:
+        lines.append(f"exclusive: {unmarked_alone} unmarked items ran alone")
+    if stats.alone:
+        why = ", ".join(f"{name} {count}" for name, count in sorted(stats.alone.items()))
+        lines.append(
+            f"alone: {sum(stats.alone.values())} items of jobs ran alone, for a thread-unsafe "
+            f"fixture or the dynpool_alone marker ({why})"
+        )
     if stats.not_started:
         lines.append(f"not started: {stats.not_started} pooled items (run stopped early)")
     if stats.outside_tests_output:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
 
-from pytest_dynpool.http.traffic import JobTraffic
-from pytest_dynpool.http.transport import AsyncLimitedTransport, LimitedTransport
+from pytest_dynpool.http.traffic import CURRENT_HOLDER, HeldSlots, JobTraffic
+from pytest_dynpool.http.transport import (
+    AsyncLimitedTransport,
+    LimitedTransport,
+    retry_after_seconds,
+)
 from pytest_dynpool.model import Job, parse_rate
 
 from . import test_http_transport as transport_tests
@@ -127,3 +132,72 @@ def test_an_error_while_closing_a_retried_response_still_frees_the_slot() -> Non
     with httpx.Client(transport=transport) as client, pytest.raises(OSError, match="reset"):
         client.get("http://api/x")
     assert traffic.requests.in_use == 0
+
+
+# Issue 11, item 12: a Retry-After given as an HTTP date.
+NOW = "Tue, 01 Dec 2026 00:30:00 GMT"
+IN_3_SECONDS = "Tue, 01 Dec 2026 00:30:03 GMT"
+
+
+def test_a_retry_after_date_is_waited_out_by_the_servers_clock() -> None:
+    time = FakeTime()
+    traffic = JobTraffic(Job("api", 2, 2, "test", adaptive=True), clock=time)
+    script = [
+        httpx.Response(503, headers={"Date": NOW, "Retry-After": IN_3_SECONDS}),
+        httpx.Response(200),
+    ]
+    inner = httpx.MockTransport(lambda request: script.pop(0))
+    transport = LimitedTransport(traffic, inner, sleep=time.sleep, clock=time)
+    with httpx.Client(transport=transport) as client:
+        assert client.get("http://api/x").status_code == 200
+    assert time.sleeps == [3.0]  # not the 0.05 s backoff for a server that said nothing
+
+
+def test_a_retry_after_date_without_a_date_header_is_counted_from_our_clock() -> None:
+    now = parsedate_to_datetime(NOW).timestamp()
+    response = httpx.Response(503, headers={"Retry-After": IN_3_SECONDS})
+    assert retry_after_seconds(response, wall_clock=lambda: now) == 3.0
+    assert retry_after_seconds(response, wall_clock=lambda: now + 1.5) == 1.5
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Retry-After": "soon"},
+        {"Retry-After": "Tue, 99 Foo 2026 00:30:03 GMT"},
+        # A date already past (stale, or clocks that disagree): the usual backoff.
+        {"Date": IN_3_SECONDS, "Retry-After": NOW},
+    ],
+)
+def test_a_retry_after_that_gives_no_wait_is_no_hint(headers: dict[str, str]) -> None:
+    assert retry_after_seconds(httpx.Response(503, headers=headers)) is None
+
+
+def test_a_retry_after_in_seconds_is_read_as_before() -> None:
+    assert retry_after_seconds(httpx.Response(503, headers={"Retry-After": "2.5"})) == 2.5
+    assert retry_after_seconds(httpx.Response(503, headers={"Retry-After": "0"})) == 0.0
+
+
+def test_a_slot_given_back_at_the_end_of_a_test_is_not_given_back_twice() -> None:
+    traffic = JobTraffic(Job("api", 1, 1, "test"))
+
+    def stream_body(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([b"body"]))  # held until closed
+
+    holder = HeldSlots()
+    token = CURRENT_HOLDER.set(holder)
+    try:
+        with httpx.Client(
+            transport=LimitedTransport(traffic, httpx.MockTransport(stream_body))
+        ) as client:
+            response = client.send(client.build_request("GET", "http://api/x"), stream=True)
+            assert traffic.requests.in_use == 1
+            assert holder.give_back() == ["api"]  # the test ended with it open
+            assert traffic.requests.in_use == 0
+            response.close()  # closed late: the slot is not released a second time
+            assert traffic.requests.in_use == 0
+            client.get("http://api/x")  # and a request after the end holds nothing
+            assert (traffic.requests.in_use, holder.give_back()) == (0, [])
+    finally:
+        CURRENT_HOLDER.reset(token)

@@ -10,7 +10,7 @@ the ``pytest_dynpool_pool_started`` hook, and the pool never imports it.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,7 +19,7 @@ from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
 from ..model import Job
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
-from .traffic import JobTraffic, TrafficRegistry
+from .traffic import CURRENT_HOLDER, HeldSlots, JobTraffic, TrafficRegistry
 
 if TYPE_CHECKING:  # httpx is imported on first use: runs that make no request don't pay for it
     import httpx
@@ -78,6 +78,50 @@ class _CapFollower:
 
     def _pass_on(self) -> None:
         self._pool.set_job_cap(self._traffic.name, self._traffic.effective_cap)
+
+
+class UnclosedResponseWarning(pytest.PytestWarning):
+    """A test ended with a response of a dynpool client still open; its slot was given back."""
+
+
+HELD_SLOTS_KEY = pytest.StashKey[HeldSlots]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Every request slot this test takes is noted, on any thread or task it runs on."""
+    holder = item.stash[HELD_SLOTS_KEY] = HeldSlots()
+    token = CURRENT_HOLDER.set(holder)
+    try:
+        return (yield)
+    finally:
+        CURRENT_HOLDER.reset(token)
+        holder.give_back()  # our teardown wrapper did not run (an interrupt): still give back
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """After the test's own teardown: slots it still holds come back, with a warning on it."""
+    try:
+        yield
+    finally:
+        holder = item.stash.get(HELD_SLOTS_KEY, None)
+        if holder is not None:
+            _warn_of_leaks(item, holder.give_back())
+
+
+def _warn_of_leaks(item: pytest.Item, job_names: list[str]) -> None:
+    for job_name in sorted(set(job_names)):
+        count = job_names.count(job_name)
+        what = "1 response of" if count == 1 else f"{count} responses of"
+        were, slots = ("was", "its request slot is") if count == 1 else ("were", "their slots are")
+        item.warn(
+            UnclosedResponseWarning(
+                f"{what} dynpool job {job_name!r} {were} still open when the test ended "
+                f"(a client.stream(...) never closed?); {slots} given back now, "
+                "so that the job's later requests do not wait for them"
+            )
+        )
 
 
 class _SharedClients:

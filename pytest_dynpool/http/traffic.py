@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, TokenBucket
@@ -165,6 +166,44 @@ class TrafficRegistry:
     def states(self) -> list[JobTraffic]:
         with self._lock:
             return list(self._jobs.values())
+
+
+class HeldSlots:
+    """The request slots one test holds, so that those it leaves taken come back at its end.
+
+    A response the test never closes (an unclosed ``client.stream(...)``) would
+    otherwise keep its job's slot for the rest of the session.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[Callable[[], None], str] = {}  # release -> job name
+        self._ended = False
+
+    def hold(self, release: Callable[[], None], job_name: str) -> None:
+        """Note a slot taken for this test (not after the test has ended)."""
+        with self._lock:
+            if not self._ended:
+                self._held[release] = job_name
+
+    def drop(self, release: Callable[[], None]) -> None:
+        """The slot came back the ordinary way."""
+        with self._lock:
+            self._held.pop(release, None)
+
+    def give_back(self) -> list[str]:
+        """The test has ended: give back every slot still held; their jobs' names."""
+        with self._lock:
+            self._ended = True
+            held, self._held = self._held, {}
+        for release in held:
+            release()
+        return sorted(held.values())
+
+
+# The current test's slots: set around each test's protocol, read when a request
+# takes a slot (asyncio tasks inherit it from the test that starts them).
+CURRENT_HOLDER: ContextVar[HeldSlots | None] = ContextVar("dynpool_held_slots", default=None)
 
 
 # The name this class had when it was ``jobstate.JobState`` (public in ``pytest_dynpool``).

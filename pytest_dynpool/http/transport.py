@@ -19,14 +19,17 @@ with blocking calls, ``AsyncLimitedTransport`` awaits them; neither decides.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 
 import httpx
 
-from .traffic import OVERLOAD_STATUSES, JobTraffic
+from .traffic import CURRENT_HOLDER, OVERLOAD_STATUSES, JobTraffic
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_RETRIES = 5
@@ -36,15 +39,40 @@ MAX_BACKOFF_SECONDS = 1.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds; None when absent or an HTTP date we do not parse."""
+def retry_after_seconds(
+    response: httpx.Response, wall_clock: Callable[[], float] = time.time
+) -> float | None:
+    """The wait a Retry-After header asks for, in seconds, or None when it gives none.
+
+    Seconds (``"3"``) are taken as they are. An HTTP date counts from the
+    response's own ``Date`` (the server's clock, so clocks that disagree do not
+    matter), else from ``wall_clock``. None when absent, unreadable, or a date
+    already past: the caller then backs off as if the server had said nothing.
+    """
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    until = _http_date(value)
+    if until is None:
         return None
+    now = _http_date(response.headers.get("Date", ""))
+    seconds = until - (wall_clock() if now is None else now)
+    return seconds if seconds > 0 else None
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP date (RFC 9110, e.g. ``Tue, 01 Dec 2026 00:30:03 GMT``) as a timestamp."""
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": UTC with no zone said
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -86,15 +114,27 @@ def _slot_timeout(traffic: JobTraffic, request: httpx.Request) -> httpx.PoolTime
 
 
 class _Release:
-    """Gives a request slot back once, however often it is called."""
+    """Gives a request slot back once, however often and from whichever thread it is called.
 
-    def __init__(self, release: Callable[[], None]) -> None:
-        self._release: Callable[[], None] | None = release
+    The test that took the slot holds it too (``HeldSlots``), so that it comes
+    back when that test ends even if the response is never closed.
+    """
+
+    def __init__(self, traffic: JobTraffic) -> None:
+        self._lock = threading.Lock()
+        self._release: Callable[[], None] | None = traffic.requests.release
+        self._holder = CURRENT_HOLDER.get()
+        if self._holder is not None:
+            self._holder.hold(self, traffic.name)
 
     def __call__(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
+        with self._lock:
+            release, self._release = self._release, None
+        if release is None:
+            return
+        if self._holder is not None:
+            self._holder.drop(self)
+        release()
 
 
 # The steps ``_exchange`` hands its driver; the driver sends back each one's result.
@@ -153,7 +193,7 @@ def _exchange(
             yield _Wait(paused)
         if not (yield _TakeSlot(_pool_timeout(request))):
             raise _slot_timeout(traffic, request)
-        release = _Release(traffic.requests.release)
+        release = _Release(traffic)
         try:
             delay = traffic.next_request_delay()
             if delay > 0:

@@ -148,13 +148,22 @@ class WorkerPool:
     def _start_thread(self) -> None:
         number = len(self._threads)
         thread = threading.Thread(target=self._work, name=f"dynpool-worker-{number}", daemon=True)
-        self._threads.append(thread)
         thread.start()
+        self._threads.append(thread)  # only once started: the coordinator counts on it
 
     def start(self) -> None:
-        """Start the workers: never more than there are items to run."""
+        """Start the workers: never more than there are items to run.
+
+        When the system refuses a thread ("can't start new thread"), the pool
+        runs with the workers it has; with none, the error stands.
+        """
         for _ in range(min(self._workers, len(self._items))):
-            self._start_thread()
+            try:
+                self._start_thread()
+            except RuntimeError:
+                if not self._threads:
+                    raise
+                break
 
     def next_event(self, timeout: float | None) -> Event | None:
         """The next event, or None after ``timeout`` seconds without one."""
