@@ -69,13 +69,16 @@ def terminal_file(writer: TerminalWriter) -> Any:
     return writer._file
 
 
-def global_capture_streams(capman: CaptureManager) -> tuple[Any, Any]:
-    """The session's capture streams: what ``sys.stdout``/``sys.stderr`` are in a test."""
+def global_capture_streams(capman: CaptureManager) -> tuple[Any, Any, Any]:
+    """The session's capture streams: what ``sys.stdout``/``stderr``/``stdin`` are in a test."""
     capturing = capman._global_capturing
     if capturing is None:
-        return None, None
-    streams = [getattr(part, "tmpfile", None) for part in (capturing.out, capturing.err)]
-    return streams[0], streams[1]
+        return None, None, None
+    # fd capture of stdin puts its sys-level capture's stream into sys.stdin.
+    stdin_capture = getattr(capturing.in_, "syscapture", capturing.in_)
+    parts = (capturing.out, capturing.err, stdin_capture)
+    streams = [getattr(part, "tmpfile", None) for part in parts]
+    return streams[0], streams[1], streams[2]
 
 
 def sys_capture_class_for(captureclass: type[Any]) -> type[Any]:

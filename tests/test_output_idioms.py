@@ -472,3 +472,37 @@ def test_bytes_are_per_test_when_the_plugin_is_loaded_late(
     for n in range(4):
         assert sections[f"test_bytes[{n}]"].strip().splitlines()[-1] == f"bytes of <{n}>"
         assert set(re.findall(r"<\d+>", sections[f"test_bytes[{n}]"])) == {f"<{n}>"}
+
+
+STDIN_SUITE = """
+import io
+import sys
+import pytest
+
+pytestmark = pytest.mark.dynpool(4)
+
+@pytest.mark.parametrize("n", range(3))
+def test_own_input(n, together):
+    saved = sys.stdin
+    sys.stdin = io.StringIO(f"typed into <{n}>\\n")  # CliRunner(input=...) does this
+    together()
+    assert input() == f"typed into <{n}>"
+    together()
+    sys.stdin = saved
+
+def test_reads_the_terminal(together):
+    together()
+    with pytest.raises(OSError, match="reading from stdin while output is captured"):
+        input()
+    together()
+"""
+
+
+def test_sys_stdin_is_per_test(pytester: pytest.Pytester) -> None:
+    """What CliRunner does to ``sys.stdin`` stays in its test; reading the terminal fails as
+    in plain pytest (rather than wait for it)."""
+    pytester.makeconftest(CONFTEST.replace("Barrier(8", "Barrier(4"))
+    pytester.makepyfile(test_stdin=STDIN_SUITE)
+    plain, pooled = _both(pytester, "-rA", workers=4)
+    plain.assert_outcomes(passed=4)
+    _same_report(plain, pooled)

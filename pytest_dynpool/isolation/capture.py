@@ -1,4 +1,4 @@
-"""stdout/stderr per pooled item: ``sys.stdout`` and ``sys.stderr`` become per-test variables.
+"""stdout/stderr per pooled item: ``sys.stdout``, ``sys.stderr`` and ``sys.stdin`` are per test.
 
 In plain pytest ``sys.stdout`` is one process-wide variable that many hands
 assign: pytest's capture sets it to the session's one capture stream around
@@ -58,7 +58,7 @@ from ..pytest_compat import (
 from .item_context import PROCESS_STREAM, ItemContext, active_context
 from .session_streams import BYTES_ROUTE, direct_write, is_routable
 
-STDOUT, STDERR = 0, 1
+STDOUT, STDERR, STDIN = 0, 1, 2
 CLOSED_FILE = "I/O operation on closed file."
 
 
@@ -128,6 +128,7 @@ class _ContextSysModule(types.ModuleType):
 
     stdout = _stream_property(STDOUT)
     stderr = _stream_property(STDERR)
+    stdin = _stream_property(STDIN)
 
 
 class StreamRouter:
@@ -399,7 +400,8 @@ class _ConcurrentCaptureManager(CaptureManager):
         if do_fixture:
             self.suspend_fixture()
         saved = list(context.streams)
-        context.streams[:] = [PROCESS_STREAM, PROCESS_STREAM]
+        # As pytest's suspend_global_capture(in_=False): stdin stays captured.
+        context.streams[STDOUT] = context.streams[STDERR] = PROCESS_STREAM
         try:
             yield
         finally:
@@ -432,7 +434,7 @@ def _item_phase_capture(
             for index in (STDOUT, STDERR)
         ]
         context.phase_output[:] = buffers
-        context.streams[:] = pool.session
+        context.streams[:] = pool.session  # stdin too: pytest's DontReadFromInput
     capman.activate_fixture()
     try:
         yield
@@ -440,7 +442,7 @@ def _item_phase_capture(
         capman.deactivate_fixture()
         if buffers:
             # As pytest's suspend: whatever the phase assigned to sys.stdout ends here.
-            context.streams[:] = [PROCESS_STREAM, PROCESS_STREAM]
+            context.streams[:] = [PROCESS_STREAM] * 3
             context.phase_output[:] = [None, None]
             out, err = (buffer.read_and_close() for buffer in buffers)
             if context.closed_capture:
@@ -457,28 +459,31 @@ def capture_per_item(patches: Patches, config: pytest.Config) -> OrphanOutput:
         return orphans
     _register_fork_hook()
     namespace = vars(sys)
-    saved_streams = [namespace["stdout"], namespace["stderr"]]
+    saved_streams = [namespace["stdout"], namespace["stderr"], namespace["stdin"]]
     capturing = capman.is_globally_capturing()
-    session: list[Any] = list(global_capture_streams(capman)) if capturing else [None, None]
-    if None in session:
+    session: list[Any] = list(global_capture_streams(capman)) if capturing else [None] * 3
+    if None in session[:STDIN]:
         session = list(saved_streams)  # capturing without a session stream: nothing to keep
         capturing = False
+    elif session[STDIN] is None:
+        session[STDIN] = saved_streams[STDIN]
     keep_orphans = orphans if capturing else None
     _POOL.append(_PoolStreams(list(saved_streams), saved_streams, session, keep_orphans))
     patches.callback(_POOL.pop)
     if capturing:
         _ROUTED_BUFFERS[:] = [
             None if is_routable(stream.buffer) else _RoutedBuffer(index, stream.buffer)
-            for index, stream in enumerate(session)
+            for index, stream in enumerate(session[:STDIN])
         ]
         patches.callback(_ROUTED_BUFFERS.clear)
-        for stream in session:
+        for stream in session[:STDIN]:
             patches.set_class(stream, _routed_class(type(stream)))
         BYTES_ROUTE.append(_route_bytes)
         patches.callback(BYTES_ROUTE.remove, _route_bytes)
     # In the dict first (print's view), then the per-item view on top of it.
     patches.setattr(sys, "stdout", StreamRouter(STDOUT))
     patches.setattr(sys, "stderr", StreamRouter(STDERR))
+    patches.setattr(sys, "stdin", StreamRouter(STDIN))
     patches.set_class(sys, _ContextSysModule)
     patches.set_class(capman, _ConcurrentCaptureManager)
     patches.setattr(CaptureFixture, "_start", _start)

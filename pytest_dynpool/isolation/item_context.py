@@ -59,10 +59,10 @@ class ItemContext:
     # (keyed by those names of the warnings module).
     warning_filters: list[Any]
     warning_hooks: dict[str, Any]
-    # What ``sys.stdout`` and ``sys.stderr`` are for this item (PROCESS_STREAM: the
+    # What ``sys.stdout``, ``sys.stderr`` and ``sys.stdin`` are for this item (PROCESS_STREAM: the
     # process's), the buffers of its current phase, and the session capture
     # streams it closed (see ``capture``).
-    streams: list[Any] = field(default_factory=lambda: [PROCESS_STREAM, PROCESS_STREAM])
+    streams: list[Any] = field(default_factory=lambda: [PROCESS_STREAM] * 3)
     phase_output: list[Any] = field(default_factory=lambda: [None, None])
     closed_capture: set[int] = field(default_factory=set)
     capture_fixture: Any = None

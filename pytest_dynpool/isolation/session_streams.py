@@ -71,7 +71,7 @@ def _reinit(stream: io.TextIOWrapper, buffer: Any) -> None:
     )
 
 
-def routable_session_buffers(streams: tuple[Any, Any]) -> Callable[[], None]:
+def routable_session_buffers(streams: tuple[Any, ...]) -> Callable[[], None]:
     """Give ``streams`` routable buffers; returns the undo, which puts the originals back."""
     undos: list[Callable[[], None]] = []
     for stream in streams:
@@ -119,4 +119,4 @@ def make_session_buffers_routable(config: pytest.Config) -> None:
     """For the session: pytest's capture streams get routable buffers (undone at its end)."""
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None:
-        config.add_cleanup(routable_session_buffers(global_capture_streams(capman)))
+        config.add_cleanup(routable_session_buffers(global_capture_streams(capman)[:2]))
