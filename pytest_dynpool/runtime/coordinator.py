@@ -58,6 +58,12 @@ class PoolHandle:
         if pool is not None:
             pool.set_job_cap(index, cap)
 
+    def resume_job(self, job_name: str) -> None:
+        index = self._index[job_name]
+        pool = self._pool
+        if pool is not None:
+            pool.resume_job(index)
+
     def detach(self) -> None:
         """The pooled phase is over: from now on ``set_job_cap`` does nothing."""
         self._pool = None

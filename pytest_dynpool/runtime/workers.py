@@ -186,6 +186,14 @@ class WorkerPool:
             self._scheduler.set_cap(job_index, cap)
             self._slots.notify_all()
 
+    def resume_job(self, job_index: int) -> None:
+        """End a job's deferral now (its slot gate saw a release). No-op once closed."""
+        with self._slots:
+            if self._stopped.is_set():
+                return
+            self._scheduler.resume(job_index)
+            self._slots.notify_all()
+
     def wake(self) -> None:
         """Let idle workers re-check whether the run is stopping."""
         with self._slots:
