@@ -6,6 +6,8 @@ Imports no private pytest name and none of the runtime: ``runtime/`` and
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from . import durations, hookspecs, markers
@@ -55,6 +57,20 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
         FIXTURES_PLUGIN
     ):
         pluginmanager.register(http_fixtures, FIXTURES_PLUGIN)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside capture's: its streams exist
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None]:
+    try:
+        check_pytest_version()
+    except pytest.UsageError:
+        pass  # pytest_configure says so
+    else:
+        # Before any conftest or test module sees sys.stdout.buffer: see the module.
+        from .isolation.session_streams import make_session_buffers_routable
+
+        make_session_buffers_routable(early_config)
+    return (yield)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,6 +128,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if config.get_verbosity() < 0:
+        return None  # -q: quiet means quiet (tools parse `--co -q`)
     reason = config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
     if reason is not None:
         return f"dynpool: off ({reason})"
