@@ -72,6 +72,8 @@ def pytest_dynpool_run_finished(config, stats):
         "workers": stats.workers,
         "wall": stats.pool_wall_seconds,
         "lower_bound": stats.lower_bound(),
+        # compare_trees also runs checkouts from before RunStats.bound() existed.
+        "bounded_by": stats.bound().reason if hasattr(stats, "bound") else "",
         "peak": stats.pool_peak_in_flight,
         "jobs": jobs,
     }}
@@ -84,8 +86,9 @@ PASSED_RE = re.compile(r"\b(\d+) passed\b")
 BAD_OUTCOME_RE = re.compile(r"\b\d+ (failed|errors?|skipped|xfailed|xpassed|deselected)\b")
 NO_TESTS_COLLECTED = 5
 
-PYTEST_ARGS = ("-m", "pytest", "-q", "-p", "no:cacheprovider")
+PYTEST_ARGS = ("-m", "pytest", "-q")
 """How every run invokes pytest, after the interpreter (``sys.executable`` unless told)."""
+NO_CACHE = ("-p", "no:cacheprovider")
 PLAIN = ("-p", "no:dynpool")
 
 
@@ -116,6 +119,7 @@ class PoolFigures:
     lower_bound: float
     peak: int
     jobs: tuple[JobFigures, ...]
+    bounded_by: str = ""
 
     @property
     def ratio(self) -> float:
@@ -166,16 +170,26 @@ class Workspace:
         *,
         passed: int,
         extra_env: Mapping[str, str] | None = None,
+        cache: bool = False,
         python: str = sys.executable,
     ) -> RunResult:
         """Run pytest on ``suite``; exit loudly unless exactly ``passed`` tests passed.
 
+        Without ``cache`` pytest's cache plugin is off, so that no run learns from another.
         ``python`` is another venv's interpreter when comparing two checkouts.
         """
         result_file = suite / "dynpool-result.json"
         result_file.unlink(missing_ok=True)
         env = {**self.env, RESULT_ENV: str(result_file), **(extra_env or {})}
-        command = [python, *PYTEST_ARGS, *args, "--rootdir", str(suite), str(suite)]
+        command = [
+            python,
+            *PYTEST_ARGS,
+            *(() if cache else NO_CACHE),
+            *args,
+            "--rootdir",
+            str(suite),
+            str(suite),
+        ]
         wall, cpu, rss, code, output = _run_measured(command, suite, env)
         counts = PASSED_RE.findall(output)
         if code != 0 or counts[-1:] != [str(passed)] or BAD_OUTCOME_RE.search(output):
@@ -191,7 +205,8 @@ class Workspace:
         if self.settings.smoke:
             return  # smoke figures mean nothing; save the seconds
         no_tests = ("-o", "python_functions=_no_such_test", "-o", "python_classes=_NoSuchTest")
-        command = [python, *PYTEST_ARGS, *PLAIN, *no_tests, "--rootdir", str(suite), str(suite)]
+        command = [python, *PYTEST_ARGS, *NO_CACHE, *PLAIN, *no_tests, "--rootdir", str(suite)]
+        command.append(str(suite))
         _, _, _, code, output = _run_measured(command, suite, self.env)
         if code != NO_TESTS_COLLECTED:
             fail(f"warm-up: expected exit code 5 (nothing collected), got {code}", command, output)
