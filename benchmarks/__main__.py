@@ -1,6 +1,6 @@
 """Run the benchmarks and print one markdown table per scenario.
 
-    python -m benchmarks                  # all six scenarios, a few minutes on 2 cores
+    python -m benchmarks                  # all seven scenarios, a few minutes on 2 cores
     python -m benchmarks --smoke          # every scenario at a tiny size, seconds (CI)
     python -m benchmarks --only capped peers --rounds 5
 
@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from . import backends, capped, overhead, peers, scale, uneven, xdist_mixed
+from . import backends, capped, overhead, peers, scale, scopes, uneven, xdist_mixed
 from .common import Settings, Workspace, prime
 from .server import LatencyServer
 
-SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "backends", "xdist")
+SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "scopes", "backends", "xdist")
 
 
 def machine() -> str:
@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("overhead", overhead),
             ("scale", scale),
             ("uneven", uneven),
+            ("scopes", scopes),
             ("xdist", xdist_mixed),
         ):
             if name in selected:

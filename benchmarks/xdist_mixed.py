@@ -1,4 +1,4 @@
-"""Scenario 7: dynpool under pytest-xdist (``-n 2``), on a mixed suite and on trivial tests.
+"""Scenario 8: dynpool under pytest-xdist (``-n 2``), on a mixed suite and on trivial tests.
 
 Mixed suite: tests that each burn about 20 ms of pure-Python CPU (their own thread's
 CPU time, so the GIL cannot shorten it), and capped I/O tests, one request each to the
@@ -144,7 +144,7 @@ def run_mixed(workspace: Workspace) -> str:
     found = BALANCE_RE.search(results[0].run.output)
     balance = found.group(1) if found else "n/a"
     lines = [
-        f"### 7a. Mixed suite under pytest-xdist: {cpu_items} CPU tests of 20 ms "
+        f"### 8a. Mixed suite under pytest-xdist: {cpu_items} CPU tests of 20 ms "
         f"(job cap 16) and {total - cpu_items} requests of {latency * 1000:.0f} ms "
         f"(caps {', '.join(str(job.cap) for job in io)})",
         "",
@@ -216,7 +216,7 @@ def run_overhead(workspace: Workspace) -> str:
     ]
     return "\n".join(
         [
-            f"### 7b. Overhead under pytest-xdist: {tests:,} trivial tests, -n 2, "
+            f"### 8b. Overhead under pytest-xdist: {tests:,} trivial tests, -n 2, "
             f"{settings.rounds} rounds, medians",
             "",
             table(["variant", "median wall s", "vs plain -n 2", "CPU vs plain"], rows, "l"),

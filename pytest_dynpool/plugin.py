@@ -6,9 +6,11 @@ Imports no private pytest name and none of the runtime: ``runtime/`` and
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
-from . import hookspecs, markers
+from . import durations, hookspecs, markers
 from .http import plugin as http_fixtures
 from .jobs import (
     JobAssignment,
@@ -19,6 +21,7 @@ from .jobs import (
 )
 from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
+from .order import Order
 from .patching import Patches
 from .pytest_version import check_pytest_version
 from .reports.options import ReportSettings, add_report_options, read_report_settings
@@ -61,6 +64,20 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
         FIXTURES_PLUGIN
     ):
         pluginmanager.register(http_fixtures, FIXTURES_PLUGIN)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside capture's: its streams exist
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None]:
+    try:
+        check_pytest_version()
+    except pytest.UsageError:
+        pass  # pytest_configure says so
+    else:
+        # Before any conftest or test module sees sys.stdout.buffer: see the module.
+        from .isolation.session_streams import make_session_buffers_routable
+
+        make_session_buffers_routable(early_config)
+    return (yield)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -128,7 +145,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     settings = config.stash[SETTINGS_KEY]
     assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in session.items]
-    config.stash[PLAN_KEY] = build_plan(
+    plan = build_plan(
         session.items,
         assignments,
         settings.cap_overrides,
@@ -138,11 +155,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         default_timeout=settings.timeout,
         alone_fixtures=settings.exclusive_fixtures,
     )
+    plan.order = settings.order
+    if settings.order is Order.DURATION:
+        plan.known_seconds = durations.known_seconds(config, [p.item for p in plan.pooled])
+    config.stash[PLAN_KEY] = plan
     if (worker := config.stash.get(WORKER_SIDE_KEY, None)) is not None:
-        worker.plan_ready(session, config.stash[PLAN_KEY])
+        worker.plan_ready(session, plan)
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if config.get_verbosity() < 0:
+        return None  # -q: quiet means quiet (tools parse `--co -q`)
     reason = config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
     if reason is not None:
         return f"dynpool: off ({reason})"
@@ -184,6 +207,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         gate = config.hook.pytest_dynpool_slot_gate(config=config)
         run_session(session, plan, stats, patches, gate)
     finally:
+        # Kept whatever the order, so that a later run by duration knows them.
+        durations.remember(config, stats.item_seconds())
         config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
     return True
 

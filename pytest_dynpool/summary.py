@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from .bounds import Bound, JobWork, lower_bound
 from .model import Job
 
 if TYPE_CHECKING:
@@ -55,13 +56,35 @@ class JobStats:
     items: int = 0
     peak_in_flight: int = 0
     busy_seconds: float = 0.0
-    durations: list[float] = field(default_factory=list)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    """(node id, seconds in flight) of each item that ran."""
     outcomes: dict[Outcome, int] = field(default_factory=dict)
+    mean_cap: float | None = None
+    """The concurrency the job was allowed, averaged over the pooled phase (None: its cap)."""
     # Failed subtests (pytest's SUBFAILED), counted apart from the items' outcomes.
     subtests_failed: int = 0
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def record(self, node_id: str, seconds: float) -> None:
+        """One item's time in flight, setup to teardown."""
+        self.busy_seconds += seconds
+        self.timings.append((node_id, seconds))
+
+    @property
+    def durations(self) -> list[float]:
+        return [seconds for _, seconds in self.timings]
+
+    def work(self, workers: int) -> JobWork:
+        job = self.job
+        return JobWork(
+            name=job.name,
+            cap=self.mean_cap if self.mean_cap is not None else min(job.cap, workers),
+            items=self.timings,
+            per_second=job.rate.per_second if job.rate is not None else None,
+            burst=job.cap,
+        )
 
     def column(self, name: Outcome | str) -> int:
         if name == "subfailed":
@@ -100,47 +123,16 @@ class RunStats:
             stats.jobs[pooled.job_index].items += 1
         return stats
 
+    def bound(self) -> Bound:
+        """The pooled phase's lower bound and what set it (``bounds.lower_bound``)."""
+        return lower_bound(self.workers, [stats.work(self.workers) for stats in self.jobs])
+
     def lower_bound(self) -> float:
-        """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
         return self.bound().seconds
 
-    def bound(self) -> Bound:
-        """The lower bound and which term set it (the workers, a job, the longest item)."""
-        return tightest_bound(
-            self.workers,
-            [(min(stats.job.cap, self.workers), stats.durations) for stats in self.jobs],
-        )
-
-
-@dataclass(frozen=True)
-class Bound:
-    """The lower bound of a run and the term that set it.
-
-    ``by`` is ``"workers"`` (total work / N), ``"job"`` (one job's work / its
-    cap; ``job_index`` says which), ``"longest item"`` or ``"nothing"`` (no item ran).
-    """
-
-    seconds: float
-    by: str
-    job_index: int | None = None
-
-
-def tightest_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> Bound:
-    """The largest of the lower bound's terms: what held the run back."""
-    all_durations = [d for _, durations in jobs for d in durations]
-    if not all_durations:
-        return Bound(0.0, "nothing")
-    candidates = [Bound(sum(all_durations) / workers, "workers")]
-    candidates += [
-        Bound(sum(durations) / cap, "job", index) for index, (cap, durations) in enumerate(jobs)
-    ]
-    candidates.append(Bound(max(all_durations), "longest item"))
-    return max(candidates, key=lambda bound: bound.seconds)
-
-
-def lower_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> float:
-    """No schedule of these durations under these caps can finish sooner."""
-    return tightest_bound(workers, jobs).seconds
+    def item_seconds(self) -> dict[str, float]:
+        """Each item's time in flight by node id: what the next run's scheduler expects."""
+        return {node_id: seconds for stats in self.jobs for node_id, seconds in stats.timings}
 
 
 def align_columns(rows: Sequence[Sequence[str]], left: Collection[int] = (0,)) -> list[str]:
@@ -205,12 +197,13 @@ def job_table_rows(stats: RunStats) -> list[tuple[str, ...]]:
 
 
 def pool_line(stats: RunStats) -> str:
-    """The pool line: workers, peak, wall time against its lower bound."""
-    bound = stats.lower_bound()
-    ratio = f"{stats.pool_wall_seconds / bound:.2f}" if bound > 0 else "n/a"
+    """The pool line: workers, peak, wall time against its lower bound and what set it."""
+    bound = stats.bound()
+    ratio = f"{stats.pool_wall_seconds / bound.seconds:.2f}" if bound.seconds > 0 else "n/a"
     return (
         f"pool: {stats.workers} workers, peak {stats.pool_peak_in_flight} in flight, "
-        f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound:.2f}s, wall/LB {ratio}"
+        f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound.seconds:.2f}s "
+        f"(bounded by {bound.reason}), wall/LB {ratio}"
     )
 
 

@@ -99,6 +99,11 @@ class XdistWorker:
             alone_fixtures=settings.exclusive_fixtures,
         )
         mine.unknown_overrides = plan.unknown_overrides
+        mine.order = plan.order
+        if plan.known_seconds:  # measured durations, by pooled item, for --dynpool-order
+            pairs = zip(plan.pooled, plan.known_seconds, strict=True)
+            seconds = {pooled.item: known for pooled, known in pairs}
+            mine.known_seconds = [seconds.get(pooled.item) for pooled in mine.pooled]
         self._watch_for_stop(session)
         return mine
 

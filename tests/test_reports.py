@@ -58,8 +58,10 @@ def test_example_suite_report_validates_against_the_documented_schema(tmp_path: 
     assert all(0 <= item["start"] <= item["end"] <= run["wall_seconds"] for item in items)
     bounds = [job["bound_seconds"] for job in jobs]
     assert bounds == sorted(bounds, reverse=True)  # the job that held the run back most first
-    if run["bounded_by"]["term"] == "job":
+    if run["bounded_by"]["term"] in ("cap", "rate"):
         assert run["bounded_by"]["job"] == jobs[0]["name"]
+    else:
+        assert run["bounded_by"]["job"] is None
     http = {traffic["job"]: traffic for traffic in document["http"]}
     assert set(http) == {"inventory", "quotes", "reports"}  # the jobs that use dynpool_client
     inventory = http["inventory"]

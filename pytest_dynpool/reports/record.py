@@ -96,7 +96,7 @@ class JobRecord:
     outcomes: Mapping[str, int]
     peak_in_flight: int
     busy_seconds: float
-    bound_seconds: float  # busy seconds / min(cap, workers): the job's own lower bound
+    bound_seconds: float  # the job's own term of the lower bound (bounds.job_bound)
     effective_cap: int  # at the end: below cap while adaptive mode backs off
     min_effective_cap: int
 
@@ -112,7 +112,7 @@ class RunRecord:
     wall_seconds: float = 0.0
     pool_wall_seconds: float = 0.0
     lower_bound_seconds: float = 0.0
-    bounded_by: str = "nothing"  # workers, job, longest item, nothing
+    bounded_by: str = "nothing"  # pool, cap, rate, item, nothing (bounds.Bound.term)
     bounding_job: str | None = None
     peak_in_flight: int = 0
     exit_status: int | None = None

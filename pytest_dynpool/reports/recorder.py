@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from ..backends import redact
+from ..bounds import job_bound
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB
 from ..limits_store import STORE_SETTINGS_KEY
 from ..pytest_compat import is_xdist_worker, xdist_worker_of
-from ..summary import Outcome, RunStats
+from ..summary import JobStats, Outcome, RunStats
 from .github_summary import append_step_summary
 from .html_report import render_html
 from .json_report import render_json
@@ -171,9 +172,9 @@ class RunRecorder:
         bound = stats.bound()
         record.pool_wall_seconds = stats.pool_wall_seconds
         record.lower_bound_seconds = bound.seconds
-        record.bounded_by = bound.by
-        if bound.job_index is not None:
-            record.bounding_job = stats.jobs[bound.job_index].job.name
+        record.bounded_by = bound.term
+        if bound.term in ("cap", "rate"):
+            record.bounding_job = bound.subject
         record.peak_in_flight = stats.pool_peak_in_flight
         record.not_started = stats.not_started
         record.timed_out = list(stats.timed_out)
@@ -197,7 +198,7 @@ class RunRecorder:
                     },
                     peak_in_flight=job_stats.peak_in_flight,
                     busy_seconds=job_stats.busy_seconds,
-                    bound_seconds=job_stats.busy_seconds / min(job.cap, stats.workers),
+                    bound_seconds=_own_bound(job_stats, stats.workers),
                     effective_cap=job.cap if traffic is None else traffic.effective_cap,
                     min_effective_cap=job.cap if traffic is None else traffic.min_effective_cap,
                 )
@@ -209,3 +210,9 @@ def register_recorder(config: pytest.Config, settings: ReportSettings, workers: 
     """Record this run for its reports; not in an xdist worker: its controller writes them."""
     if not is_xdist_worker(config):
         config.pluginmanager.register(RunRecorder(config, settings, workers), REPORTS_PLUGIN)
+
+
+def _own_bound(job_stats: JobStats, workers: int) -> float:
+    """The job's own term of the lower bound (its cap or its rate): how far it held the run."""
+    bound = job_bound(job_stats.work(workers))
+    return 0.0 if bound is None else bound.seconds
