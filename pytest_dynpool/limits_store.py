@@ -57,7 +57,8 @@ def add_store_options(parser: pytest.Parser) -> None:
         "dynpool_backend",
         BACKEND_ENV,
         "URL",
-        "Where caps, rates and adaptive state live: memory (this process; the default), "
+        "Where caps, rates and adaptive state live: memory (this process; the default, "
+        "but under -n an SQLite store made for the run), "
         "sqlite:///PATH (processes of one machine) or redis://HOST:PORT/DB (several machines).",
     )
     add_flag_env_ini(

@@ -362,3 +362,24 @@ def test_a_429_seen_by_one_worker_lowers_the_adaptive_cap_of_the_other(
     assert server.timeouts == []
     # The second worker's own cap is still 4; it followed the shared 2.
     assert server.peak["burst"] == 2
+
+
+RATE_SUITE = """
+import pytest
+
+@pytest.mark.dynpool(2, rate="1/h")
+@pytest.mark.parametrize("n", range(6))
+def test_rated(n):
+    assert False, "fails at once: two failures stop the run"
+"""
+
+
+def test_a_rate_holds_across_workers(pytester: pytest.Pytester) -> None:
+    # Burst 2 (the cap), then one start per half hour: over both workers exactly two items
+    # can start before --maxfail=2 stops every worker. Per-worker rates would start four.
+    pytester.makepyfile(test_rate=RATE_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dynpool-workers", "2", "--maxfail=2", "-p", "no:randomly", timeout=120
+    )
+    result.assert_outcomes(failed=2)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
