@@ -331,7 +331,8 @@ def test_api(n, dynpool_client, request):
     with open(f"worker-{n}", "w") as f:
         f.write(os.environ["PYTEST_XDIST_WORKER"])
     if n == 0:
-        assert dynpool_client.get("/overload").status_code == 429  # halves 4 -> 2
+        # One 429 halves 4 -> 2 (the client's retry then gets a 200).
+        assert dynpool_client.get("/overload").status_code == 200
         meet()
         return
     meet()  # the other worker has seen its 429 by now
@@ -367,7 +368,7 @@ def test_a_429_seen_by_one_worker_lowers_the_adaptive_cap_of_the_other(
 RATE_SUITE = """
 import pytest
 
-@pytest.mark.dynpool(2, rate="1/h")
+@pytest.mark.dynpool(2, rate="1/m")
 @pytest.mark.parametrize("n", range(6))
 def test_rated(n):
     assert False, "fails at once: two failures stop the run"
@@ -375,7 +376,7 @@ def test_rated(n):
 
 
 def test_a_rate_holds_across_workers(pytester: pytest.Pytester) -> None:
-    # Burst 2 (the cap), then one start per half hour: over both workers exactly two items
+    # Burst 2 (the cap), then one start a minute: over both workers exactly two items
     # can start before --maxfail=2 stops every worker. Per-worker rates would start four.
     pytester.makepyfile(test_rate=RATE_SUITE)
     result = pytester.runpytest_subprocess(
