@@ -22,7 +22,9 @@ the machine is shared.
     python benchmarks/real_suites.py run sortedcontainers --source ~/src/sortedcontainers
     python benchmarks/real_suites.py list
 
-Outputs (xml and terminal text of each run) stay in ``<workdir>/out/NAME/``.
+Outputs (xml and terminal text of each run) stay in ``<workdir>/out/NAME/``
+(``plain.*``, ``pool-wN.*``). ``--workers 1`` tells the plugin's differences from the
+suite's: with one worker no two tests overlap, so what still differs is the plugin's.
 """
 
 from __future__ import annotations
@@ -61,7 +63,13 @@ SUITES = {
             args=(),  # its tox.ini: --doctest-modules, testpaths docs sortedcontainers tests
             note="the sdist has no tests: pass --source with a checkout of tag v2.4.0",
         ),
-        Suite("click", "click==8.1.7", ("pytest",)),
+        Suite(
+            "click",
+            "click==8.1.7",
+            ("pytest",),
+            # its filterwarnings=error makes a deprecation of pytest 9 a collection error
+            args=("tests", "-W", "ignore::pytest.PytestRemovedIn10Warning"),
+        ),
         Suite("pyparsing", "pyparsing==3.1.4", ("pytest", "railroad-diagrams", "jinja2")),
         Suite(
             "dateutil",
@@ -214,9 +222,9 @@ def compare(workdir: Path, suite: Suite, given: Path | None, workers: int, timeo
     version = suite.requirement.split("==")[1]
     plain = run(python, src, ["-p", "no:dynpool", *suite.args], out / "plain.xml", timeout)
     pool_args = ["--dynpool-unmarked=pool", f"--dynpool-workers={workers}", *suite.args]
-    pool = run(python, src, pool_args, out / "pool.xml", timeout)
+    pool = run(python, src, pool_args, out / f"pool-w{workers}.xml", timeout)
     (out / "plain.txt").write_text(plain.text)
-    (out / "pool.txt").write_text(pool.text)
+    (out / f"pool-w{workers}.txt").write_text(pool.text)
     differ = []
     if plain.outcomes is not None and pool.outcomes is not None:
         for key in sorted(set(plain.outcomes) | set(pool.outcomes)):
@@ -230,7 +238,7 @@ def compare(workdir: Path, suite: Suite, given: Path | None, workers: int, timeo
         f"{pool.wall:.0f} s) | {len(differ)} |",
         flush=True,
     )
-    pool_messages = messages(out / "pool.xml") if pool.outcomes is not None else {}
+    pool_messages = messages(out / f"pool-w{workers}.xml") if pool.outcomes is not None else {}
     for key, a, b in differ:
         print(f"    {key}: plain {a}, pool {b}: {pool_messages.get(key.split(' #')[0], '')}")
     for line in pool.text.splitlines():
