@@ -7,7 +7,9 @@ a git checkout given with ``--source``), its test dependencies and this plugin (
 from this checkout), then runs the suite twice with ``--junitxml``:
 
 - plain:  ``python -m pytest -p no:dynpool ARGS``
-- pool:   ``python -m pytest --dynpool-unmarked=pool --dynpool-workers N ARGS``
+- pool:   ``python -m pytest --dynpool-unmarked=pool --dynpool-workers N
+  --dynpool-timeout 120 ARGS`` (a test that overlapping tests made hang fails after
+  ``--hung`` seconds instead of losing the whole run to ``--timeout``)
 
 and compares the outcome of every test (junitxml ``classname::name``; ``passed``,
 ``failed``, ``error``, ``skipped``, ``xfailed``, and combinations such as
@@ -214,14 +216,21 @@ def summary(found: dict[str, str] | None) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in counts.most_common())
 
 
-def compare(workdir: Path, suite: Suite, given: Path | None, workers: int, timeout: float) -> None:
+def compare(
+    workdir: Path, suite: Suite, given: Path | None, workers: int, timeout: float, hung: float
+) -> None:
     src = source_dir(workdir, suite, given)
     python = venv_python(workdir, suite)
     out = workdir / "out" / suite.name
     out.mkdir(parents=True, exist_ok=True)
     version = suite.requirement.split("==")[1]
     plain = run(python, src, ["-p", "no:dynpool", *suite.args], out / "plain.xml", timeout)
-    pool_args = ["--dynpool-unmarked=pool", f"--dynpool-workers={workers}", *suite.args]
+    pool_args = [
+        "--dynpool-unmarked=pool",
+        f"--dynpool-workers={workers}",
+        f"--dynpool-timeout={hung}",
+        *suite.args,
+    ]
     pool = run(python, src, pool_args, out / f"pool-w{workers}.xml", timeout)
     (out / "plain.txt").write_text(plain.text)
     (out / f"pool-w{workers}.txt").write_text(pool.text)
@@ -253,7 +262,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/suites"))
     parser.add_argument("--source", type=Path, help="a checkout of the suite (one suite only)")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--timeout", type=float, default=600.0, help="bound of each run")
+    parser.add_argument(
+        "--hung", type=float, default=120.0, help="--dynpool-timeout of the pool run"
+    )
     options = parser.parse_args()
     chosen = [SUITES[name] for name in options.suites or SUITES]
     if options.source is not None and len(chosen) != 1:
@@ -270,7 +282,14 @@ def main() -> None:
         if options.action == "setup":
             setup(options.workdir, suite, options.source)
         else:
-            compare(options.workdir, suite, options.source, options.workers, options.timeout)
+            compare(
+                options.workdir,
+                suite,
+                options.source,
+                options.workers,
+                options.timeout,
+                options.hung,
+            )
 
 
 if __name__ == "__main__":
