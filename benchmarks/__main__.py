@@ -1,6 +1,6 @@
 """Run the benchmarks and print one markdown table per scenario.
 
-    python -m benchmarks                  # all five scenarios, a few minutes on 2 cores
+    python -m benchmarks                  # all six scenarios, a few minutes on 2 cores
     python -m benchmarks --smoke          # every scenario at a tiny size, seconds (CI)
     python -m benchmarks --only capped peers --rounds 5
 
@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from . import capped, overhead, peers, scale, uneven
+from . import backends, capped, overhead, peers, scale, uneven
 from .common import Settings, Workspace, prime
 from .server import LatencyServer
 
-SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven")
+SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "backends")
 
 
 def machine() -> str:
@@ -95,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name in selected:
                 with Workspace(f"dynpool-bench-{name}-", settings, pycache) as workspace:
                     tables.append(module.run(workspace))
+        if "backends" in selected:
+            tables.append(backends.run(settings))
     size = "smoke sizes (figures mean nothing)" if settings.smoke else "full sizes"
     elapsed = time.perf_counter() - started
     tables.append(

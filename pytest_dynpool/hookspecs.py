@@ -32,6 +32,14 @@ class PoolControl(Protocol):
         phase has ended, so a listener may outlive the pool.
         """
 
+    def resume_job(self, job_name: str) -> None:
+        """End the deferral of job ``job_name`` now: its slot gate expects a slot to be free.
+
+        For a limits store that saw another process release a slot of the job
+        before the deferral it asked for ran out. A no-op for a job that is not
+        deferred, and once the pooled phase has ended. Unknown name: ``KeyError``.
+        """
+
 
 @pytest.hookspec(firstresult=True)
 def pytest_dynpool_job_for_item(item: pytest.Item) -> JobAssignment | None:

@@ -265,3 +265,35 @@ def _ini_caps(lines: Iterable[str]) -> Iterable[tuple[str, int]]:
 
 def _ini_rates(lines: Iterable[str]) -> Iterable[tuple[str, Rate]]:
     return (parse_rate_override(entry) for line in lines for entry in ini_entries(line))
+
+
+def add_flag_env_ini(
+    parser: pytest.Parser, flag: str, dest: str, env: str, metavar: str, meaning: str
+) -> None:
+    """A string option set per run or per project: flag, ``$env`` and ini key ``dest``.
+
+    Read it with ``flag_env_ini``.
+    """
+    option_group(parser).addoption(
+        flag,
+        dest=dest,
+        default=None,
+        metavar=metavar,
+        help=f"{meaning} Wins over ${env}, which wins over the ini key {dest}.",
+    )
+    parser.addini(dest, f"dynpool: {meaning}", default="")
+
+
+def flag_env_ini(config: pytest.Config, dest: str, env: str) -> str:
+    """Flag (``dest``), then ``$env``, then the ini key named ``dest``; empty when none is set.
+
+    The environment beats the ini file because it is set per run (CI) while
+    the ini file is shared by every run.
+    """
+    from_option = config.getoption(dest, None)
+    if from_option:
+        return str(from_option)
+    from_env = os.environ.get(env, "")
+    if from_env:
+        return from_env
+    return str(config.getini(dest) or "")

@@ -11,6 +11,7 @@ import pytest
 from . import hookspecs, markers
 from .http import plugin as http_fixtures
 from .jobs import JobAssignment, Plan, assignment_from_marker, build_plan
+from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
 from .patching import Patches
 from .pytest_version import check_pytest_version
@@ -33,6 +34,7 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_store_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -57,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     reason = reason_to_stay_off(config)
     if reason is not None:
         config.stash[DISABLED_REASON_KEY] = reason
+    register_store_plugin(config)  # a shared limits store, if one is chosen
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -46,6 +46,20 @@ if TYPE_CHECKING:
 InnerHookExec = Callable[[str, Sequence[Any], Mapping[str, object], bool], object]
 
 
+def set_stepwise_last_failed(config: pytest.Config, nodeid: str) -> bool:
+    """Make ``--sw``'s next run start at ``nodeid``; False when stepwise is not active.
+
+    pytest 8.4 and 9.x keep it in the stepwise plugin's ``cached_info.last_failed``,
+    which the plugin writes to the cache when the session finishes.
+    """
+    plugin = config.pluginmanager.get_plugin("stepwiseplugin")
+    info = getattr(plugin, "cached_info", None)
+    if info is None or not hasattr(info, "last_failed"):
+        return False
+    info.last_failed = nodeid
+    return True
+
+
 def replace_setup_state(
     patches: Patches, session: pytest.Session, state: ConcurrentSetupState
 ) -> None:
@@ -81,6 +95,7 @@ __all__ = [
     "inner_hookexec_of",
     "replace_setup_state",
     "runner",
+    "set_stepwise_last_failed",
     "thread_exceptions",
     "unraisable_exceptions",
 ]

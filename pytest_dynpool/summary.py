@@ -14,14 +14,31 @@ if TYPE_CHECKING:
 
 
 class Outcome(str, Enum):
-    """The summary outcome of one item, worst report wins."""
+    """The summary outcome of one item, worst report wins.
+
+    ``INTERRUPTED``: a ``KeyboardInterrupt`` or ``pytest.exit()`` ended the item
+    before it reported an outcome (plain pytest shows none for it either).
+    """
 
     PASSED = "passed"
     SKIPPED = "skipped"
     FAILED = "failed"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    INTERRUPTED = "interrupted"
 
 
-_RANK = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.FAILED: 2}
+_RANK = {
+    Outcome.PASSED: 0,
+    Outcome.XPASSED: 1,
+    Outcome.XFAILED: 1,
+    Outcome.SKIPPED: 1,
+    Outcome.FAILED: 2,
+    Outcome.INTERRUPTED: 3,
+}
+# Columns shown only when some job has a count in them, so that a plain run's table
+# stays as it was.
+_OPTIONAL_COLUMNS = (Outcome.XFAILED, Outcome.XPASSED, "subfailed", Outcome.INTERRUPTED)
 
 
 def worse(current: Outcome | None, new: Outcome) -> Outcome:
@@ -40,9 +57,16 @@ class JobStats:
     busy_seconds: float = 0.0
     durations: list[float] = field(default_factory=list)
     outcomes: dict[Outcome, int] = field(default_factory=dict)
+    # Failed subtests (pytest's SUBFAILED), counted apart from the items' outcomes.
+    subtests_failed: int = 0
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def column(self, name: Outcome | str) -> int:
+        if name == "subfailed":
+            return self.subtests_failed
+        return self.outcomes.get(Outcome(name), 0)
 
 
 @dataclass
@@ -107,8 +131,11 @@ def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def format_summary(stats: RunStats) -> list[str]:
     """Lines of the ``dynpool`` summary section."""
-    header = ("job", "cap", "items", "passed", "failed", "skipped", "peak", "busy s")
-    rows = [header]
+    optional = [name for name in _OPTIONAL_COLUMNS if any(job.column(name) for job in stats.jobs)]
+    counted: list[Outcome | str] = [Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED, *optional]
+    titles = (name.value if isinstance(name, Outcome) else name for name in counted)
+    header = ("job", "cap", "items", *titles, "peak", "busy s")
+    rows: list[tuple[str, ...]] = [header]
     for job_stats in stats.jobs:
         job = job_stats.job
         cap = str(job.cap)
@@ -127,9 +154,7 @@ def format_summary(stats: RunStats) -> list[str]:
                 job.name,
                 cap,
                 str(job_stats.items),
-                str(job_stats.outcomes.get(Outcome.PASSED, 0)),
-                str(job_stats.outcomes.get(Outcome.FAILED, 0)),
-                str(job_stats.outcomes.get(Outcome.SKIPPED, 0)),
+                *(str(job_stats.column(name)) for name in counted),
                 str(job_stats.peak_in_flight),
                 f"{job_stats.busy_seconds:.2f}",
             )

@@ -11,6 +11,8 @@ from hypothesis import settings
 
 from pytest_dynpool import patching
 
+from .redis_server import RedisServer, started_redis
+
 pytest_plugins = ["pytester"]
 
 # A generated suite takes about 0.4 s per example (two in-process runs): 250 examples
@@ -54,3 +56,11 @@ def _every_patch_undone(request: pytest.FixtureRequest) -> Iterator[None]:
     assert_no_worker_left()  # a thread left behind by a timeout ends its silence as it ends
     assert patching.live_patches() == 0
     assert patching.unrestored() == []
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session's tests; each test uses its own namespace."""
+    server = started_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

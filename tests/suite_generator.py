@@ -443,7 +443,8 @@ class Run:
 def run(pytester: pytest.Pytester, *args: str) -> Run:
     log = pytester.path / "events.jsonl"
     log.unlink(missing_ok=True)
-    result = pytester.runpytest(*args)
+    # A KeyboardInterrupt in a generated test ends that run, not ours.
+    result = pytester.runpytest(*args, no_reraise_ctrlc=True)
     lines = log.read_text().splitlines() if log.exists() else []
     return Run(result, [(kind, tag) for kind, tag in map(json.loads, lines)])
 
@@ -484,3 +485,85 @@ def assert_caps_held(events: list[tuple[str, str]], caps: dict[str, int], worker
         if key != "exclusive":
             assert in_flight[key] <= caps[key], f"event {position}: job {key} above its cap"
     assert not +in_flight, f"items never finished: {+in_flight}"
+
+
+# --- idioms: session-fixture logger levels, a test that stops the run, stepwise -------------
+# Kept apart from the fixture-DAG suites above: these idioms change what a run reports as a
+# whole (its exit code, what later runs select), so they are compared on their own.
+
+IDIOM_KINDS = ("reads_level", "sets_level", "passes", "fails")
+STOPS = (None, None, "keyboard_interrupt", "exit")
+
+IDIOM_HEADER = """
+import logging
+import pytest
+
+pytestmark = pytest.mark.dynpool({cap})
+APP = logging.getLogger("idiom.app")
+
+@pytest.fixture(scope="session")
+def app_debug():
+    APP.setLevel(logging.DEBUG)
+    yield
+    APP.setLevel(logging.NOTSET)
+"""
+
+IDIOM_BODIES = {
+    "reads_level": (
+        "(app_debug, caplog):\n"
+        '    APP.debug("seen")\n'
+        "    assert APP.getEffectiveLevel() == logging.DEBUG\n"
+        '    assert [r.getMessage() for r in caplog.records] == ["seen"]\n'
+    ),
+    "sets_level": (
+        "(caplog):\n"
+        '    caplog.set_level(logging.ERROR, logger="idiom.app")\n'
+        '    APP.warning("below the level")\n'
+        "    assert caplog.records == []\n"
+    ),
+    "passes": "():\n    pass\n",
+    "fails": '():\n    assert False, "fails on purpose"\n',
+    "keyboard_interrupt": "():\n    raise KeyboardInterrupt\n",
+    "exit": '():\n    pytest.exit("stopped by a test", returncode=3)\n',
+}
+
+
+@dataclass(frozen=True)
+class IdiomSuite:
+    """One module of idiom tests; ``stop`` replaces the test at ``stop_at``."""
+
+    kinds: tuple[str, ...]
+    stop: str | None
+    stop_at: int
+    stepwise: bool
+    cap: int
+    workers: int
+
+    def test_kinds(self) -> list[str]:
+        kinds = list(self.kinds)
+        if self.stop is not None:
+            kinds[self.stop_at % len(kinds)] = self.stop
+        return kinds
+
+    def source(self) -> str:
+        tests = [f"def test_i{i}{IDIOM_BODIES[kind]}" for i, kind in enumerate(self.test_kinds())]
+        return "\n\n".join([IDIOM_HEADER.format(cap=self.cap), *tests])
+
+    def stopping_nodeid(self) -> str | None:
+        if self.stop is None:
+            return None
+        return f"test_idioms.py::test_i{self.stop_at % len(self.kinds)}"
+
+
+@st.composite
+def idiom_suites(draw: st.DrawFn) -> IdiomSuite:
+    kinds = tuple(draw(st.lists(st.sampled_from(IDIOM_KINDS), min_size=2, max_size=10)))
+    stop = draw(st.sampled_from(STOPS))
+    return IdiomSuite(
+        kinds=kinds,
+        stop=stop,
+        stop_at=draw(st.integers(0, 9)),
+        stepwise=stop is None and draw(st.booleans()),
+        cap=draw(st.integers(1, 4)),
+        workers=draw(st.sampled_from((1, 2, 4))),
+    )

@@ -10,15 +10,20 @@ runs many more examples.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from .suite_generator import (
+    INI,
+    IdiomSuite,
     Phases,
     Run,
     Suite,
     assert_caps_held,
     assert_lifetimes,
+    idiom_suites,
     run,
     suites,
 )
@@ -84,3 +89,55 @@ def test_generated_suites_match_plain_pytest(pytester: pytest.Pytester, suite: S
     assert_caps_held(pooled.events, suite.caps, suite.workers)
     assert_every_started_item_reported(pooled)
     assert_same_as_plain(suite, plain, pooled)
+
+
+def _outcomes_on_both(plain: Run, pooled: Run) -> None:
+    """Tests that both runs reached have the same phases and outcomes."""
+    plain_phases, pooled_phases = plain.phases(), pooled.phases()
+    both = set(plain_phases) & set(pooled_phases)
+    assert {n: pooled_phases[n] for n in both} == {n: plain_phases[n] for n in both}
+
+
+def _run_idioms(pytester: pytest.Pytester, suite: IdiomSuite, *args: str) -> tuple[Run, Run]:
+    cache = pytester.path / ".pytest_cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    plain = run(pytester, "-p", "no:dynpool", *args)
+    plain_again = run(pytester, "-p", "no:dynpool", *args) if suite.stepwise else None
+    shutil.rmtree(cache, ignore_errors=True)
+    pooled = run(pytester, "--dynpool-workers", str(suite.workers), *args)
+    if plain_again is not None:
+        pooled_again = run(pytester, "--dynpool-workers", str(suite.workers), *args)
+        # The second --sw run starts where the first stopped: plain pytest's failure
+        # must not be skipped (it was, when a later failure was logged last).
+        assert pooled_again.result.ret == plain_again.result.ret
+        _outcomes_on_both(plain_again, pooled_again)
+        plain_failed = {
+            n for n, p in plain_again.phases().items() if ("call", "failed", False) in p
+        }
+        pooled_failed = {
+            n for n, p in pooled_again.phases().items() if ("call", "failed", False) in p
+        }
+        assert plain_failed <= pooled_failed | set(plain.phases()) - set(pooled_again.phases())
+    return plain, pooled
+
+
+@settings(
+    # Up to four runs per example: a fifth of the profile's examples.
+    max_examples=max(10, settings().max_examples // 5),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(suite=idiom_suites())
+def test_generated_idioms_match_plain_pytest(pytester: pytest.Pytester, suite: IdiomSuite) -> None:
+    """Session-fixture logger levels, KeyboardInterrupt or pytest.exit() in a test, --sw."""
+    pytester.makeini(INI)
+    pytester.makepyfile(test_idioms=suite.source())
+    plain, pooled = _run_idioms(pytester, suite, *(["--sw"] if suite.stepwise else []))
+    assert plain.phases(), "plain pytest ran nothing: the comparison would prove nothing"
+    assert pooled.result.ret == plain.result.ret
+    _outcomes_on_both(plain, pooled)
+    stopper = suite.stopping_nodeid()
+    for nodeid, entries in pooled.phases().items():
+        if nodeid != stopper:  # the test that stops the run has no teardown report, as in pytest
+            assert [when for when, _, _ in entries].count("teardown") == 1, (nodeid, entries)
+    if stopper is None and not suite.stepwise:
+        assert set(pooled.phases()) == set(plain.phases())

@@ -104,6 +104,9 @@ class FakePool:
     def set_job_cap(self, job_name: str, cap: int) -> None:
         self.caps.append((job_name, cap))
 
+    def resume_job(self, job_name: str) -> None:
+        raise AssertionError("the HTTP plugin never resumes a job")
+
 
 def test_the_pool_follows_an_adaptive_jobs_effective_cap(pytestconfig: pytest.Config) -> None:
     adaptive = Job("api", 4, 4, "here", adaptive=True)

@@ -95,3 +95,18 @@ def test_current_test_variable_survives_threads_setting_and_unsetting_it(
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_summary_shows_xfail_subtest_and_interrupt_columns_only_when_counted() -> None:
+    job = Job(name="api", cap=2, declared_cap=2, declared_at="test_api.py")
+    stats = RunStats(workers=2, jobs=[JobStats(job, items=4, peak_in_flight=2)])
+    for outcome in (Outcome.PASSED, Outcome.XFAILED, Outcome.XFAILED, Outcome.INTERRUPTED):
+        stats.jobs[0].count(outcome)
+    stats.jobs[0].subtests_failed = 3
+    header, row = format_summary(stats)[:2]
+    assert header.split() == [
+        "job", "cap", "items", "passed", "failed", "skipped",
+        "xfailed", "subfailed", "interrupted", "peak", "busy",
+        "s",
+    ]  # fmt: skip
+    assert row.split()[3:9] == ["1", "0", "0", "2", "3", "1"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
+from ..limits_store import GATE_KEY
 from ..model import Job
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
@@ -35,7 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[TRAFFIC_KEY] = TrafficRegistry()
+    # A shared limits store (issue 12) opens when the pool starts; requests ask it then.
+    config.stash[TRAFFIC_KEY] = TrafficRegistry(
+        shared_store=lambda: config.stash.get(GATE_KEY, None)
+    )
 
 
 def registry_of(config: pytest.Config) -> TrafficRegistry:

@@ -12,9 +12,14 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, TokenBucket
 from ..model import Job, Rate
+from .shared_limits import SharedRequestLimits
+
+if TYPE_CHECKING:
+    from ..backends.gate import StoreGate
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Longest Retry-After we wait out: a server asking for minutes would stall the suite.
@@ -50,8 +55,12 @@ class JobTraffic:
     pool) hear of every change.
     """
 
-    def __init__(self, job: Job, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, job: Job, clock: Clock = time.monotonic, shared: SharedRequestLimits | None = None
+    ) -> None:
         self.job = job
+        # The run's shared limits store (SQLite, Redis): its limits apply on top of ours.
+        self.shared = shared
         self._clock = clock
         self._lock = threading.Lock()
         self._cap_lock = threading.Lock()
@@ -98,7 +107,22 @@ class JobTraffic:
     def seconds_paused(self) -> float:
         """How long new requests must still wait out a server's Retry-After."""
         with self._lock:
-            return max(0.0, self._paused_until - self._clock())
+            local = max(0.0, self._paused_until - self._clock())
+        if self.shared is None:
+            return local
+        return max(local, self.shared.seconds_paused())
+
+    def take_shared_slot(self) -> Callable[[], None]:
+        """Block until a request slot of the shared limits store is held; what gives it back.
+
+        Only with a shared store (``shared``); its failure is raised (StoreFailed).
+        """
+        assert self.shared is not None
+        return self.shared.acquire_slot(self.effective_cap)
+
+    def shared_token_wait(self) -> float:
+        """0.0 once the shared store gave a rate token (or there is none to take)."""
+        return self.shared.token_wait() if self.shared is not None else 0.0
 
     def next_request_delay(self) -> float:
         """Reserve a rate token; the seconds to wait before sending (0 without a rate)."""
@@ -138,11 +162,15 @@ class JobTraffic:
         seconds = min(max(0.0, retry_after_seconds), MAX_RETRY_AFTER_SECONDS)
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+        if self.shared is not None:
+            self.shared.pause(seconds)
 
     def _cap_changed(self) -> None:
         # One at a time, each reading the newest cap: a stale value never lands last.
         with self._cap_lock:
             self.requests.resize(self.effective_cap)
+            if self.shared is not None:
+                self.shared.publish_cap(self.effective_cap)
             for listener in self._listeners:
                 listener()
 
@@ -150,8 +178,14 @@ class JobTraffic:
 class TrafficRegistry:
     """Every job's ``JobTraffic``, made on first use, under a lock (workers ask at once)."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Clock = time.monotonic,
+        shared_store: Callable[[], StoreGate | None] = lambda: None,
+    ) -> None:
         self._clock = clock
+        # The run's shared limits store once it is open (it opens when the pool starts).
+        self._shared_store = shared_store
         self._lock = threading.Lock()
         self._jobs: dict[str, JobTraffic] = {}
 
@@ -160,7 +194,9 @@ class TrafficRegistry:
         with self._lock:
             traffic = self._jobs.get(job.name)
             if traffic is None:
-                traffic = self._jobs[job.name] = JobTraffic(job, self._clock)
+                gate = self._shared_store()
+                shared = SharedRequestLimits(gate, job) if gate is not None else None
+                traffic = self._jobs[job.name] = JobTraffic(job, self._clock, shared)
             return traffic
 
     def states(self) -> list[JobTraffic]:

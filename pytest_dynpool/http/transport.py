@@ -127,6 +127,22 @@ class _Release:
         if self._holder is not None:
             self._holder.hold(self, traffic.name)
 
+    def also(self, release_shared: Callable[[], None]) -> None:
+        """Give back a slot of the shared limits store too, first (issue 12)."""
+        with self._lock:
+            local = self._release
+            if local is None:  # already given back: give this one back at once
+                release_shared()
+                return
+
+            def both() -> None:
+                try:
+                    release_shared()
+                finally:
+                    local()
+
+            self._release = both
+
     def __call__(self) -> None:
         with self._lock:
             release, self._release = self._release, None
@@ -153,6 +169,12 @@ class _TakeSlot:
 
 
 @dataclass(frozen=True)
+class _TakeSharedSlot:
+    """Also take a request slot of the shared limits store, blocking (answer: what gives it
+    back)."""
+
+
+@dataclass(frozen=True)
 class _ReadBody:
     """Read the request body into memory, so it can be sent again (answer: None)."""
 
@@ -169,7 +191,7 @@ class _Close:
     response: httpx.Response
 
 
-_Step = _Wait | _TakeSlot | _ReadBody | _Send | _Close
+_Step = _Wait | _TakeSlot | _TakeSharedSlot | _ReadBody | _Send | _Close
 _ByteStream = httpx.SyncByteStream | httpx.AsyncByteStream
 
 
@@ -195,9 +217,15 @@ def _exchange(
             raise _slot_timeout(traffic, request)
         release = _Release(traffic)
         try:
+            if traffic.shared is not None:  # the shared store's slot too: both go back together
+                shared_release = yield _TakeSharedSlot()
+                assert callable(shared_release)
+                release.also(shared_release)
             delay = traffic.next_request_delay()
             if delay > 0:
                 yield _Wait(delay)
+            while (token_wait := traffic.shared_token_wait()) > 0:
+                yield _Wait(token_wait)
             generation = traffic.generation
             started = clock()
             response = yield _Send()
@@ -325,6 +353,8 @@ class LimitedTransport(httpx.BaseTransport):
     def _perform(self, step: _Step, request: httpx.Request) -> object:
         if isinstance(step, _TakeSlot):
             return self.traffic.requests.acquire(step.timeout)
+        if isinstance(step, _TakeSharedSlot):
+            return self.traffic.take_shared_slot()
         if isinstance(step, _Send):
             return self.inner.handle_request(request)
         if isinstance(step, _Wait):
@@ -364,6 +394,8 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
     async def _perform(self, step: _Step, request: httpx.Request) -> object:
         if isinstance(step, _TakeSlot):
             return await self.traffic.requests.acquire_async(step.timeout)
+        if isinstance(step, _TakeSharedSlot):  # a blocking wait on the store: off the loop
+            return await asyncio.to_thread(self.traffic.take_shared_slot)
         if isinstance(step, _Send):
             return await self.inner.handle_async_request(request)
         if isinstance(step, _Wait):

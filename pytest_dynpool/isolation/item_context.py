@@ -7,6 +7,13 @@ a test starts inherit the context (``threading.Thread`` does not copy contexts
 before Python 3.14), so what they print, log or raise is attributed to that
 test; once the test is over its context is closed, and anything such a thread
 still produces goes to the session-level section instead of a report.
+
+Threads that belong to no test -- started by a fixture wider than a function, or
+before the pool -- follow the test in flight, as under plain pytest, where all
+capture is process-wide: while exactly one pooled test is in flight, what they
+print, log or raise is that test's; while several are, it goes to the
+session-level section ("output of threads outside any test"), since no single
+test owns it.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 import pytest
 
 from ..patching import Patches
+from .recursion_limit import settle_recursion_limit
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class ItemContext:
     thread_errors: collections.deque[Any] = field(default_factory=collections.deque)
     unraisables: collections.deque[Any] = field(default_factory=collections.deque)
     faulthandler_timer: threading.Timer | None = None
+    # PYTEST_CURRENT_TEST as this item sees it: "" until pytest sets it, None once deleted.
+    current_test_var: str | None = ""
     closed: bool = False
 
 
@@ -82,12 +92,49 @@ PROCESS_WARNINGS = ProcessWarnings()
 ITEM_CONTEXT: contextvars.ContextVar[ItemContext | None] = contextvars.ContextVar(
     "dynpool_item_context", default=None
 )
+# True while a fixture wider than a function is set up or torn down: what it
+# does belongs to its scope, not to the item that happened to need it first.
+IN_WIDER_FIXTURE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "dynpool_in_wider_fixture", default=False
+)
+# Whether a thread of no test follows the test in flight; None: unless it is
+# the main thread. The pool's own threads are started with False.
+_FOLLOWS_TEST_IN_FLIGHT: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "dynpool_follows_test_in_flight", default=None
+)
+# Insertion-ordered: the test that has been in flight longest comes first.
+_in_flight: dict[ItemContext, int] = {}
+
+
+def _sole_test_in_flight() -> ItemContext | None:
+    follows = _FOLLOWS_TEST_IN_FLIGHT.get()
+    if follows is None:
+        follows = threading.current_thread() is not threading.main_thread()
+    if not follows or len(_in_flight) != 1:
+        return None
+    try:
+        return next(iter(_in_flight))
+    except (StopIteration, RuntimeError):  # it ended meanwhile
+        return None
+
+
+def threads_of_tests_in_flight() -> list[int]:
+    """Thread ids of the pooled tests in flight, the longest-running first."""
+    try:
+        return list(_in_flight.values())
+    except RuntimeError:  # changed size while copied: one more try
+        return list(_in_flight.copy().values())
 
 
 def active_context() -> ItemContext | None:
-    """The running pooled item's context, or None outside one or after it ended."""
+    """The running pooled item's context, or None outside one or after it ended.
+
+    A thread of no test gets the one test in flight, if there is exactly one.
+    """
     context = ITEM_CONTEXT.get()
-    if context is None or context.closed:
+    if context is None:
+        return _sole_test_in_flight()
+    if context.closed:
         return None
     return context
 
@@ -102,11 +149,14 @@ def item_context(item: pytest.Item) -> Iterator[ItemContext]:
     base = PROCESS_WARNINGS
     context = ItemContext(item, list(base.warning_filters), dict(base.warning_hooks))
     token = ITEM_CONTEXT.set(context)
+    _in_flight[context] = threading.get_ident()
     try:
         yield context
     finally:
         context.closed = True
+        _in_flight.pop(context, None)
         ITEM_CONTEXT.reset(token)
+        settle_recursion_limit()
 
 
 _original_thread_start = threading.Thread.start
@@ -116,10 +166,21 @@ def _start_in_callers_context(thread: threading.Thread) -> None:
     """``Thread.start`` that runs the thread in a copy of its starter's context.
 
     An exception that ends the thread is handed to ``threading.excepthook``
-    inside that context too, so that it is reported with the test.
+    inside that context too, so that it is reported with the test. A thread
+    started by a fixture wider than a function belongs to no test: it follows
+    the test in flight. The main thread's (the pool's own) follow none.
     """
-    if ITEM_CONTEXT.get() is not None:
-        run: Callable[[], None] = thread.run
+    run: Callable[[], None] = thread.run
+    if ITEM_CONTEXT.get() is None:
+        if threading.current_thread() is threading.main_thread():
+            context = contextvars.copy_context()
+            context.run(_FOLLOWS_TEST_IN_FLIGHT.set, False)
+            thread.run = lambda: context.run(run)  # type: ignore[method-assign]
+    elif IN_WIDER_FIXTURE.get():
+        context = contextvars.Context()
+        context.run(_FOLLOWS_TEST_IN_FLIGHT.set, True)
+        thread.run = lambda: context.run(run)  # type: ignore[method-assign]
+    else:
         context = contextvars.copy_context()
 
         def run_and_report() -> None:

@@ -5,7 +5,9 @@ the run, attaches them to the root logger around each phase, and lowers the
 root logger's level for the phase. Under the pool, each item gets handlers of
 its own that accept only the records logged from that item's context (its own
 thread and the threads it started), and logger levels set from an item
-(``caplog.set_level``, ``log_level``) hold in that item's context only.
+(``caplog.set_level``, ``log_level``) hold in that item's context only; levels
+set by a fixture wider than a function are process-wide, as they are in plain
+pytest, so they hold for every test of that scope.
 
 Live logs (``log_cli``) are written by the main thread: a record logged in a
 pooled item becomes an event in that item's report stream, replayed in order
@@ -23,7 +25,7 @@ import pytest
 
 from ..patching import Patches
 from ..pytest_compat import LogCaptureHandler, LoggingPlugin, _LiveLoggingStreamHandler
-from .item_context import HOOK_SINK, HookCall, ItemContext, active_context
+from .item_context import HOOK_SINK, IN_WIDER_FIXTURE, HookCall, ItemContext, active_context
 
 
 def _get_level(logger: logging.Logger) -> int:
@@ -36,7 +38,7 @@ def _get_level(logger: logging.Logger) -> int:
 
 def _set_level(logger: logging.Logger, level: int) -> None:
     context = active_context()
-    if context is None or "level" not in logger.__dict__:
+    if context is None or "level" not in logger.__dict__ or IN_WIDER_FIXTURE.get():
         logger.__dict__["level"] = level
     else:
         context.logger_levels[logger] = level

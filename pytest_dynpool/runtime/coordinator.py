@@ -26,18 +26,18 @@ from ..pytest_compat import replace_setup_state
 from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
 from ..summary import JobStats, Outcome, RunStats, worse
 from .fixture_store import current_item, install_fixture_store
+from .interruption import keyboard_interrupt_in_a_test
+from .outcomes import outcome_of
 from .setup_tree import ConcurrentSetupState
+from .stepwise import follow_stepwise
 from .thread_safety import ROUTED_HOOKS, HookRouter, dots_only_progress, thread_safe_runtime
 from .timeouts import report_timeout
 from .workers import Event, Finished, Interrupted, Reported, WorkerExited, WorkerPool
 
 
-def _outcome_of(report: pytest.TestReport) -> Outcome:
-    if report.failed:
-        return Outcome.FAILED
-    if report.skipped:
-        return Outcome.SKIPPED
-    return Outcome.PASSED
+def _stops_the_run(error: BaseException | None) -> bool:
+    """``KeyboardInterrupt`` or ``pytest.exit()`` raised in a test: not an internal error."""
+    return isinstance(error, (KeyboardInterrupt, pytest.exit.Exception))
 
 
 class PoolHandle:
@@ -57,6 +57,12 @@ class PoolHandle:
         pool = self._pool
         if pool is not None:
             pool.set_job_cap(index, cap)
+
+    def resume_job(self, job_name: str) -> None:
+        index = self._index[job_name]
+        pool = self._pool
+        if pool is not None:
+            pool.resume_job(index)
 
     def detach(self) -> None:
         """The pooled phase is over: from now on ``set_job_cap`` does nothing."""
@@ -93,6 +99,8 @@ class PoolExecutor:
         self.slot_gate = slot_gate or LocalSlotGate()
         self.error: BaseException | None = None
         self.interrupt: KeyboardInterrupt | None = None
+        # What a pooled test raised to stop the run, re-raised once the tests in flight end.
+        self.stopped_by_test: BaseException | None = None
         self.setup_state = ConcurrentSetupState(
             [*plan.exclusive, *(pooled.item for pooled in plan.pooled)],
             is_stopping=self.stopping,
@@ -100,19 +108,29 @@ class PoolExecutor:
 
     def stopping(self) -> bool:
         session = self.session
-        return bool(session.shouldfail or session.shouldstop or self.error or self.interrupt)
+        return bool(
+            session.shouldfail
+            or session.shouldstop
+            or self.error
+            or self.interrupt
+            or self.stopped_by_test
+        )
 
     def run(self) -> None:
         replace_setup_state(self.patches, self.session, self.setup_state)
+        follow_stepwise(self.session)
         self._run_exclusive()
         self._run_pool()
 
     def _run_exclusive(self) -> None:
         hook = self.session.config.hook
-        for item in self.plan.exclusive:
+        # Each gets the item that runs after it, as in plain pytest: the next exclusive
+        # item, then the first pooled one.
+        following = [*self.plan.exclusive[1:], *(pooled.item for pooled in self.plan.pooled[:1])]
+        for item, nextitem in zip(self.plan.exclusive, [*following, None], strict=False):
             self.setup_state.expect(item)
             with current_item(item):
-                hook.pytest_runtest_protocol(item=item, nextitem=None)
+                hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             self._raise_if_session_stops()
 
     def _raise_if_session_stops(self) -> None:
@@ -178,6 +196,8 @@ class PoolExecutor:
                 job_stats.peak_in_flight = scheduler.job_peak(job_index)
         if self.error is not None:
             raise self.error
+        if self.stopped_by_test is not None:
+            raise self.stopped_by_test  # with its own traceback: the test's location
         if self.interrupt is not None:
             raise self.interrupt
         self._raise_if_session_stops()
@@ -282,7 +302,7 @@ class _Coordinator:
         def on_sigint(signum: int, frame: FrameType | None) -> None:
             if self.executor.interrupt is not None:
                 raise KeyboardInterrupt
-            self.executor.interrupt = KeyboardInterrupt()
+            self.executor.interrupt = keyboard_interrupt_in_a_test()
             self.pool.put_event(Interrupted())
 
         signal.signal(signal.SIGINT, on_sigint)
@@ -305,24 +325,40 @@ class _Coordinator:
                 event.logged.set()
         if isinstance(event, Finished):
             self._account(event)
-            self._record_error(event.error)
+            if _stops_the_run(event.error):
+                if self.executor.stopped_by_test is None:
+                    self.executor.stopped_by_test = event.error
+            else:
+                self._record_error(event.error)
         if self.executor.stopping():
             self.pool.wake()
 
     def _replay(self, index: int, call: HookCall) -> None:
         if self.executor.error is not None:
             return  # after an internal error pytest would log nothing more
-        report = call.kwargs.get("report")
-        if call.name == "pytest_runtest_logreport" and isinstance(report, pytest.TestReport):
-            self.outcomes[index] = worse(self.outcomes.get(index), _outcome_of(report))
-            if self.has_timeouts:
-                self.logged.setdefault(index, {})[report.when] = report.outcome
+        found = call.kwargs.get("report")
+        report = found if call.name == "pytest_runtest_logreport" else None
+        if not isinstance(report, pytest.TestReport):
+            report = None
+        if report is not None and self.has_timeouts:
+            self.logged.setdefault(index, {})[report.when] = report.outcome
         elif call.name == "pytest_runtest_logstart" and self.has_timeouts:
             self.logged.setdefault(index, {})["start"] = "logged"
         try:
             self.router.replay(call)
+            if report is not None:
+                self._count(index, report)
         except BaseException as exc:
             self._record_error(exc)
+
+    def _count(self, index: int, report: pytest.TestReport) -> None:
+        """Counted as the terminal counted it, which it has just done."""
+        outcome, subtest_failed = outcome_of(self.executor.session.config, report)
+        if outcome is not None:
+            self.outcomes[index] = worse(self.outcomes.get(index), outcome)
+        if subtest_failed:
+            job_index = self.executor.plan.pooled[index].job_index
+            self.executor.stats.jobs[job_index].subtests_failed += 1
 
     def _account(self, event: Finished) -> None:
         stats = self.executor.stats
@@ -334,5 +370,7 @@ class _Coordinator:
         if self.has_timeouts:
             self.finished.add(event.index)
         outcome = self.outcomes.pop(event.index, None)
+        if _stops_the_run(event.error):
+            outcome = Outcome.INTERRUPTED  # whatever it logged before, it did not pass
         if outcome is not None:
             job_stats.count(outcome)

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from ..isolation.item_context import IN_WIDER_FIXTURE
 from ..patching import Patches, Undo, patch_attribute
 from ..pytest_compat import FixtureDef, Scope, SubRequest, get_scope_node, get_scope_package
 
@@ -186,11 +187,51 @@ class _PerScopeInstance:
         attributes[self._name] = value
 
 
+class _SwappedPerThread:
+    """A ``FixtureDef`` attribute that a plugin swaps around a setup, kept per thread.
+
+    pytest-asyncio swaps ``func`` for the setup of an async fixture, anyio swaps
+    ``func`` and ``argnames``; on a shared definition another thread would call
+    the swapped function (bound to the first thread's event loop), or the original
+    with the swapped arguments. The value given in ``__init__`` is the shared one;
+    a later assignment holds for its thread until it assigns the shared one back.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._swapped = threading.local()
+
+    def _overrides(self) -> dict[int, Any]:
+        overrides: dict[int, Any] = self._swapped.__dict__.setdefault("by_id", {})
+        return overrides
+
+    def __get__(self, fixturedef: FixtureDef[Any] | None, owner: type | None = None) -> Any:
+        if fixturedef is None:
+            return self
+        overrides = self._overrides()
+        if id(fixturedef) in overrides:
+            return overrides[id(fixturedef)]
+        try:
+            return fixturedef.__dict__[self._name]
+        except KeyError:
+            raise AttributeError(self._name) from None
+
+    def __set__(self, fixturedef: FixtureDef[Any], value: Any) -> None:
+        shared = fixturedef.__dict__
+        if self._name not in shared:
+            shared[self._name] = value  # FixtureDef.__init__
+        elif value is shared[self._name]:
+            self._overrides().pop(id(fixturedef), None)
+        else:
+            self._overrides()[id(fixturedef)] = value
+
+
 _original_execute = FixtureDef.execute
 _original_finish = FixtureDef.finish
 
 
 def _execute(self: FixtureDef[Any], request: SubRequest) -> Any:
+    __tracebackhide__ = True
     item = request._pyfuncitem
     store = _store_for(item)
     if store is None:
@@ -198,22 +239,33 @@ def _execute(self: FixtureDef[Any], request: SubRequest) -> Any:
     with current_item(item):
         if request._scope is Scope.Function:
             return _original_execute(self, request)
-        with store.get_or_create(store.key(self, item)).lock:
+        with store.get_or_create(store.key(self, item)).lock, _in_wider_fixture():
             return _original_execute(self, request)
 
 
 def _finish(self: FixtureDef[Any], request: SubRequest) -> None:
+    __tracebackhide__ = True
     item = request._pyfuncitem
     store = _store_for(item)
     if store is None:
         _original_finish(self, request)
         return
-    with current_item(item):
+    with current_item(item), _in_wider_fixture(request._scope is not Scope.Function):
         key = store.key(self, item)
         try:
             _original_finish(self, request)
         finally:
             store.discard_if_finished(key)
+
+
+@contextmanager
+def _in_wider_fixture(wider: bool = True) -> Iterator[None]:
+    """What a wider fixture does (logger levels, threads) belongs to its scope, not the item."""
+    token = IN_WIDER_FIXTURE.set(wider)
+    try:
+        yield
+    finally:
+        IN_WIDER_FIXTURE.reset(token)
 
 
 _install_lock = threading.Lock()
@@ -228,6 +280,8 @@ def _class_patches() -> list[tuple[type, dict[str, object]]]:
             {
                 "cached_result": _PerScopeInstance("cached_result", None),
                 "_finalizers": _PerScopeInstance("_finalizers", list),
+                "func": _SwappedPerThread("func"),
+                "argnames": _SwappedPerThread("argnames"),
                 "execute": _execute,
                 "finish": _finish,
             },

@@ -82,6 +82,7 @@ class ConcurrentSetupState:
         return item.listchain() if chain is None else chain
 
     def setup(self, item: pytest.Item) -> None:
+        __tracebackhide__ = True
         for collector in self._chain(item)[:-1]:
             self._setup_collector(collector)
         state = _NodeState(finalizers=[item.teardown], ready=True)
@@ -90,6 +91,7 @@ class ConcurrentSetupState:
         item.setup()
 
     def _setup_collector(self, collector: Node) -> None:
+        __tracebackhide__ = True
         state = self._active.get(collector)
         if state is None or not state.ready:
             with self._lock:
@@ -117,6 +119,7 @@ class ConcurrentSetupState:
 
     def teardown_exact(self, nextitem: pytest.Item | None) -> None:
         """Tear down the current item and every collector it was the last user of."""
+        __tracebackhide__ = True
         item = CURRENT_ITEM.get()
         if item is None:
             self._teardown_nodes(self._pop_all())
@@ -154,6 +157,7 @@ class ConcurrentSetupState:
         return popped
 
     def _teardown_nodes(self, nodes: list[tuple[Node, _NodeState]]) -> None:
+        __tracebackhide__ = True
         exceptions: list[BaseException] = []
         for node, state in nodes:
             self._run_finalizers(node, state, exceptions)
@@ -161,6 +165,7 @@ class ConcurrentSetupState:
 
     @staticmethod
     def _run_finalizers(node: Node, state: _NodeState, exceptions: list[BaseException]) -> None:
+        __tracebackhide__ = True
         these_exceptions = []
         while state.finalizers:
             finalizer = state.finalizers.pop()
@@ -177,6 +182,7 @@ class ConcurrentSetupState:
 
 def _raise_collected(exceptions: list[BaseException]) -> None:
     """Raise like pytest's ``SetupState.teardown_exact``: one error as is, several grouped."""
+    __tracebackhide__ = True
     if len(exceptions) == 1:
         raise exceptions[0]
     if exceptions:

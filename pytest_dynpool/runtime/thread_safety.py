@@ -4,19 +4,28 @@ Each piece is installed for the pooled phase only and undone afterwards:
 
 - report hooks called on a worker are handed to the coordinator (pluggy's
   ``_inner_hookexec`` is its documented tracing seam);
-- ``PYTEST_CURRENT_TEST`` is updated without the KeyError of two threads popping it;
+- ``PYTEST_CURRENT_TEST`` is updated without the KeyError of two threads popping it,
+  and a pooled test that reads it from ``os.environ`` sees its own (child
+  processes inherit the process environment, which names the last test to set it);
 - the assertion-rewrite helpers in ``_pytest.assertion.util`` become per thread,
   so each test keeps its own rich ``assert`` explanations;
+- ``TempPathFactory`` (``tmp_path``, ``tmp_path_factory``) is serialised: it
+  creates the run's base directory on first use and numbers directories from
+  a counter, both unguarded, so two tests could make two bases or one name;
 - ``ast.parse``, which pytest calls to show failing source, is serialised:
   CPython 3.11 raises "AST constructor recursion depth mismatch" when two
   threads parse at once;
 - output capture, logging, warnings and thread errors become per item (see
-  ``capture``, ``logs``, ``warning_state`` and ``diagnostics``).
+  ``capture``, ``logs``, ``warning_state`` and ``diagnostics``);
+- the recursion limit never drops below what a running thread needs, and
+  threads get the main thread's stack size (``recursion_limit``);
+- tests on one shared event loop take turns on it (``asyncio_loops``).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import os
 import threading
@@ -28,10 +37,17 @@ from typing import Any
 
 import pytest
 
+from ..isolation.asyncio_loops import shared_loops_one_test_at_a_time
 from ..isolation.capture import OrphanOutput, capture_per_item
 from ..isolation.diagnostics import diagnostics_per_item
-from ..isolation.item_context import HOOK_SINK, HookCall, threads_inherit_item_context
+from ..isolation.item_context import (
+    HOOK_SINK,
+    HookCall,
+    active_context,
+    threads_inherit_item_context,
+)
 from ..isolation.logs import logging_per_item
+from ..isolation.recursion_limit import recursion_safe_threads
 from ..isolation.warning_state import warnings_per_item
 from ..patching import Patches
 from ..pytest_compat import assertion_util, inner_hookexec_of, runner
@@ -62,6 +78,7 @@ class HookRouter:
     def _route(
         self, name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
     ) -> object:
+        __tracebackhide__ = True  # a failure's report starts at pytest's frames, as in plain pytest
         sink = HOOK_SINK.get()
         if sink is None or name not in ROUTED_HOOKS:
             return self._original(name, methods, kwargs, firstresult)
@@ -74,15 +91,36 @@ class HookRouter:
         return self._original(call.name, call.methods, call.kwargs, call.firstresult)
 
 
+_CURRENT_TEST = "PYTEST_CURRENT_TEST"
+
+
 def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     # pytest pops the variable unconditionally: two threads would raise KeyError.
     # No lock: a lock held across os.environ's C calls convoys the workers on the
-    # GIL, and with several tests in flight any one of them is "current" anyway.
-    if when:
-        os.environ["PYTEST_CURRENT_TEST"] = f"{item.nodeid} ({when})".replace("\x00", "(null)")
+    # GIL, and the process-wide value is only what child processes inherit.
+    value = f"{item.nodeid} ({when})".replace("\x00", "(null)") if when else None
+    context = active_context()
+    if context is not None:
+        context.current_test_var = value
+    if value is not None:
+        os.environ[_CURRENT_TEST] = value
     else:
         with suppress(KeyError):  # os.environ.pop is not atomic either
-            del os.environ["PYTEST_CURRENT_TEST"]
+            del os.environ[_CURRENT_TEST]
+
+
+class _EnvironWithOwnCurrentTest(os._Environ[str]):
+    """``os.environ`` whose ``PYTEST_CURRENT_TEST`` is the reading test's own."""
+
+    def __getitem__(self, key: str) -> str:
+        if key == _CURRENT_TEST:
+            context = active_context()
+            if context is not None and context.current_test_var != "":
+                if context.current_test_var is None:
+                    raise KeyError(key)
+                return context.current_test_var
+        value: str = super().__getitem__(key)
+        return value
 
 
 class _ThreadValue(threading.local):
@@ -117,6 +155,26 @@ _original_ast_parse = ast.parse
 def _serialised_ast_parse(*args: Any, **kwargs: Any) -> Any:
     with _ast_lock:
         return _original_ast_parse(*args, **kwargs)
+
+
+_temp_path_lock = threading.RLock()
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        with _temp_path_lock:
+            return method(*args, **kwargs)
+
+    return call
+
+
+def _serialise_temp_path_factory(patches: Patches) -> None:
+    """``getbasetemp`` and ``mktemp`` one thread at a time (``mktemp`` calls ``getbasetemp``)."""
+    factory = pytest.TempPathFactory
+    patches.setattr(factory, "getbasetemp", _serialised(factory.getbasetemp))
+    patches.setattr(factory, "mktemp", _serialised(factory.mktemp))
 
 
 class OutsideTests:
@@ -158,6 +216,10 @@ def thread_safe_runtime(
     log = logging_per_item(patches, config)
     diagnostics_per_item(patches, config)
     threads_inherit_item_context(patches)
+    recursion_safe_threads(patches)
+    _serialise_temp_path_factory(patches)
+    patches.set_class(os.environ, _EnvironWithOwnCurrentTest)
+    shared_loops_one_test_at_a_time(patches)
     return OutsideTests(output, log)
 
 

@@ -127,6 +127,8 @@ class WorkerPool:
         before_start: Callable[[pytest.Item], None],
     ) -> None:
         self._items = items
+        # What each item is told runs after it (pytest's ``nextitem``): the next in plan order.
+        self._next_item = [pooled.item for pooled in items[1:]] + [None]
         self._jobs = jobs
         self._workers = workers
         self._scheduler = scheduler
@@ -182,6 +184,14 @@ class WorkerPool:
             if self._stopped.is_set():
                 return
             self._scheduler.set_cap(job_index, cap)
+            self._slots.notify_all()
+
+    def resume_job(self, job_index: int) -> None:
+        """End a job's deferral now (its slot gate saw a release). No-op once closed."""
+        with self._slots:
+            if self._stopped.is_set():
+                return
+            self._scheduler.resume(job_index)
             self._slots.notify_all()
 
     def wake(self) -> None:
@@ -283,7 +293,8 @@ class WorkerPool:
         error: BaseException | None = None
         try:
             with running_item(item, reports):
-                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+                nextitem = self._next_item[index]  # None for the last only, as in pytest
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
             error = exc
         reports.finished(started, error)
