@@ -95,7 +95,7 @@ SUITES = {
             "cattrs",
             "cattrs==24.1.2",
             ("pytest", "hypothesis", "immutables", "typing-extensions", "pytest-benchmark"),
-            args=("tests", "-p", "no:benchmark"),
+            # its addopts hold --benchmark-* options: pytest-benchmark stays on
         ),
         Suite(
             "httpx",
