@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Suites that turn warnings into errors (click, dateutil) would fail to collect on pytest 9
 # for a deprecation of pytest's own (a generator given to parametrize).
 COMMON = ("-W", "ignore::pytest.PytestRemovedIn10Warning")
+SHOWN = 60  # differing tests printed per suite (all are in the junitxml files)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,22 @@ SUITES = {
         Suite(
             "cattrs",
             "cattrs==24.1.2",
-            ("pytest", "hypothesis", "immutables", "typing-extensions", "pytest-benchmark"),
+            (
+                "pytest",
+                "hypothesis",
+                "immutables",
+                "typing-extensions",
+                "pytest-benchmark",
+                # its preconf tests import every format library
+                "ujson",
+                "orjson",
+                "msgpack",
+                "pyyaml",
+                "tomlkit",
+                "cbor2",
+                "pymongo",
+                "msgspec",
+            ),
             # its addopts hold --benchmark-* options: pytest-benchmark stays on
         ),
         Suite(
@@ -257,8 +273,13 @@ def compare(
         flush=True,
     )
     pool_messages = messages(out / f"pool-w{workers}.xml") if pool.outcomes is not None else {}
-    for key, a, b in differ:
+    absent = [key for key, a, b in differ if b == "absent"]
+    for key, a, b in [d for d in differ if d[2] != "absent"][:SHOWN]:
         print(f"    {key}: plain {a}, pool {b}: {pool_messages.get(key.split(' #')[0], '')}")
+    if len(differ) - len(absent) > SHOWN:
+        print(f"    ... and {len(differ) - len(absent) - SHOWN} more differences")
+    if absent:
+        print(f"    {len(absent)} tests of the plain run are missing from the pool run")
     for line in pool.text.splitlines():
         if "alone:" in line:
             print(f"    {line.strip()}")
