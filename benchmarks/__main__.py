@@ -1,6 +1,6 @@
 """Run the benchmarks and print one markdown table per scenario.
 
-    python -m benchmarks                  # all six scenarios, a few minutes on 2 cores
+    python -m benchmarks                  # all seven scenarios, a few minutes on 2 cores
     python -m benchmarks --smoke          # every scenario at a tiny size, seconds (CI)
     python -m benchmarks --only capped peers --rounds 5
 
@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from . import backends, capped, overhead, peers, scale, uneven
+from . import backends, capped, overhead, peers, scale, scopes, uneven
 from .common import Settings, Workspace, prime
 from .server import LatencyServer
 
-SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "backends")
+SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "scopes", "backends")
 
 
 def machine() -> str:
@@ -91,7 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prime(settings, pycache)
         if "capped" in selected or "peers" in selected:
             tables += run_capped_and_peers(selected, settings, pycache)
-        for name, module in (("overhead", overhead), ("scale", scale), ("uneven", uneven)):
+        for name, module in (
+            ("overhead", overhead),
+            ("scale", scale),
+            ("uneven", uneven),
+            ("scopes", scopes),
+        ):
             if name in selected:
                 with Workspace(f"dynpool-bench-{name}-", settings, pycache) as workspace:
                     tables.append(module.run(workspace))

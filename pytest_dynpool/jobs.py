@@ -12,6 +12,7 @@ from .model import RATE_HINT, JobSpec, Rate, parse_rate
 # Re-exported: code and conftests import them from here since before model.py.
 from .model import Job as Job
 from .model import JobAssignment as JobAssignment
+from .order import Order
 
 MARKER_NAME = "dynpool"
 MARKER_HELP = (
@@ -63,6 +64,9 @@ class Plan:
     exclusive: list[pytest.Item] = field(default_factory=list)
     pooled: list[PooledItem] = field(default_factory=list)
     unknown_overrides: list[str] = field(default_factory=list)
+    order: Order = Order.DURATION
+    # Seconds each pooled item took in an earlier run (pytest's cache), None if unknown.
+    known_seconds: list[float | None] = field(default_factory=list)
     # Marked items that run alone anyway, by why: a thread-unsafe fixture's name,
     # or the dynpool_alone marker. Counted among ``exclusive``.
     alone: dict[str, int] = field(default_factory=dict)

@@ -12,11 +12,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 import pytest
 
 from .jobs import MAX_CAP
 from .model import RATE_HINT, Rate, parse_rate
+from .order import Order
+
+_Choice = TypeVar("_Choice", bound=Enum)
 
 # Fixtures that change process-wide state (monkeypatch: attributes, the environment,
 # the working directory; pytester/testdir: the working directory, sys.path, sys.modules)
@@ -162,7 +166,22 @@ def add_options(parser: pytest.Parser) -> None:
         "(its thread cannot be killed and is left behind); 0 or 'none': no timeout "
         "(the default). A marker's timeout= wins. ini: dynpool_timeout.",
     )
+    group.addoption(
+        "--dynpool-order",
+        dest="dynpool_order",
+        choices=[choice.value for choice in Order],
+        default=None,
+        help="Which job a free worker serves first: 'duration' (most remaining work per "
+        "slot, longest tests first, from durations measured by earlier runs; the default), "
+        "'count' (most remaining tests per cap) or 'collection' (collection order within "
+        "the caps). ini: dynpool_order.",
+    )
     parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').", default="auto")
+    parser.addini(
+        "dynpool_order",
+        "dynpool dispatch order: duration, count or collection.",
+        default=Order.DURATION.value,
+    )
     parser.addini(
         "dynpool_caps", "dynpool cap overrides, one JOB=K per line.", type="linelist", default=[]
     )
@@ -196,6 +215,7 @@ class Settings:
     unmarked: Unmarked
     rate_overrides: dict[str, Rate] = field(default_factory=dict)
     timeout: float = 0.0  # seconds; 0: no timeout
+    order: Order = Order.DURATION
     exclusive_fixtures: frozenset[str] = frozenset(EXCLUSIVE_FIXTURES)
 
 
@@ -218,21 +238,26 @@ def read_settings(config: pytest.Config) -> Settings:
             timeout = parse_timeout(str(config.getini("dynpool_timeout")))
     except argparse.ArgumentTypeError as error:
         raise _usage_error(error) from None
-    unmarked_text = config.getoption("dynpool_unmarked") or str(config.getini("dynpool_unmarked"))
-    try:
-        unmarked = Unmarked(unmarked_text.strip())
-    except ValueError:
-        raise pytest.UsageError(
-            f"dynpool_unmarked: expected 'exclusive' or 'pool', got {unmarked_text!r}"
-        ) from None
     return Settings(
         workers=workers,
         cap_overrides=overrides,
-        unmarked=unmarked,
+        unmarked=_read_choice(config, "dynpool_unmarked", Unmarked),
         rate_overrides=rates,
         timeout=timeout,
+        order=_read_choice(config, "dynpool_order", Order),
         exclusive_fixtures=frozenset(config.getini("dynpool_exclusive_fixtures")),
     )
+
+
+def _read_choice(config: pytest.Config, name: str, choices: type[_Choice]) -> _Choice:
+    """A flag with ``choices`` (argparse checked it), else its ini key, checked here."""
+    text = config.getoption(name) or str(config.getini(name))
+    try:
+        return choices(text.strip())
+    except ValueError:
+        quoted = [repr(choice.value) for choice in choices]
+        expected = " or ".join([", ".join(quoted[:-1]), quoted[-1]])
+        raise pytest.UsageError(f"{name}: expected {expected}, got {text!r}") from None
 
 
 # One JOB=VALUE of an ini line: spaces around "=" allowed, entries separated by

@@ -6,15 +6,19 @@ Imports no private pytest name and none of the runtime: ``runtime/`` and
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
-from . import hookspecs, markers
+from . import durations, hookspecs, markers
 from .http import plugin as http_fixtures
 from .jobs import JobAssignment, Plan, assignment_from_marker, build_plan
 from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
+from .order import Order
 from .patching import Patches
 from .pytest_version import check_pytest_version
+from .reports.options import ReportSettings, add_report_options, read_report_settings
 from .stay_off import reason_to_stay_off
 from .summary import RunStats, format_summary
 
@@ -25,6 +29,7 @@ PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 # The patches of the session's pooled run, undone after pytest's session teardown.
 PATCHES_KEY = pytest.StashKey[Patches]()
+REPORT_SETTINGS_KEY = pytest.StashKey[ReportSettings]()
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
 # This registration is the one place outside http/ that imports it: the pool core never
@@ -35,6 +40,7 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
     add_store_options(parser)
+    add_report_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -53,6 +59,20 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
         pluginmanager.register(http_fixtures, FIXTURES_PLUGIN)
 
 
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside capture's: its streams exist
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None]:
+    try:
+        check_pytest_version()
+    except pytest.UsageError:
+        pass  # pytest_configure says so
+    else:
+        # Before any conftest or test module sees sys.stdout.buffer: see the module.
+        from .isolation.session_streams import make_session_buffers_routable
+
+        make_session_buffers_routable(early_config)
+    return (yield)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     check_pytest_version()
     config.stash[SETTINGS_KEY] = read_settings(config)
@@ -60,6 +80,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if reason is not None:
         config.stash[DISABLED_REASON_KEY] = reason
     register_store_plugin(config)  # a shared limits store, if one is chosen
+    reports = config.stash[REPORT_SETTINGS_KEY] = read_report_settings(config)
+    if reports.records or reports.step_summary_path:
+        from .reports.recorder import register_recorder  # only when a report is asked for
+
+        register_recorder(config, reports, config.stash[SETTINGS_KEY].workers)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -86,7 +111,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     settings = config.stash[SETTINGS_KEY]
     assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in session.items]
-    config.stash[PLAN_KEY] = build_plan(
+    plan = build_plan(
         session.items,
         assignments,
         settings.cap_overrides,
@@ -96,9 +121,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         default_timeout=settings.timeout,
         alone_fixtures=settings.exclusive_fixtures,
     )
+    plan.order = settings.order
+    if settings.order is Order.DURATION:
+        plan.known_seconds = durations.known_seconds(config, [p.item for p in plan.pooled])
+    config.stash[PLAN_KEY] = plan
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if config.get_verbosity() < 0:
+        return None  # -q: quiet means quiet (tools parse `--co -q`)
     reason = config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
     if reason is not None:
         return f"dynpool: off ({reason})"
@@ -116,6 +147,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     config = session.config
     plan = config.stash.get(PLAN_KEY, None)
     collection_failed = session.testsfailed and not config.option.continue_on_collection_errors
+    if config.stash[REPORT_SETTINGS_KEY].plan_only and not collection_failed:
+        from .reports.plan_preview import format_plan, show_plan
+
+        off = config.stash.get(DISABLED_REASON_KEY, None)
+        off = off or config.stash.get(DISABLED_AFTER_COLLECTION_KEY, None)
+        workers = config.stash[SETTINGS_KEY].workers
+        show_plan(session, format_plan(plan, workers, len(session.items), off))
+        return True  # collection only: nothing runs, no fixture is set up
     if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
     stats = RunStats.for_plan(plan, config.stash[SETTINGS_KEY].workers)
@@ -127,6 +166,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         gate = config.hook.pytest_dynpool_slot_gate(config=config)
         run_session(session, plan, stats, patches, gate)
     finally:
+        # Kept whatever the order, so that a later run by duration knows them.
+        durations.remember(config, stats.item_seconds())
         config.hook.pytest_dynpool_run_finished(config=config, stats=stats)
     return True
 

@@ -16,15 +16,21 @@ from .pytest_version import check_pytest_version
 check_pytest_version()  # before the first private name: an unsupported pytest gets our message
 
 # Every private pytest name the plugin uses, imported after the version check above.
-from _pytest import runner  # noqa: E402
+from _pytest import runner, setuponly  # noqa: E402
+from _pytest._io import TerminalWriter  # noqa: E402
 from _pytest.assertion import util as assertion_util  # noqa: E402
 from _pytest.capture import (  # noqa: E402
     CaptureFixture,
     CaptureIO,
     CaptureManager,
+    FDCapture,
+    FDCaptureBinary,
     MultiCapture,
+    SysCapture,
+    SysCaptureBinary,
     TeeCaptureIO,
 )
+from _pytest.doctest import DoctestItem  # noqa: E402
 from _pytest.fixtures import FixtureDef, SubRequest, get_scope_node, get_scope_package  # noqa: E402
 from _pytest.logging import (  # noqa: E402
     LogCaptureHandler,
@@ -67,15 +73,62 @@ def replace_setup_state(
     patches.setattr(session, "_setupstate", state)
 
 
+def replace_terminal_file(patches: Patches, writer: TerminalWriter, file: Any) -> None:
+    """Make ``writer`` write to ``file`` until ``patches`` are undone."""
+    patches.setattr(writer, "_file", file)
+
+
+def terminal_file(writer: TerminalWriter) -> Any:
+    """The file ``writer`` writes to."""
+    return writer._file
+
+
+def global_capture_streams(capman: CaptureManager) -> tuple[Any, Any, Any]:
+    """The session's capture streams: what ``sys.stdout``/``stderr``/``stdin`` are in a test."""
+    capturing = capman._global_capturing
+    if capturing is None:
+        return None, None, None
+    # fd capture of stdin puts its sys-level capture's stream into sys.stdin.
+    stdin_capture = getattr(capturing.in_, "syscapture", capturing.in_)
+    parts = (capturing.out, capturing.err, stdin_capture)
+    streams = [getattr(part, "tmpfile", None) for part in parts]
+    return streams[0], streams[1], streams[2]
+
+
+def sys_capture_class_for(captureclass: type[Any]) -> type[Any]:
+    """The ``sys``-level capture class that stands in for a file-descriptor one."""
+    if issubclass(captureclass, FDCaptureBinary):
+        return SysCaptureBinary
+    if issubclass(captureclass, FDCapture):
+        return SysCapture
+    return captureclass
+
+
 def inner_hookexec_of(pluginmanager: pytest.PytestPluginManager) -> InnerHookExec:
     """The function through which pluggy calls every hook (its tracing seam)."""
     return pluginmanager._inner_hookexec
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker process (its controller writes the run's reports)."""
+    return hasattr(config, "workerinput")
+
+
+def xdist_worker_of(report: pytest.TestReport) -> str | None:
+    """The xdist worker id (``gw0``) a report came from, on the controller; None elsewhere.
+
+    xdist's worker adds ``worker_id`` to each serialized report, which pytest
+    turns into an attribute when it rebuilds the report on the controller.
+    """
+    worker = getattr(report, "worker_id", None)
+    return worker if isinstance(worker, str) else None
 
 
 __all__ = [
     "CaptureFixture",
     "CaptureIO",
     "CaptureManager",
+    "DoctestItem",
     "FixtureDef",
     "InnerHookExec",
     "LogCaptureHandler",
@@ -87,15 +140,23 @@ __all__ = [
     "Scope",
     "SubRequest",
     "TeeCaptureIO",
+    "TerminalWriter",
     "_LiveLoggingStreamHandler",
     "assertion_util",
     "check_pytest_version",
     "get_scope_node",
     "get_scope_package",
+    "global_capture_streams",
     "inner_hookexec_of",
+    "is_xdist_worker",
     "replace_setup_state",
+    "replace_terminal_file",
     "runner",
     "set_stepwise_last_failed",
+    "setuponly",
+    "sys_capture_class_for",
+    "terminal_file",
     "thread_exceptions",
     "unraisable_exceptions",
+    "xdist_worker_of",
 ]

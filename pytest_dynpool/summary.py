@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from .bounds import Bound, JobWork, lower_bound
 from .model import Job
 
 if TYPE_CHECKING:
@@ -55,13 +56,35 @@ class JobStats:
     items: int = 0
     peak_in_flight: int = 0
     busy_seconds: float = 0.0
-    durations: list[float] = field(default_factory=list)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    """(node id, seconds in flight) of each item that ran."""
     outcomes: dict[Outcome, int] = field(default_factory=dict)
+    mean_cap: float | None = None
+    """The concurrency the job was allowed, averaged over the pooled phase (None: its cap)."""
     # Failed subtests (pytest's SUBFAILED), counted apart from the items' outcomes.
     subtests_failed: int = 0
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def record(self, node_id: str, seconds: float) -> None:
+        """One item's time in flight, setup to teardown."""
+        self.busy_seconds += seconds
+        self.timings.append((node_id, seconds))
+
+    @property
+    def durations(self) -> list[float]:
+        return [seconds for _, seconds in self.timings]
+
+    def work(self, workers: int) -> JobWork:
+        job = self.job
+        return JobWork(
+            name=job.name,
+            cap=self.mean_cap if self.mean_cap is not None else min(job.cap, workers),
+            items=self.timings,
+            per_second=job.rate.per_second if job.rate is not None else None,
+            burst=job.cap,
+        )
 
     def column(self, name: Outcome | str) -> int:
         if name == "subfailed":
@@ -100,72 +123,94 @@ class RunStats:
             stats.jobs[pooled.job_index].items += 1
         return stats
 
+    def bound(self) -> Bound:
+        """The pooled phase's lower bound and what set it (``bounds.lower_bound``)."""
+        return lower_bound(self.workers, [stats.work(self.workers) for stats in self.jobs])
+
     def lower_bound(self) -> float:
-        """LB = max(total / N, max_j work_j / k_j, longest item), see DESIGN.md."""
-        return lower_bound(
-            self.workers,
-            [(min(stats.job.cap, self.workers), stats.durations) for stats in self.jobs],
-        )
+        return self.bound().seconds
+
+    def item_seconds(self) -> dict[str, float]:
+        """Each item's time in flight by node id: what the next run's scheduler expects."""
+        return {node_id: seconds for stats in self.jobs for node_id, seconds in stats.timings}
 
 
-def lower_bound(workers: int, jobs: Sequence[tuple[int, Sequence[float]]]) -> float:
-    """No schedule of these durations under these caps can finish sooner."""
-    all_durations = [d for _, durations in jobs for d in durations]
-    if not all_durations:
-        return 0.0
-    per_job = max(sum(durations) / cap for cap, durations in jobs)
-    return max(sum(all_durations) / workers, per_job, max(all_durations))
-
-
-def align_columns(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows as lines: the first column left-aligned, the others right-aligned."""
+def align_columns(rows: Sequence[Sequence[str]], left: Collection[int] = (0,)) -> list[str]:
+    """Rows as lines: the ``left`` columns (the first) left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
+            cell.ljust(width) if i in left else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        )
+        ).rstrip()
         for row in rows
     ]
 
 
-def format_summary(stats: RunStats) -> list[str]:
-    """Lines of the ``dynpool`` summary section."""
+def cap_text(job: Job, workers: int) -> str:
+    """A job's cap as the summaries show it: with the declared one and the pool's bound."""
+    cap = str(job.cap)
+    if job.cap != job.declared_cap:
+        cap += f" (declared {job.declared_cap})"
+    if job.cap > workers:
+        cap += f" (pool bounds it to {workers})"
+    return cap
+
+
+def rate_text(job: Job) -> str:
+    """A job's rate, with the declared one when an override changed it; '-' for none."""
+    rate = "-" if job.rate is None else str(job.rate)
+    if job.rate != job.declared_rate:
+        rate += f" (declared {job.declared_rate or 'none'})"
+    return rate
+
+
+def limits_text(job: Job, workers: int) -> str:
+    """The job table's cap column: cap, rate and adaptive mode in one cell."""
+    text = cap_text(job, workers)
+    if job.rate is not None:
+        text += f", rate {rate_text(job)}"
+    if job.adaptive:
+        text += ", adaptive"
+    return text
+
+
+def job_table_rows(stats: RunStats) -> list[tuple[str, ...]]:
+    """The job table's rows, header first: one per job (terminal and step summary)."""
     optional = [name for name in _OPTIONAL_COLUMNS if any(job.column(name) for job in stats.jobs)]
     counted: list[Outcome | str] = [Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED, *optional]
     titles = (name.value if isinstance(name, Outcome) else name for name in counted)
     header = ("job", "cap", "items", *titles, "peak", "busy s")
     rows: list[tuple[str, ...]] = [header]
     for job_stats in stats.jobs:
-        job = job_stats.job
-        cap = str(job.cap)
-        if job.cap != job.declared_cap:
-            cap += f" (declared {job.declared_cap})"
-        if job.cap > stats.workers:
-            cap += f" (pool bounds it to {stats.workers})"
-        if job.rate is not None:
-            cap += f", rate {job.rate}"
-            if job.rate != job.declared_rate:
-                cap += f" (declared {job.declared_rate or 'none'})"
-        if job.adaptive:
-            cap += ", adaptive"
         rows.append(
             (
-                job.name,
-                cap,
+                job_stats.job.name,
+                limits_text(job_stats.job, stats.workers),
                 str(job_stats.items),
                 *(str(job_stats.column(name)) for name in counted),
                 str(job_stats.peak_in_flight),
                 f"{job_stats.busy_seconds:.2f}",
             )
         )
-    lines = align_columns(rows)
-    bound = stats.lower_bound()
-    ratio = f"{stats.pool_wall_seconds / bound:.2f}" if bound > 0 else "n/a"
-    lines.append(
+    return rows
+
+
+def pool_line(stats: RunStats) -> str:
+    """The pool line: workers, peak, wall time against its lower bound and what set it."""
+    bound = stats.bound()
+    ratio = f"{stats.pool_wall_seconds / bound.seconds:.2f}" if bound.seconds > 0 else "n/a"
+    return (
         f"pool: {stats.workers} workers, peak {stats.pool_peak_in_flight} in flight, "
-        f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound:.2f}s, wall/LB {ratio}"
+        f"wall {stats.pool_wall_seconds:.2f}s, lower bound {bound.seconds:.2f}s "
+        f"(bounded by {bound.reason}), wall/LB {ratio}"
     )
+
+
+def format_summary(stats: RunStats) -> list[str]:
+    """Lines of the ``dynpool`` summary section."""
+    lines = align_columns(job_table_rows(stats))
+    lines.append(pool_line(stats))
     unmarked_alone = stats.exclusive_items - sum(stats.alone.values())
     if unmarked_alone:
         lines.append(f"exclusive: {unmarked_alone} unmarked items ran alone")
@@ -189,8 +234,13 @@ def format_summary(stats: RunStats) -> list[str]:
             "(Python cannot kill a thread)"
         )
     if stats.unknown_overrides:
-        lines.append(
-            "warning: --dynpool-cap/dynpool_caps or --dynpool-rate/dynpool_rates name no "
-            "selected job: " + ", ".join(stats.unknown_overrides)
-        )
+        lines.append(unknown_overrides_line(stats.unknown_overrides))
     return lines
+
+
+def unknown_overrides_line(names: Sequence[str]) -> str:
+    """The warning for overrides that match no selected job (a typo, or a deselected job)."""
+    return (
+        "warning: --dynpool-cap/dynpool_caps or --dynpool-rate/dynpool_rates name no "
+        "selected job: " + ", ".join(names)
+    )

@@ -32,7 +32,7 @@ from .conftest import outcomes_by_nodeid
 
 SCOPES = ("session", "package", "module", "class", "function")
 JOBS = {"alpha": 1, "beta": 2, "gamma": 3}
-OUTCOMES = ("pass", "pass", "pass", "pass", "fail", "skip", "skipmark", "xfail", "xpass")
+OUTCOMES = ("pass", "pass", "pass", "redirect", "fail", "skip", "skipmark", "xfail", "xpass")
 
 INI = """
 [pytest]
@@ -70,13 +70,38 @@ def use(*tags):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     mark = item.get_closest_marker("expect_job")
-    tag = f"{mark.args[0] if mark else 'exclusive'}|{item.nodeid}"
+    if mark:
+        key = mark.args[0]
+    else:  # a doctest: its module says which job it expects
+        key = getattr(item, "dtest", None) and item.dtest.globs.get("EXPECT_DOCTEST_JOB")
+    tag = f"{key or 'exclusive'}|{item.nodeid}"
     record("enter", tag)
     try:
         return (yield)
     finally:
         record("exit", tag)
 """
+
+
+REDIRECT_BODY = """\
+    with contextlib.redirect_stdout(io.StringIO()) as buffer:
+        print("redirected")
+    assert buffer.getvalue() == "redirected\\n", buffer.getvalue()
+    print("after the redirect")"""
+
+DOCTEST = """\
+EXPECT_DOCTEST_JOB = {key!r}
+
+
+def documented():
+    '''
+    >>> print("doctest of {path}")
+    doctest of {path}
+    >>> for n in range(3): print(n)
+    0
+    1
+    2
+    '''"""
 
 
 @dataclass(frozen=True)
@@ -148,9 +173,12 @@ class TestSpec:
         lines.append(f"def {name}({', '.join(args)}):")
         usable = [f for f in self.fixtures if fixtures[f].fails != "setup"]
         lines.append(f"    use({', '.join(usable)})")
+        lines.append(f'    print("output of {name}")')
         lines.append(
             {
                 "pass": "    pass",
+                # Another test's print must not land in the buffer, nor this one's elsewhere.
+                "redirect": REDIRECT_BODY,
                 "xpass": "    pass",
                 "skipmark": "    pass",
                 "fail": "    assert False",
@@ -177,6 +205,7 @@ class ModuleSpec:
     classes: tuple[ClassSpec, ...]
     xunit: bool
     xunit_fails: bool  # setup_module / setup_class raises
+    doctest: bool = False  # a function with a doctest that prints (run with --doctest-modules)
 
 
 @dataclass
@@ -190,6 +219,10 @@ class Suite:
     unmarked_in_pool: bool
     cap_overrides: dict[str, int]
     caps: dict[str, int] = field(default_factory=dict)
+
+    def shared_args(self) -> list[str]:
+        """Switches for both runs, plain and pooled."""
+        return ["--doctest-modules"] if any(module.doctest for module in self.modules) else []
 
     def args(self) -> list[str]:
         args = ["--dynpool-workers", str(self.workers)]
@@ -247,9 +280,11 @@ class Suite:
     def _module_source(
         self, path: str, module: ModuleSpec, fixtures: dict[str, FixtureSpec]
     ) -> str:
-        parts = ["import pytest", "from conftest import record, use"]
+        parts = ["import contextlib\nimport io\nimport pytest", "from conftest import record, use"]
         if module.marker:
             parts.append(f"pytestmark = pytest.mark.{module.marker}")
+        if module.doctest:
+            parts.append(DOCTEST.format(key=self._job_key(module.marker, path), path=path))
         if module.xunit:
             parts.append(
                 _xunit(
@@ -390,6 +425,7 @@ def suites(draw: st.DrawFn) -> Suite:
                 classes=tuple(classes),
                 xunit=xunit,
                 xunit_fails=xunit and xunit_fails,
+                doctest=draw(st.integers(0, 2)) == 0,
             )
         )
     overrides = draw(st.dictionaries(st.sampled_from(sorted(JOBS)), st.integers(1, 3), max_size=2))
@@ -435,6 +471,11 @@ class Run:
             if report.when == "teardown" and report.failed:
                 found.update(set(_TEARDOWN_ERROR.findall(str(report.longrepr))))
         return found
+
+    def captured_stdout(self) -> dict[str, str]:
+        """Each item's captured stdout, all phases (its last report holds them all)."""
+        reports = self.result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+        return {report.nodeid: report.capstdout for report in reports}
 
     def counts(self, kind: str) -> Counter[str]:
         return Counter(tag for event, tag in self.events if event == kind)

@@ -120,6 +120,11 @@ TABLE = {
     "ini dynpool_rates": bad_ini("dynpool_rates = slow=1/h", "expected JOB=RATE*'slow=1/h'"),
     "ini dynpool_workers": bad_ini("dynpool_workers = -3", WORKERS_HINT.format(-3)),
     "ini dynpool_caps": bad_ini("dynpool_caps = broken", CAP_HINT.format("broken")),
+    "--dynpool-order random": bad_option(("--dynpool-order", "random"), "invalid choice: 'random'"),
+    "ini dynpool_order": bad_ini(
+        "dynpool_order = fastest",
+        "expected 'duration', 'count' or 'collection', got 'fastest'",
+    ),
     "ini dynpool_unmarked": bad_ini(
         "dynpool_unmarked = never", "expected 'exclusive' or 'pool', got 'never'"
     ),

@@ -2,8 +2,9 @@
 
 ``suite_generator.py`` draws the suites: package trees, a random fixture DAG of
 every scope, xunit functions, parametrization, skips, xfails, failing setups and
-teardowns, random ``dynpool`` markers, cap overrides, ``--dynpool-unmarked``,
-``-x`` and a worker count. pytest itself (``-p no:dynpool``) is the oracle. CI
+teardowns, tests that print and use ``redirect_stdout``, doctests, random
+``dynpool`` markers, cap overrides, ``--dynpool-unmarked``, ``-x`` and a worker
+count. pytest itself (``-p no:dynpool``) is the oracle. CI
 runs the ``dynpool-ci`` profile (see conftest.py); ``--hypothesis-profile=dynpool-long``
 runs many more examples.
 """
@@ -69,6 +70,10 @@ def assert_same_as_plain(suite: Suite, plain: Run, pooled: Run) -> None:
         assert _without_teardown(pooled_phases) == _without_teardown(plain_phases)
     else:
         assert pooled_phases == plain_phases
+    # Output (prints, redirect_stdout, doctests) is each item's own, as in plain pytest.
+    plain_output = plain.captured_stdout()
+    for nodeid, output in pooled.captured_stdout().items():
+        assert output == plain_output[nodeid], nodeid
 
 
 @settings(
@@ -81,8 +86,10 @@ def assert_same_as_plain(suite: Suite, plain: Run, pooled: Run) -> None:
 @given(suite=suites())
 def test_generated_suites_match_plain_pytest(pytester: pytest.Pytester, suite: Suite) -> None:
     suite.write(pytester.path)
-    plain = run(pytester, "-p", "no:dynpool")
-    pooled = run(pytester, *suite.args(), *(["-x"] if suite.exitfirst else []))
+    plain = run(pytester, "-p", "no:dynpool", *suite.shared_args())
+    pooled = run(
+        pytester, *suite.shared_args(), *suite.args(), *(["-x"] if suite.exitfirst else [])
+    )
     assert plain.events, "the suite recorded nothing: the comparison would prove nothing"
     assert_lifetimes(plain.events)
     assert_lifetimes(pooled.events)

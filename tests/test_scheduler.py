@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_dynpool.order import UNKNOWN_SECONDS, Order, expected_seconds
 from pytest_dynpool.scheduler import CappedScheduler
 
 
@@ -70,46 +72,6 @@ def workloads(draw: st.DrawFn) -> tuple[int, list[int], list[int], int]:
     return workers, caps, job_of_item, seed
 
 
-@settings(max_examples=300, deadline=None)
-@given(workloads())
-def test_invariants_under_random_completion_order(
-    workload: tuple[int, list[int], list[int], int],
-) -> None:
-    """Never above a cap or the pool, never idle while work is runnable, each item once."""
-    workers, caps, job_of_item, seed = workload
-    rng = random.Random(seed)
-    scheduler = CappedScheduler(workers, caps, job_of_item)
-    in_flight: list[int] = []
-    dispatched: list[int] = []
-    while True:
-        dispatched_now = drain(scheduler)
-        dispatched += dispatched_now
-        in_flight += dispatched_now
-        per_job = [0] * len(caps)
-        for item in in_flight:
-            per_job[job_of_item[item]] += 1
-        assert all(count <= cap for count, cap in zip(per_job, caps, strict=True))
-        assert len(in_flight) <= workers
-        # One heap entry per job at most: dispatch cost depends on jobs, not items.
-        assert len(scheduler._heap) <= len(caps)
-        # Work-conserving: if a worker is free, no job may have runnable work.
-        if len(in_flight) < workers:
-            for job, cap in enumerate(caps):
-                waiting = sum(
-                    1
-                    for item in range(len(job_of_item))
-                    if job_of_item[item] == job and item not in dispatched
-                )
-                assert waiting == 0 or per_job[job] == cap
-        if not in_flight:
-            break
-        finished = in_flight.pop(rng.randrange(len(in_flight)))
-        scheduler.complete(finished)
-    assert sorted(dispatched) == list(range(len(job_of_item)))
-    assert scheduler.pending == 0
-    assert scheduler.in_flight == 0
-
-
 @settings(max_examples=200, deadline=None)
 @given(workloads(), st.lists(st.integers(1, 10), min_size=1, max_size=40))
 def test_invariants_while_effective_caps_move(
@@ -153,6 +115,200 @@ def test_invariants_while_effective_caps_move(
         scheduler.complete(finished)
     assert sorted(dispatched) == list(range(len(job_of_item)))
     assert scheduler.pending == 0
+
+
+def makespan(
+    workers: int,
+    caps: list[int],
+    durations: list[float],
+    job_of_item: list[int],
+    order: Order,
+    known: bool = True,
+) -> float:
+    """Replay a run on a fake clock with exact durations: when the last item ends."""
+    scheduler = CappedScheduler(
+        workers, caps, job_of_item, order=order, known_seconds=durations if known else ()
+    )
+    clock = 0.0
+    running: list[tuple[float, int]] = []
+    while True:
+        while (item := scheduler.next_dispatch()) is not None:
+            heapq.heappush(running, (clock + durations[item], item))
+        if not running:
+            return clock
+        clock, item = heapq.heappop(running)
+        scheduler.complete(item)
+
+
+def test_duration_order_starts_a_long_item_collected_last_first() -> None:
+    durations = [0.05] * 40 + [1.5]
+    job_of_item = [0] * 41
+    scheduler = CappedScheduler(4, [4], job_of_item, known_seconds=durations)
+    assert scheduler.next_dispatch() == 40
+    assert makespan(4, [4], durations, job_of_item, Order.DURATION) == pytest.approx(1.5)
+    # By count, or with nothing known, the long item starts last: LB plus that item.
+    assert makespan(4, [4], durations, job_of_item, Order.COUNT) == pytest.approx(2.0)
+    assert makespan(4, [4], durations, job_of_item, Order.DURATION, known=False) == (
+        pytest.approx(2.0)
+    )
+
+
+def test_duration_order_starts_a_small_slow_job_before_a_big_fast_one() -> None:
+    durations = [0.02] * 160 + [0.6] * 3
+    job_of_item = [0] * 160 + [1] * 3
+    scheduler = CappedScheduler(4, [4, 1], job_of_item, known_seconds=durations)
+    assert scheduler.next_dispatch() == 160
+    assert makespan(4, [4, 1], durations, job_of_item, Order.DURATION) == pytest.approx(1.8)
+    assert makespan(4, [4, 1], durations, job_of_item, Order.COUNT) > 2.5
+
+
+def test_unknown_items_get_their_jobs_median_else_the_runs_median() -> None:
+    job_of_item = [0, 0, 0, 0, 1, 1]
+    known = [1.0, 3.0, 10.0, None, None, None]
+    assert expected_seconds(job_of_item, known) == [1.0, 3.0, 10.0, 3.0, 3.0, 3.0]
+    assert expected_seconds([0, 1], [None, None]) == [UNKNOWN_SECONDS] * 2
+    # Fewer known figures than items (new items at the end): unknown.
+    assert expected_seconds([0, 0, 0], [2.0]) == [2.0, 2.0, 2.0]
+
+
+def test_a_job_of_new_items_is_weighed_by_the_runs_median() -> None:
+    # job 0: two known 1 s items; job 1: four new items, expected 1 s each -> 4 s of work.
+    scheduler = CappedScheduler(
+        1, [1, 1], [0, 0, 1, 1, 1, 1], known_seconds=[1.0, 1.0, None, None, None, None]
+    )
+    assert scheduler.next_dispatch() == 2
+
+
+def test_collection_order_follows_the_collection_where_caps_allow() -> None:
+    job_of_item = [0, 0, 1, 1, 0, 2]
+    scheduler = CappedScheduler(1, [1, 1, 1], job_of_item, order=Order.COLLECTION)
+    started = []
+    while (item := scheduler.next_dispatch()) is not None:
+        started.append(item)
+        scheduler.complete(item)
+    assert started == [0, 1, 2, 3, 4, 5]
+    # Job 0 at its cap: the next collected item of another job goes.
+    scheduler = CappedScheduler(2, [1, 1, 1], job_of_item, order=Order.COLLECTION)
+    assert drain(scheduler) == [0, 2]
+
+
+def test_mean_cap_weighs_each_cap_by_how_long_it_held() -> None:
+    now = [0.0]
+    scheduler = CappedScheduler(8, [4, 16], [0] * 6, clock=lambda: now[0])
+    now[0] = 10.0
+    scheduler.set_cap(0, 2)
+    now[0] = 20.0
+    assert scheduler.mean_cap(0) == pytest.approx(3.0)
+    assert scheduler.mean_cap(1) == pytest.approx(8.0)  # bounded by the pool
+
+
+def test_mean_cap_counts_items_in_flight_above_a_lowered_cap() -> None:
+    now = [0.0]
+    scheduler = CappedScheduler(8, [4], [0] * 6, clock=lambda: now[0])
+    started = drain(scheduler)
+    assert len(started) == 4
+    scheduler.set_cap(0, 1)  # four stay in flight: the job is allowed four until they end
+    now[0] = 10.0
+    for item in started:
+        scheduler.complete(item)
+    now[0] = 20.0
+    assert scheduler.mean_cap(0) == pytest.approx((4 * 10 + 1 * 10) / 20)
+
+
+@st.composite
+def timed_workloads(draw: st.DrawFn) -> tuple[int, list[int], list[int], list[float | None], int]:
+    workers, caps, job_of_item, seed = draw(workloads())
+    known = draw(
+        st.lists(
+            st.none() | st.floats(0.0, 100.0), min_size=len(job_of_item), max_size=len(job_of_item)
+        )
+    )
+    return workers, caps, job_of_item, known, seed
+
+
+@settings(max_examples=500, deadline=None)
+@given(timed_workloads(), st.sampled_from(list(Order)))
+def test_invariants_under_random_completion_order(
+    workload: tuple[int, list[int], list[int], list[float | None], int], order: Order
+) -> None:
+    """Never above a cap or the pool, never idle while work is runnable, each item once.
+
+    In every order, with some items' durations known and others not.
+    """
+    workers, caps, job_of_item, known, seed = workload
+    rng = random.Random(seed)
+    scheduler = CappedScheduler(workers, caps, job_of_item, order=order, known_seconds=known)
+    in_flight: list[int] = []
+    dispatched: set[int] = set()
+    while True:
+        for item in drain(scheduler):
+            assert item not in dispatched
+            dispatched.add(item)
+            in_flight.append(item)
+        per_job = [0] * len(caps)
+        for item in in_flight:
+            per_job[job_of_item[item]] += 1
+        assert all(count <= cap for count, cap in zip(per_job, caps, strict=True))
+        assert len(in_flight) <= workers
+        assert len(scheduler._heap) <= len(caps)
+        if len(in_flight) < workers:
+            for job, cap in enumerate(caps):
+                waiting = any(
+                    j == job and item not in dispatched for item, j in enumerate(job_of_item)
+                )
+                assert not waiting or per_job[job] == cap
+        if not in_flight:
+            break
+        scheduler.complete(in_flight.pop(rng.randrange(len(in_flight))))
+    assert sorted(dispatched) == list(range(len(job_of_item)))
+    assert scheduler.pending == 0
+    assert scheduler.in_flight == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(workloads())
+def test_with_nothing_known_duration_order_is_count_order(
+    workload: tuple[int, list[int], list[int], int],
+) -> None:
+    """The first run (no durations yet) dispatches exactly as the count order did."""
+    workers, caps, job_of_item, seed = workload
+    caps = [min(cap, workers) for cap in caps]  # the duration order counts slots in the pool
+    by_count = CappedScheduler(workers, caps, job_of_item, order=Order.COUNT)
+    by_duration = CappedScheduler(workers, caps, job_of_item, order=Order.DURATION)
+    rng = random.Random(seed)
+    in_flight: list[int] = []
+    while True:
+        started = drain(by_count)
+        assert drain(by_duration) == started
+        in_flight += started
+        if not in_flight:
+            break
+        item = in_flight.pop(rng.randrange(len(in_flight)))
+        by_count.complete(item)
+        by_duration.complete(item)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.lists(st.tuples(st.integers(0, 3), st.floats(0.01, 5.0)), min_size=1, max_size=30),
+    st.lists(st.integers(1, 6), min_size=4, max_size=4),
+)
+def test_duration_order_stays_within_the_list_scheduling_bound(
+    workers: int, items: list[tuple[int, float]], caps: list[int]
+) -> None:
+    """Work-conserving: the last item starts once the pool or its job was saturated, so
+    the run ends within total / N + work_j / k_j + its duration (at most 3x LB)."""
+    job_of_item = [job for job, _ in items]
+    durations = [seconds for _, seconds in items]
+    span = makespan(workers, caps, durations, job_of_item, Order.DURATION)
+    per_job = max(
+        sum(d for d, j in zip(durations, job_of_item, strict=True) if j == job)
+        / min(caps[job], workers)
+        for job in set(job_of_item)
+    )
+    bound = max(sum(durations) / workers, per_job, max(durations))
+    assert bound - 1e-9 <= span <= sum(durations) / workers + per_job + max(durations) + 1e-9
 
 
 class _Clock:
@@ -210,3 +366,14 @@ def test_a_stale_park_entry_does_not_end_a_later_defer() -> None:
     assert scheduler.next_dispatch() is None
     clock.now = 10.0
     assert scheduler.next_dispatch() == 0
+
+
+def test_put_back_restores_the_jobs_expected_work() -> None:
+    # job 0: 3 s in one item; job 1: two items of 1 s. Job 0 first; put back, it stays first.
+    scheduler = CappedScheduler(1, [1, 1], [0, 1, 1], known_seconds=[3.0, 1.0, 1.0])
+    assert scheduler.next_dispatch() == 0
+    scheduler.put_back(0, None)
+    assert scheduler.next_dispatch() == 1  # job 0 is deferred: the other job goes
+    scheduler.complete(1)
+    scheduler.resume(0)
+    assert scheduler.next_dispatch() == 0  # 3 s of work again against job 1's 1 s

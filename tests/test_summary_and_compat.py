@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_dynpool.bounds import Bound
 from pytest_dynpool.jobs import Job
 from pytest_dynpool.pytest_compat import check_pytest_version
-from pytest_dynpool.summary import JobStats, Outcome, RunStats, format_summary, lower_bound
-
-
-def test_lower_bound_takes_the_largest_of_its_three_terms() -> None:
-    # pool term: 8 items of 1 s on 2 workers -> 4 s
-    assert lower_bound(2, [(8, [1.0] * 8)]) == 4.0
-    # job term: 4 items of 1 s capped at 1 -> 4 s, though 8 workers would take 0.5 s
-    assert lower_bound(8, [(1, [1.0] * 4)]) == 4.0
-    # longest item: one 5 s item dominates
-    assert lower_bound(8, [(8, [5.0, 0.1, 0.1])]) == 5.0
-    assert lower_bound(4, []) == 0.0
+from pytest_dynpool.summary import JobStats, Outcome, RunStats, format_summary
 
 
 def test_summary_rows_and_pool_line() -> None:
     job = Job(name="api", cap=2, declared_cap=3, declared_at="test_api.py")
     stats = RunStats(workers=4, jobs=[JobStats(job, items=4, peak_in_flight=2)])
-    stats.jobs[0].durations = [1.0, 1.0, 1.0, 1.0]
-    stats.jobs[0].busy_seconds = 4.0
+    for n in range(4):
+        stats.jobs[0].record(f"test_api.py::test_{n}", 1.0)
     for outcome in (Outcome.PASSED, Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED):
         stats.jobs[0].count(outcome)
     stats.pool_wall_seconds = 2.2
@@ -31,8 +22,30 @@ def test_summary_rows_and_pool_line() -> None:
     lines = format_summary(stats)
     assert lines[1].split() == ["api", "2", "(declared", "3)", "4", "2", "1", "1", "2", "4.00"]
     assert lines[2] == (
-        "pool: 4 workers, peak 2 in flight, wall 2.20s, lower bound 2.00s, wall/LB 1.10"
+        "pool: 4 workers, peak 2 in flight, wall 2.20s, lower bound 2.00s "
+        "(bounded by job api's cap), wall/LB 1.10"
     )
+
+
+def test_summary_uses_the_time_weighted_cap_of_an_adaptive_job() -> None:
+    job = Job(name="api", cap=4, declared_cap=4, declared_at="test_api.py", adaptive=True)
+    stats = RunStats(workers=8, jobs=[JobStats(job, items=4, mean_cap=2.0)])
+    for n in range(4):
+        stats.jobs[0].record(f"test_api.py::test_{n}", 1.0)
+    stats.pool_wall_seconds = 2.2
+    assert stats.bound() == Bound(2.0, "cap", "api")  # 4 s of work at 2 on average
+    assert stats.bound().reason == "job api's cap"
+    assert "lower bound 2.00s (bounded by job api's cap), wall/LB 1.10" in format_summary(stats)[2]
+
+
+def test_summary_names_the_longest_item_when_it_bounds_the_run() -> None:
+    job = Job(name="api", cap=4, declared_cap=4, declared_at="test_api.py")
+    stats = RunStats(workers=4, jobs=[JobStats(job, items=3)])
+    for node_id, seconds in (("t.py::a", 0.1), ("t.py::slow", 3.0), ("t.py::b", 0.1)):
+        stats.jobs[0].record(node_id, seconds)
+    stats.pool_wall_seconds = 3.0
+    assert "(bounded by one item (t.py::slow)), wall/LB 1.00" in format_summary(stats)[2]
+    assert stats.item_seconds() == {"t.py::a": 0.1, "t.py::slow": 3.0, "t.py::b": 0.1}
 
 
 def test_run_finished_hook_sees_the_figures(pytester: pytest.Pytester) -> None:

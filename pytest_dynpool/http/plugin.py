@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # httpx is imported on first use: runs that make no request d
     import httpx
 
     from ..hookspecs import PoolControl
+    from ..reports.record import HttpJobRecord
 
 TRAFFIC_KEY = pytest.StashKey[TrafficRegistry]()
 REGISTRY_KEY = TRAFFIC_KEY  # its name before the rename; conftests read it
@@ -194,6 +195,15 @@ async def dynpool_async_client(
 
     async with make_async_client(dynpool_job, dynpool_base_url) as client:
         yield client
+
+
+@pytest.hookimpl(optionalhook=True)  # the hookspec is missing with -p no:dynpool
+def pytest_dynpool_report_http(config: pytest.Config, run_started: float) -> list[HttpJobRecord]:
+    """Each job's HTTP figures for the reports, with times from the run's start."""
+    registry = config.stash.get(TRAFFIC_KEY, None)
+    if registry is None:
+        return []
+    return [job.report_record(run_started) for job in registry.states() if job.stats.requests]
 
 
 @pytest.hookimpl(trylast=True)

@@ -21,6 +21,9 @@ from .shared_limits import SharedRequestLimits
 if TYPE_CHECKING:
     from ..backends.gate import StoreGate
 
+if TYPE_CHECKING:
+    from ..reports.record import HttpJobRecord
+
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Longest Retry-After we wait out: a server asking for minutes would stall the suite.
 MAX_RETRY_AFTER_SECONDS = 10.0
@@ -36,6 +39,10 @@ class HttpStats:
     retries: int = 0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
+    # When each 429/503 arrived and each change of the effective cap, on the job's clock:
+    # the reports draw them over time.
+    overloaded_at: list[float] = field(default_factory=list)
+    cap_changes: list[tuple[float, int]] = field(default_factory=list)
 
     def percentile(self, fraction: float) -> float | None:
         """Nearest-rank percentile of the latencies (seconds), None without any."""
@@ -138,6 +145,7 @@ class JobTraffic:
             stats.latencies.append(latency)
             if status in OVERLOAD_STATUSES:
                 stats.overloaded += 1
+                stats.overloaded_at.append(self._clock())
         if self.adaptive is None:
             return
         if status in OVERLOAD_STATUSES:
@@ -168,11 +176,35 @@ class JobTraffic:
     def _cap_changed(self) -> None:
         # One at a time, each reading the newest cap: a stale value never lands last.
         with self._cap_lock:
+            with self._lock:
+                self.stats.cap_changes.append((self._clock(), self.effective_cap))
             self.requests.resize(self.effective_cap)
             if self.shared is not None:
                 self.shared.publish_cap(self.effective_cap)
             for listener in self._listeners:
                 listener()
+
+    def report_record(self, run_started: float) -> HttpJobRecord:
+        """This job's figures for the reports; times in seconds from ``run_started``."""
+        from ..reports.record import CapChange, HttpJobRecord
+
+        with self._lock:
+            stats = self.stats
+            return HttpJobRecord(
+                job=self.name,
+                requests=stats.requests,
+                status_classes=dict(stats.status_classes),
+                overloaded=stats.overloaded,
+                retries=stats.retries,
+                errors=stats.errors,
+                latency_p50=stats.percentile(0.50),
+                latency_p95=stats.percentile(0.95),
+                latency_p99=stats.percentile(0.99),
+                effective_cap=self.effective_cap,
+                min_effective_cap=self.min_effective_cap,
+                cap_changes=[CapChange(at - run_started, cap) for at, cap in stats.cap_changes],
+                overloaded_at=[at - run_started for at in stats.overloaded_at],
+            )
 
 
 class TrafficRegistry:

@@ -1,12 +1,31 @@
-"""stdout/stderr capture per pooled item, at the ``sys`` level.
+"""stdout/stderr per pooled item: ``sys.stdout``, ``sys.stderr`` and ``sys.stdin`` are per test.
 
-pytest captures by swapping ``sys.stdout``/``sys.stderr`` (and file descriptors
-1 and 2) for the whole process around each phase, and ``capsys``/``capfd`` swap
-them again inside the test. For the pool's duration ``sys.stdout`` and
-``sys.stderr`` become routing streams instead: a write goes to the top of the
-writing item's own stack of sinks (its phase buffer, then its capture fixture's
-buffer on top). Writes from the main thread go straight through; writes from
-other threads that belong to no running test go to a session-level buffer.
+In plain pytest ``sys.stdout`` is one process-wide variable that many hands
+assign: pytest's capture sets it to the session's one capture stream around
+every phase (in every capture mode; the same object all session, so a module
+that kept ``sys.stdout`` at import still holds it in its tests), ``capsys``
+sets it to its own buffer, and tests set it too (``contextlib.redirect_stdout``,
+doctest's runner, ``sys.stdout = StringIO()``). On threads every such
+assignment would redirect every other test. For the pool's duration:
+
+- ``sys.stdout``/``sys.stderr`` as Python code reads and assigns them are per
+  item: the ``sys`` module's class gets two properties over the running item's
+  ``ItemContext.streams`` (outside any item, the process's values). pytest's
+  capture, ``capsys``, ``redirect_stdout`` and doctest assign through them as
+  they always do, and an item's assignments end with its phase, as pytest's
+  capture ends them;
+- ``print`` and C code read the interpreter's ``sys`` dict directly: there a
+  ``StreamRouter`` forwards each call to the caller's own ``sys.stdout``;
+- the session's capture streams keep their identity and type, with a class
+  swap that sends their writes to the writing item's phase buffer; their
+  ``buffer`` objects, made routable when the session started
+  (``session_streams``), route bytes the same way. Closing one closes it for
+  the item that closed it only: that item errors as in plain pytest, where the
+  later tests would error too.
+
+Phase buffers under ``--capture=fd`` are temporary files, as pytest's are, so
+that what a child made by ``fork`` prints lands in the test's report: before
+a fork the forking item's buffers are opened, and the child inherits them.
 
 File descriptors are process-wide and cannot be split by thread: on workers
 ``capfd``/``capfdbinary`` capture at the ``sys`` level, and output that C code or
@@ -15,19 +34,32 @@ subprocesses write to fd 1 or 2 reaches the terminal.
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from tempfile import TemporaryFile
 from typing import Any, TextIO
 
 import pytest
 
 from ..patching import Patches
-from ..pytest_compat import CaptureFixture, CaptureIO, CaptureManager, MultiCapture, TeeCaptureIO
-from .item_context import ItemContext, active_context
+from ..pytest_compat import (
+    CaptureFixture,
+    CaptureIO,
+    CaptureManager,
+    global_capture_streams,
+    sys_capture_class_for,
+)
+from .item_context import PROCESS_STREAM, ItemContext, active_context
+from .session_streams import BYTES_ROUTE, direct_write, is_routable
 
-STDOUT, STDERR = 0, 1
+STDOUT, STDERR, STDIN = 0, 1, 2
+CLOSED_FILE = "I/O operation on closed file."
 
 
 class OrphanOutput:
@@ -42,182 +74,280 @@ class OrphanOutput:
             self._parts.append(text)
         return len(text)
 
+    def flush(self) -> None:
+        pass
+
     def text(self) -> str:
         with self._lock:
             return "".join(self._parts)
 
 
-def _top(context: ItemContext, index: int) -> Any:
-    stack = context.output[index]
-    return stack[-1] if stack else None
+@dataclass
+class _PoolStreams:
+    """The process's side of the streams while the pool runs."""
+
+    values: list[Any]  # sys.stdout/stderr for code outside any item (the main thread)
+    real: list[Any]  # the streams when the pool started: the terminal
+    session: list[Any]  # pytest's session capture streams, or None when not capturing
+    orphans: OrphanOutput | None
 
 
-class _RoutingBuffer:
-    """``sys.stdout.buffer`` for the routing stream: bytes follow the same route."""
+_POOL: list[_PoolStreams] = []  # one entry while the pool runs
 
-    def __init__(self, stream: RoutingStream) -> None:
-        self._stream = stream
 
-    def write(self, data: bytes) -> int:
-        sink = self._stream.sink()
-        if isinstance(sink, OrphanOutput):
-            return sink.write(data.decode("utf-8", "replace"))
-        written: int = sink.buffer.write(data)
+def _pool() -> _PoolStreams:
+    return _POOL[-1]
+
+
+def _current(index: int) -> Any:
+    """What ``sys.stdout`` (or stderr) is for the caller."""
+    pool = _pool()
+    context = active_context()
+    if context is not None:
+        value = context.streams[index]
+        return pool.values[index] if value is PROCESS_STREAM else value
+    if pool.orphans is not None and threading.current_thread() is not threading.main_thread():
+        return pool.session[index]  # a stray thread writes into "the capture", as in pytest
+    return pool.values[index]
+
+
+def _assign(index: int, value: Any) -> None:
+    context = active_context()
+    if context is not None:
+        context.streams[index] = value
+    else:
+        _pool().values[index] = value
+
+
+def _stream_property(index: int) -> property:
+    return property(lambda module: _current(index), lambda module, value: _assign(index, value))
+
+
+class _ContextSysModule(types.ModuleType):
+    """``sys`` whose ``stdout`` and ``stderr`` are read and assigned per item."""
+
+    stdout = _stream_property(STDOUT)
+    stderr = _stream_property(STDERR)
+    stdin = _stream_property(STDIN)
+
+
+class StreamRouter:
+    """Sits in ``sys``'s dict, where ``print`` and C code find it: the caller's stream."""
+
+    def __init__(self, index: int) -> None:
+        self._index = index
+
+    def _target(self) -> Any:
+        target = _current(self._index)
+        return _pool().real[self._index] if target is self else target
+
+    def write(self, text: str) -> int:
+        written: int = self._target().write(text)
         return written
 
     def flush(self) -> None:
-        self._stream.flush()
+        self._target().flush()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream.target.buffer, name)
+        return getattr(self._target(), name)
 
 
-class RoutingStream:
-    """Stands in for ``sys.stdout``/``sys.stderr``: writes go to the item in flight."""
+def _sink(index: int) -> Any:
+    """Where a write to the session capture stream goes: the writer's phase buffer."""
+    pool = _pool()
+    context = active_context()
+    if context is not None:
+        if index in context.closed_capture:
+            raise ValueError(CLOSED_FILE)
+        phase = context.phase_output[index]
+        return pool.real[index] if phase is None else phase
+    if pool.orphans is None or threading.current_thread() is threading.main_thread():
+        return pool.real[index]
+    return pool.orphans
 
-    def __init__(self, target: TextIO, index: int, orphans: OrphanOutput | None) -> None:
-        self.target = target
+
+def _write_bytes(index: int, data: Any) -> int:
+    sink = _sink(index)
+    if isinstance(sink, OrphanOutput):
+        sink.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+    written: int = sink.buffer.write(data)
+    return written
+
+
+def _route_bytes(buffer: Any, data: Any) -> int:
+    """Writes to a session stream's own ``buffer`` (see ``session_streams``) while the pool runs."""
+    session = _pool().session
+    for index in (STDOUT, STDERR):
+        if session[index] is not None and buffer is session[index].buffer:
+            return _write_bytes(index, data)
+    return direct_write(buffer, data)  # a stream of another session
+
+
+class _RoutedBuffer(io.BufferedIOBase):
+    """``buffer`` of a session capture stream whose own buffer cannot route (it was not
+    made routable at the session's start: the plugin was loaded late)."""
+
+    def __init__(self, index: int, original: Any) -> None:
+        super().__init__()
         self._index = index
-        self._orphans = orphans
-        self.buffer = _RoutingBuffer(self)
+        self._original = original
 
-    def sink(self) -> Any:
-        context = active_context()
-        if context is not None:
-            top = _top(context, self._index)
-            return self.target if top is None else top
-        if self._orphans is None or threading.current_thread() is threading.main_thread():
-            return self.target
-        return self._orphans
+    def write(self, data: Any) -> int:
+        return _write_bytes(self._index, data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        _sink(self._index).flush()
+
+    def fileno(self) -> int:
+        fileno: int = self._original.fileno()
+        return fileno
+
+    def __repr__(self) -> str:
+        return repr(self._original)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
+
+
+def _index_of(stream: object) -> int:
+    return STDOUT if stream is _pool().session[STDOUT] else STDERR
+
+
+class _RoutedCaptureStream:
+    """Mixed into the class of pytest's session capture streams while the pool runs."""
+
+    __slots__ = ()
 
     def write(self, text: str) -> int:
-        return self.sink().write(text)  # type: ignore[no-any-return]
+        written: int = _sink(_index_of(self)).write(text)
+        return written
 
     def writelines(self, lines: list[str]) -> None:
         for line in lines:
             self.write(line)
 
     def flush(self) -> None:
-        sink = self.sink()
-        if sink is self.target:
-            self.target.flush()
-
-    def isatty(self) -> bool:
-        """A captured test sees no terminal, as under pytest's own capture."""
-        sink = self.sink()
-        return sink is self.target and self.target.isatty()
+        _sink(_index_of(self)).flush()
 
     @property
-    def encoding(self) -> str:
-        sink = self.sink()
-        return self.target.encoding if sink is self.target else "UTF-8"
+    def buffer(self) -> Any:
+        routed = _ROUTED_BUFFERS[_index_of(self)]
+        return super().buffer if routed is None else routed  # type: ignore[misc]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.target, name)
+    @property
+    def closed(self) -> bool:
+        context = active_context()
+        return context is not None and _index_of(self) in context.closed_capture
 
-
-class _ItemSysCapture:
-    """A capture fixture's stream (``CaptureBase`` interface) on the item's own stack."""
-
-    EMPTY_BUFFER: Any = ""
-
-    def __init__(self, fd: int, *, binary: bool, tee: bool) -> None:
-        self._index = fd - 1
-        self._binary = binary
-        self._context = active_context()
-        below: Any = _Below(self)
-        self.tmpfile: CaptureIO = TeeCaptureIO(below) if tee else CaptureIO()
-        self._started = False
-
-    def _stack(self) -> list[Any]:
-        assert self._context is not None
-        return self._context.output[self._index]
-
-    def start(self) -> None:
-        self._stack().append(self.tmpfile)
-        self._started = True
-
-    def suspend(self) -> None:
-        self._remove()
-
-    def resume(self) -> None:
-        self.start()
-
-    def done(self) -> None:
-        self._remove()
-        self.tmpfile.close()
-
-    def _remove(self) -> None:
-        stack = self._stack()
-        if self._started and self.tmpfile in stack:
-            stack.remove(self.tmpfile)
-        self._started = False
-
-    def snap(self) -> Any:
-        self.tmpfile.seek(0)
-        data: Any = self.tmpfile.buffer.read() if self._binary else self.tmpfile.read()
-        self.tmpfile.seek(0)
-        self.tmpfile.truncate()
-        return data
-
-    def below(self) -> Any:
-        """What this capture covers: the phase's buffer, or the terminal."""
-        under = [sink for sink in self._stack() if sink is not self.tmpfile]
-        return under[-1] if under and under[-1] is not None else _real_stream(self._index + 1)
-
-    def writeorg(self, data: Any) -> None:
-        """Hand uncollected output on to whatever is under this capture, as pytest does."""
-        sink = self.below()
-        if self._binary:
-            sink.buffer.write(data)
-        else:
-            sink.write(data)
-        sink.flush()
+    def close(self) -> None:
+        context = active_context()
+        if context is not None:
+            context.closed_capture.add(_index_of(self))
 
 
-class _Below:
-    """The stream that ``capteesys`` echoes to: what its capture covers, as in pytest."""
+_ROUTED_BUFFERS: list[_RoutedBuffer | None] = []
+_ROUTED_CLASSES: dict[type, type] = {}
 
-    def __init__(self, capture: _ItemSysCapture) -> None:
-        self._capture = capture
+
+def _routed_class(base: type) -> type:
+    routed = _ROUTED_CLASSES.get(base)
+    if routed is None:
+        routed = _ROUTED_CLASSES[base] = types.new_class(
+            base.__name__, (_RoutedCaptureStream, base), exec_body=_no_dict
+        )
+        routed.__module__, routed.__qualname__ = base.__module__, base.__qualname__
+    return routed
+
+
+def _no_dict(namespace: dict[str, Any]) -> None:
+    namespace["__slots__"] = ()  # the same layout as pytest's class, for __class__ assignment
+
+
+class _PhaseBuffer:
+    """One phase's stdout or stderr, made on the first write: most phases write nothing.
+
+    A temporary file under ``--capture=fd`` (a forked child writes into it too), else
+    memory; either way bytes that are not UTF-8 read back as replacement characters.
+    """
+
+    __slots__ = ("_file_backed", "_io", "_tee")
+
+    def __init__(self, tee: TextIO | None, *, file_backed: bool) -> None:
+        self._io: io.TextIOWrapper | None = None
+        self._tee = tee
+        self._file_backed = file_backed
+
+    def open(self) -> io.TextIOWrapper:
+        if self._io is None:
+            if self._file_backed:
+                self._io = io.TextIOWrapper(
+                    TemporaryFile(buffering=0),  # noqa: SIM115 - closed by read_and_close
+                    encoding="utf-8",
+                    errors="replace",
+                    newline="",
+                    write_through=True,
+                )
+            else:
+                self._io = CaptureIO()
+        return self._io
 
     def write(self, text: str) -> int:
-        written: int = self._capture.below().write(text)
+        written = self.open().write(text)
+        if self._tee is not None:
+            self._tee.write(text)
         return written
 
+    @property
+    def buffer(self) -> Any:
+        return self.open().buffer
+
     def flush(self) -> None:
-        self._capture.below().flush()
+        pass
+
+    def read_and_close(self) -> str:
+        if self._io is None:
+            return ""
+        if self._file_backed:
+            self._io.seek(0)
+            text = self._io.read()
+        else:
+            text = self._io.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
+        self._io.close()
+        self._io = None
+        return text
 
 
-class _ItemSysCaptureBinary(_ItemSysCapture):
-    EMPTY_BUFFER = b""
+def _open_phase_files_before_fork() -> None:
+    """A child made by ``fork`` inherits the forking item's phase files, as in pytest."""
+    if _POOL and (context := active_context()) is not None:
+        for phase in context.phase_output:
+            if isinstance(phase, _PhaseBuffer) and phase._file_backed:
+                phase.open()
 
 
-_REAL_STREAMS: list[TextIO] = []
+_fork_hook_registered = False
 
 
-def _real_stream(fd: int) -> TextIO:
-    return _REAL_STREAMS[fd - 1]
+def _register_fork_hook() -> None:
+    # os.register_at_fork cannot be undone: the hook does nothing outside the pool.
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_open_phase_files_before_fork)
+        _fork_hook_registered = True
 
 
 _original_start = CaptureFixture._start
 
 
 def _start(fixture: CaptureFixture[Any]) -> None:
-    """``CaptureFixture._start`` with the item's own streams when on a worker."""
-    if active_context() is None:
-        _original_start(fixture)
-        return
-    if fixture._capture is None:
-        binary = isinstance(fixture.captureclass.EMPTY_BUFFER, bytes)
-        capture_class = _ItemSysCaptureBinary if binary else _ItemSysCapture
-        tee = bool(fixture._config.get("tee")) if hasattr(fixture, "_config") else False
-        fixture._capture = MultiCapture(
-            in_=None,
-            out=capture_class(1, binary=binary, tee=tee),  # type: ignore[arg-type]
-            err=capture_class(2, binary=binary, tee=tee),  # type: ignore[arg-type]
-        )
-        fixture._capture.start_capturing()
+    """``CaptureFixture._start``; on a worker ``capfd`` captures at the ``sys`` level."""
+    if active_context() is not None and fixture._capture is None:
+        fixture.captureclass = sys_capture_class_for(fixture.captureclass)
+    _original_start(fixture)
 
 
 def _get_capture_fixture(capman: CaptureManager) -> Any:
@@ -238,9 +368,9 @@ def _set_capture_fixture(capman: CaptureManager, fixture: Any) -> None:
 class _ConcurrentCaptureManager(CaptureManager):
     """One capture fixture per item; the global capture stays with the main thread.
 
-    The global capture stays suspended while the pool runs (the routing streams
-    replace it); ``--setup-show`` and others suspend and resume it around their
-    output, which from a worker would redirect every thread.
+    The global capture stays suspended while the pool runs: on a worker,
+    "resuming" it means pointing the item's own ``sys.stdout`` at the session
+    capture stream (``_item_phase_capture``).
     """
 
     _capture_fixture = property(_get_capture_fixture, _set_capture_fixture)
@@ -269,13 +399,13 @@ class _ConcurrentCaptureManager(CaptureManager):
         do_fixture = fixture is not None and fixture._is_started()
         if do_fixture:
             self.suspend_fixture()
-        context.output[STDOUT].append(None)
-        context.output[STDERR].append(None)
+        saved = list(context.streams)
+        # As pytest's suspend_global_capture(in_=False): stdin stays captured.
+        context.streams[STDOUT] = context.streams[STDERR] = PROCESS_STREAM
         try:
             yield
         finally:
-            context.output[STDOUT].pop()
-            context.output[STDERR].pop()
+            context.streams[:] = saved
             if do_fixture:
                 self.resume_fixture()
 
@@ -286,67 +416,75 @@ class _ConcurrentCaptureManager(CaptureManager):
         return _item_phase_capture(self, context, when, item)
 
 
-class _PhaseBuffer:
-    """One phase's stdout or stderr, made on the first write: most phases write nothing."""
-
-    __slots__ = ("_io", "_tee")
-
-    def __init__(self, tee: TextIO | None) -> None:
-        self._io: CaptureIO | None = None
-        self._tee = tee
-
-    def _open(self) -> CaptureIO:
-        if self._io is None:
-            self._io = CaptureIO() if self._tee is None else TeeCaptureIO(self._tee)
-        return self._io
-
-    def write(self, text: str) -> int:
-        return self._open().write(text)
-
-    @property
-    def buffer(self) -> Any:
-        return self._open().buffer
-
-    def flush(self) -> None:
-        pass
-
-    def getvalue(self) -> str:
-        return "" if self._io is None else self._io.getvalue()
-
-
 @contextmanager
 def _item_phase_capture(
     capman: _ConcurrentCaptureManager, context: ItemContext, when: str, item: pytest.Item
 ) -> Iterator[None]:
-    sinks: list[_PhaseBuffer] = []
+    """pytest's ``item_capture`` for one item: its own streams point at the capture."""
+    __tracebackhide__ = True
+    pool = _pool()
+    buffers: list[_PhaseBuffer] = []
     if capman.is_globally_capturing():
+        if context.closed_capture:
+            raise ValueError(CLOSED_FILE)  # pytest cannot resume a closed capture either
         tee = capman._method == "tee-sys"
-        sinks = [_PhaseBuffer(_real_stream(fd) if tee else None) for fd in (1, 2)]
-        context.output[STDOUT].append(sinks[STDOUT])
-        context.output[STDERR].append(sinks[STDERR])
+        file_backed = capman._method == "fd"
+        buffers = [
+            _PhaseBuffer(pool.real[index] if tee else None, file_backed=file_backed)
+            for index in (STDOUT, STDERR)
+        ]
+        context.phase_output[:] = buffers
+        context.streams[:] = pool.session  # stdin too: pytest's DontReadFromInput
     capman.activate_fixture()
     try:
         yield
     finally:
         capman.deactivate_fixture()
-        if sinks:
-            for index, sink in enumerate(sinks):
-                context.output[index].remove(sink)
-            item.add_report_section(when, "stdout", sinks[STDOUT].getvalue())
-            item.add_report_section(when, "stderr", sinks[STDERR].getvalue())
+        if buffers:
+            # As pytest's suspend: whatever the phase assigned to sys.stdout ends here.
+            context.streams[:] = [PROCESS_STREAM] * 3
+            context.phase_output[:] = [None, None]
+            out, err = (buffer.read_and_close() for buffer in buffers)
+            if context.closed_capture:
+                raise ValueError(CLOSED_FILE)  # plain pytest fails to read it here
+            item.add_report_section(when, "stdout", out)
+            item.add_report_section(when, "stderr", err)
 
 
 def capture_per_item(patches: Patches, config: pytest.Config) -> OrphanOutput:
-    """Routing streams and the per-item capture manager, until ``patches`` are undone."""
+    """Per-item ``sys.stdout``/``sys.stderr`` and capture manager, until ``patches`` are undone."""
     orphans = OrphanOutput()
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is None:
         return orphans
-    saved_streams = sys.stdout, sys.stderr
-    _REAL_STREAMS[:] = [sys.stdout, sys.stderr]
-    keep_orphans = orphans if capman.is_globally_capturing() else None
-    patches.setattr(sys, "stdout", RoutingStream(saved_streams[0], STDOUT, keep_orphans))
-    patches.setattr(sys, "stderr", RoutingStream(saved_streams[1], STDERR, keep_orphans))
+    _register_fork_hook()
+    namespace = vars(sys)
+    saved_streams = [namespace["stdout"], namespace["stderr"], namespace["stdin"]]
+    capturing = capman.is_globally_capturing()
+    session: list[Any] = list(global_capture_streams(capman)) if capturing else [None] * 3
+    if None in session[:STDIN]:
+        session = list(saved_streams)  # capturing without a session stream: nothing to keep
+        capturing = False
+    elif session[STDIN] is None:
+        session[STDIN] = saved_streams[STDIN]
+    keep_orphans = orphans if capturing else None
+    _POOL.append(_PoolStreams(list(saved_streams), saved_streams, session, keep_orphans))
+    patches.callback(_POOL.pop)
+    if capturing:
+        _ROUTED_BUFFERS[:] = [
+            None if is_routable(stream.buffer) else _RoutedBuffer(index, stream.buffer)
+            for index, stream in enumerate(session[:STDIN])
+        ]
+        patches.callback(_ROUTED_BUFFERS.clear)
+        for stream in session[:STDIN]:
+            patches.set_class(stream, _routed_class(type(stream)))
+        BYTES_ROUTE.append(_route_bytes)
+        patches.callback(BYTES_ROUTE.remove, _route_bytes)
+    # In the dict first (print's view), then the per-item view on top of it.
+    patches.setattr(sys, "stdout", StreamRouter(STDOUT))
+    patches.setattr(sys, "stderr", StreamRouter(STDERR))
+    patches.setattr(sys, "stdin", StreamRouter(STDIN))
+    patches.set_class(sys, _ContextSysModule)
     patches.set_class(capman, _ConcurrentCaptureManager)
     patches.setattr(CaptureFixture, "_start", _start)
     return orphans

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -55,6 +55,9 @@ HOOK_SINK: contextvars.ContextVar[HookSink | None] = contextvars.ContextVar(
 )
 
 
+PROCESS_STREAM: Final = object()
+
+
 @dataclass(eq=False)
 class ItemContext:
     """Everything pytest keeps process-wide, kept for one pooled item instead."""
@@ -64,9 +67,12 @@ class ItemContext:
     # (keyed by those names of the warnings module).
     warning_filters: list[Any]
     warning_hooks: dict[str, Any]
-    # One stack per stream (stdout, stderr); the top decides where a write goes.
-    # ``None`` on top means "straight through", as in ``capsys.disabled()``.
-    output: tuple[list[Any], list[Any]] = field(default_factory=lambda: ([], []))
+    # What ``sys.stdout``, ``sys.stderr`` and ``sys.stdin`` are for this item (PROCESS_STREAM: the
+    # process's), the buffers of its current phase, and the session capture
+    # streams it closed (see ``capture``).
+    streams: list[Any] = field(default_factory=lambda: [PROCESS_STREAM] * 3)
+    phase_output: list[Any] = field(default_factory=lambda: [None, None])
+    closed_capture: set[int] = field(default_factory=set)
     capture_fixture: Any = None
     logger_levels: dict[logging.Logger, int] = field(default_factory=dict)
     log_handlers: dict[str, logging.Handler] = field(default_factory=dict)

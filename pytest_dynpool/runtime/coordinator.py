@@ -25,6 +25,7 @@ from ..patching import Patches
 from ..pytest_compat import replace_setup_state
 from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
 from ..summary import JobStats, Outcome, RunStats, worse
+from .cpu_bound import CpuBoundGauge, SwitchInterval
 from .fixture_store import current_item, install_fixture_store
 from .interruption import keyboard_interrupt_in_a_test
 from .outcomes import outcome_of
@@ -146,6 +147,8 @@ class PoolExecutor:
             [job.cap for job in jobs],
             [pooled.job_index for pooled in self.plan.pooled],
             rates=[job.rate.per_second if job.rate else None for job in jobs],
+            order=self.plan.order,
+            known_seconds=self.plan.known_seconds,
         )
 
     def _run_pool(self) -> None:
@@ -157,6 +160,8 @@ class PoolExecutor:
             pooled.item.location  # noqa: B018
         config = self.session.config
         scheduler = self._make_scheduler()
+        # Lengthened only while the phase is CPU-bound; restored when the phase ends.
+        switch_interval = SwitchInterval()
         pool = WorkerPool(
             self.plan.pooled,
             self.plan.jobs,
@@ -165,6 +170,7 @@ class PoolExecutor:
             should_stop=self.stopping,
             slot_gate=self.slot_gate,
             before_start=self.setup_state.expect,
+            cpu_gauge=CpuBoundGauge(self.stats.workers, on_change=switch_interval.follow),
         )
         handle = PoolHandle(self.plan.jobs, pool)
         router = HookRouter(config.pluginmanager)
@@ -173,6 +179,7 @@ class PoolExecutor:
             config.hook.pytest_dynpool_pool_started(config=config, pool=handle)
             try:
                 with Patches() as phase:  # undone when the phase ends, however it ends
+                    phase.callback(switch_interval.restore)
                     outside = thread_safe_runtime(phase, config, router)
                     dots_only_progress(phase, config)
                     anyio_runner_per_thread(phase)
@@ -194,6 +201,7 @@ class PoolExecutor:
             self.stats.threads_left_behind = pool.deadlines.threads_left_behind()
             for job_index, job_stats in enumerate(self.stats.jobs):
                 job_stats.peak_in_flight = scheduler.job_peak(job_index)
+                job_stats.mean_cap = scheduler.mean_cap(job_index)
         if self.error is not None:
             raise self.error
         if self.stopped_by_test is not None:
@@ -281,10 +289,11 @@ class _Coordinator:
         stats = self.executor.stats
         stats.timed_out.append(pooled.item.nodeid)
         job_stats = stats.jobs[pooled.job_index]
-        job_stats.busy_seconds += timeout
-        job_stats.durations.append(timeout)
+        job_stats.record(pooled.item.nodeid, timeout)
         job_stats.count(Outcome.FAILED)
         self.outcomes.pop(index, None)
+        ended = time.perf_counter()
+        self._item_finished(pooled.item, thread.name, ended - timeout, ended, timed_out=True)
 
     @contextmanager
     def _first_ctrl_c_stops_dispatch(self) -> Iterator[None]:
@@ -362,10 +371,9 @@ class _Coordinator:
 
     def _account(self, event: Finished) -> None:
         stats = self.executor.stats
-        job_stats: JobStats = stats.jobs[self.executor.plan.pooled[event.index].job_index]
-        duration = event.ended - event.started
-        job_stats.busy_seconds += duration
-        job_stats.durations.append(duration)
+        pooled = self.executor.plan.pooled[event.index]
+        job_stats: JobStats = stats.jobs[pooled.job_index]
+        job_stats.record(pooled.item.nodeid, event.ended - event.started)
         self.logged.pop(event.index, None)
         if self.has_timeouts:
             self.finished.add(event.index)
@@ -374,3 +382,16 @@ class _Coordinator:
             outcome = Outcome.INTERRUPTED  # whatever it logged before, it did not pass
         if outcome is not None:
             job_stats.count(outcome)
+        item = self.executor.plan.pooled[event.index].item
+        self._item_finished(item, event.worker, event.started, event.ended, timed_out=False)
+
+    def _item_finished(
+        self, item: pytest.Item, worker: str, started: float, ended: float, *, timed_out: bool
+    ) -> None:
+        """Tell plugins (the reports) where and when the item ran; an error ends the run."""
+        try:
+            self.executor.session.config.hook.pytest_dynpool_item_finished(
+                item=item, worker=worker, started=started, ended=ended, timed_out=timed_out
+            )
+        except BaseException as exc:
+            self._record_error(exc)

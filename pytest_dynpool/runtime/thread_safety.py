@@ -40,6 +40,7 @@ import pytest
 from ..isolation.asyncio_loops import shared_loops_one_test_at_a_time
 from ..isolation.capture import OrphanOutput, capture_per_item
 from ..isolation.diagnostics import diagnostics_per_item
+from ..isolation.doctests import doctests_one_at_a_time
 from ..isolation.item_context import (
     HOOK_SINK,
     HookCall,
@@ -48,6 +49,7 @@ from ..isolation.item_context import (
 )
 from ..isolation.logs import logging_per_item
 from ..isolation.recursion_limit import recursion_safe_threads
+from ..isolation.terminal import terminal_per_item
 from ..isolation.warning_state import warnings_per_item
 from ..patching import Patches
 from ..pytest_compat import assertion_util, inner_hookexec_of, runner
@@ -220,6 +222,8 @@ def thread_safe_runtime(
     _serialise_temp_path_factory(patches)
     patches.set_class(os.environ, _EnvironWithOwnCurrentTest)
     shared_loops_one_test_at_a_time(patches)
+    terminal_per_item(patches, config)
+    doctests_one_at_a_time(patches)
     return OutsideTests(output, log)
 
 

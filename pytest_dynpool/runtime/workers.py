@@ -21,6 +21,7 @@ import pytest
 from ..isolation.item_context import HOOK_SINK, HookCall, item_context
 from ..jobs import Job, PooledItem
 from ..scheduler import Scheduler, SlotGate
+from .cpu_bound import CpuBoundGauge
 from .fixture_store import current_item
 from .timeouts import Deadlines, Expired
 
@@ -41,6 +42,7 @@ class Finished:
     started: float
     ended: float
     error: BaseException | None
+    worker: str  # the name of the thread that ran the item
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class ItemReports:
         with self.lock:
             if not self.abandoned:
                 ended = time.perf_counter()
-                self.events.put(Finished(self.index, self.calls, started, ended, error))
+                worker = threading.current_thread().name
+                self.events.put(Finished(self.index, self.calls, started, ended, error, worker))
 
     def abandon(self) -> list[HookCall]:
         """Stop sending; the calls not sent yet, for the coordinator to log."""
@@ -125,6 +128,7 @@ class WorkerPool:
         should_stop: Callable[[], bool],
         slot_gate: SlotGate,
         before_start: Callable[[pytest.Item], None],
+        cpu_gauge: CpuBoundGauge | None = None,
     ) -> None:
         self._items = items
         # What each item is told runs after it (pytest's ``nextitem``): the next in plan order.
@@ -135,6 +139,7 @@ class WorkerPool:
         self._should_stop = should_stop
         self._gate = slot_gate
         self._before_start = before_start
+        self._gauge = cpu_gauge
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         # Set when nothing more may start, and no worker may wait for a hand-over.
         self._stopped = threading.Event()
@@ -211,39 +216,70 @@ class WorkerPool:
             if isinstance(event, Reported):
                 event.logged.set()
 
-    def _claim(self) -> tuple[int, ItemReports] | None:
+    def _claim(self, finished: int | None) -> tuple[int, ItemReports] | None:
+        """Give back the slot of the item this worker ``finished``, and claim the next.
+
+        One lock hold for both, and usually no wake-up: the slot given back is the
+        one this worker takes again. Waiting workers are woken when this one takes
+        nothing (the run is stopping, or nothing may start), or one of them when
+        room is left after its claim.
+        """
         with self._slots:
-            while not self._should_stop() and not self._stopped.is_set():
-                index = self._scheduler.next_dispatch()
-                if index is not None:
-                    job = self._jobs[self._items[index].job_index]
-                    wait = self._gate.try_acquire(job.name, job.cap)
-                    if wait is not None:  # another process holds the job's slots
-                        self._scheduler.put_back(index, wait)
-                        continue
-                    self._before_start(self._items[index].item)
-                    reports = ItemReports(index, self._events, self._stopped)
-                    # Watched here, under the lock, so that a timeout always finds it.
-                    self.deadlines.watch(index, reports)
-                    return index, reports
-                if self._scheduler.pending == 0:
-                    return None
-                # Every job with waiting items is at its cap or parked.
-                self._slots.wait(timeout=self._scheduler.seconds_until_ready())
-            return None
+            if finished is None:
+                return self._claim_locked()
+            if not self.deadlines.unwatch(finished):
+                return None  # timed out: a replacement thread has taken this one's place
+            self._complete(finished)
+            claimed = self._claim_locked(wake_before_waiting=True)
+            if claimed is None:
+                self._slots.notify_all()
+            elif self._scheduler.in_flight < self._limit():
+                self._slots.notify()
+            return claimed
+
+    def _limit(self) -> int:
+        return self._workers if self._gauge is None else self._gauge.limit
+
+    def _may_start(self) -> bool:
+        """False while CPU-bound and as many items as the gauge allows are in flight."""
+        if self._gauge is None:
+            return True
+        limit_before = self._gauge.limit
+        limit = self._gauge.look()
+        if limit > limit_before:
+            self._slots.notify_all()  # the workers held back may start again
+        return self._scheduler.in_flight < limit
+
+    def _claim_locked(self, wake_before_waiting: bool = False) -> tuple[int, ItemReports] | None:
+        while not self._should_stop() and not self._stopped.is_set():
+            if not self._may_start():
+                assert self._gauge is not None
+                self._slots.wait(timeout=self._gauge.window)
+                continue
+            index = self._scheduler.next_dispatch()
+            if index is not None:
+                job = self._jobs[self._items[index].job_index]
+                wait = self._gate.try_acquire(job.name, job.cap)
+                if wait is not None:  # another process holds the job's slots
+                    self._scheduler.put_back(index, wait)
+                    continue
+                self._before_start(self._items[index].item)
+                reports = ItemReports(index, self._events, self._stopped)
+                # Watched here, under the lock, so that a timeout always finds it.
+                self.deadlines.watch(index, reports)
+                return index, reports
+            if self._scheduler.pending == 0:
+                return None
+            # Every job with waiting items is at its cap or parked.
+            if wake_before_waiting:
+                self._slots.notify_all()  # as before this worker gave its slot back
+                wake_before_waiting = False
+            self._slots.wait(timeout=self._scheduler.seconds_until_ready())
+        return None
 
     def _complete(self, index: int) -> None:
         self._scheduler.complete(index)
         self._gate.release(self._jobs[self._items[index].job_index].name)
-        self._slots.notify_all()
-
-    def _release(self, index: int) -> bool:
-        """Give the item's slot back; False when it timed out and was given back already."""
-        with self._slots:
-            if not self.deadlines.unwatch(index):
-                return False
-            self._complete(index)
-            return True
 
     def next_deadline(self) -> float | None:
         with self._slots:
@@ -265,18 +301,18 @@ class WorkerPool:
         """The slot of an abandoned item, once its timeout has been logged."""
         with self._slots:
             self._complete(index)
+            self._slots.notify_all()
 
     def _work(self) -> None:
         error: BaseException | None = None
         try:
-            while (claimed := self._claim()) is not None:
-                index, reports = claimed
-                if not self._run(index, reports):
+            finished: int | None = None
+            while (claimed := self._claim(finished)) is not None:
+                finished, reports = claimed
+                if not self._run(finished, reports):
                     # KeyboardInterrupt or pytest.exit() in a test: nothing more
                     # may start, before the coordinator has even seen it.
                     self._stopped.set()
-                if not self._release(index):
-                    return  # timed out: a replacement thread has taken this one's place
         except BaseException as exc:  # a bug of ours: surface it, never hang
             error = exc
         finally:

@@ -1,0 +1,95 @@
+"""The lower bound of a pooled phase, and what set it: pure, no pytest.
+
+No schedule of the measured durations could have finished sooner than the
+largest of these terms:
+
+- the pool: all work / N workers;
+- a job's cap: its work / the concurrency it was allowed (the time-weighted
+  effective cap for an adaptive job, bounded by N);
+- a job's rate: n items started at r per second with a burst of b cannot all
+  have started before (n - b) / r, and the last one then ran for at least the
+  job's shortest item;
+- one item: the longest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JobWork:
+    """What one job did in the run, as far as the bound needs it."""
+
+    name: str
+    cap: float
+    """Concurrency the job was allowed, averaged over the run, at most the pool's size."""
+    items: Sequence[tuple[str, float]]
+    """(node id, seconds in flight) of each item that ran."""
+    per_second: float | None = None
+    """Rate of test starts, if any."""
+    burst: int = 1
+    """Starts the rate allows at once (the job's cap)."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The lower bound in seconds and the term that set it.
+
+    ``term`` is ``"pool"``, ``"cap"``, ``"rate"``, ``"item"`` or ``"nothing"``;
+    ``subject`` names the job (cap, rate) or the item (item) the term is about.
+    """
+
+    seconds: float
+    term: str
+    subject: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """The term in words, for the summary's pool line."""
+        if self.term == "pool":
+            return "the pool"
+        if self.term in ("cap", "rate"):
+            return f"job {self.subject}'s {self.term}"
+        if self.term == "item":
+            return f"one item ({self.subject})"
+        return "nothing ran"
+
+
+NOTHING_RAN = Bound(0.0, "nothing")
+
+
+def job_bound(job: JobWork) -> Bound | None:
+    """The larger of one job's own terms (its cap, its rate); None if none of its items ran."""
+    if not job.items:
+        return None
+    work = sum(seconds for _, seconds in job.items)
+    bound = Bound(work / max(job.cap, 1e-9), "cap", job.name)
+    if job.per_second is not None:
+        starts = max(0, len(job.items) - job.burst) / job.per_second
+        shortest = min(seconds for _, seconds in job.items)
+        bound = _larger(bound, Bound(starts + shortest, "rate", job.name))
+    return bound
+
+
+def lower_bound(workers: int, jobs: Sequence[JobWork]) -> Bound:
+    """The largest term; on a tie the pool, then a job's cap, its rate, one item."""
+    durations = [seconds for job in jobs for _, seconds in job.items]
+    if not durations:
+        return NOTHING_RAN
+    best = Bound(sum(durations) / workers, "pool")
+    for job in jobs:
+        own = job_bound(job)
+        if own is not None:
+            best = _larger(best, own)
+    node_id, longest = max(
+        ((node_id, seconds) for job in jobs for node_id, seconds in job.items),
+        key=lambda pair: pair[1],
+    )
+    return _larger(best, Bound(longest, "item", node_id))
+
+
+def _larger(current: Bound, candidate: Bound) -> Bound:
+    # Relative tolerance: a term equal up to float noise does not take the credit.
+    return candidate if candidate.seconds > current.seconds * (1 + 1e-9) else current

@@ -1,0 +1,77 @@
+"""The lower bound on its own: each term, and which one the summary names."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_dynpool.bounds import NOTHING_RAN, Bound, JobWork, job_bound, lower_bound
+
+
+def items(*seconds: float, prefix: str = "t.py::i") -> list[tuple[str, float]]:
+    return [(f"{prefix}{n}", value) for n, value in enumerate(seconds)]
+
+
+def test_the_pool_bounds_work_spread_over_all_workers() -> None:
+    # 8 items of 1 s on 2 workers -> 4 s, though the job's cap 8 would allow 1 s
+    bound = lower_bound(2, [JobWork("a", 2, items(*[1.0] * 8))])
+    assert bound == Bound(4.0, "pool")
+    assert bound.reason == "the pool"
+
+
+def test_a_jobs_cap_bounds_its_work() -> None:
+    # 4 items of 1 s capped at 1 -> 4 s, though 8 workers would take 0.5 s
+    assert lower_bound(8, [JobWork("legacy", 1, items(*[1.0] * 4))]) == Bound(4.0, "cap", "legacy")
+
+
+def test_a_time_weighted_cap_bounds_an_adaptive_job() -> None:
+    # 6 s of work at an effective cap of 1.5 on average -> 4 s
+    bound = lower_bound(8, [JobWork("api", 1.5, items(*[1.0] * 6))])
+    assert bound == Bound(pytest.approx(4.0), "cap", "api")  # type: ignore[arg-type]
+    assert bound.reason == "job api's cap"
+
+
+def test_a_rate_bounds_the_starts_then_the_shortest_item_runs() -> None:
+    # 60 items at 20/s with a burst of 2: the last starts after 2.9 s, then runs 0.05 s
+    job = JobWork("search", 2, items(*[0.05] * 60), per_second=20.0, burst=2)
+    bound = lower_bound(16, [job])
+    assert bound.reason == "job search's rate"
+    assert bound.seconds == pytest.approx(2.95)
+
+
+def test_a_burst_as_large_as_the_job_leaves_no_rate_term() -> None:
+    job = JobWork("search", 4, items(*[1.0] * 4), per_second=0.1, burst=4)
+    assert lower_bound(4, [job]) == Bound(1.0, "pool")
+
+
+def test_the_longest_item_is_named() -> None:
+    job = JobWork("mixed", 4, [*items(*([0.05] * 40)), ("t.py::slow", 1.5)])
+    bound = lower_bound(4, [job])
+    assert bound == Bound(1.5, "item", "t.py::slow")
+    assert bound.reason == "one item (t.py::slow)"
+
+
+def test_the_largest_term_wins_across_jobs() -> None:
+    fast = JobWork("fast", 4, items(*[0.02] * 160, prefix="f.py::"))
+    slow = JobWork("slow", 1, items(0.6, 0.6, 0.6, prefix="s.py::"))
+    bound = lower_bound(4, [fast, slow])
+    assert bound.reason == "job slow's cap"
+    assert bound.seconds == pytest.approx(1.8)
+
+
+def test_a_tie_goes_to_the_pool() -> None:
+    # one job whose cap is the pool: both terms are 2 s; the pool did its best
+    assert lower_bound(4, [JobWork("a", 4, items(*[1.0] * 8))]) == Bound(2.0, "pool")
+
+
+def test_nothing_ran() -> None:
+    assert lower_bound(4, []) == NOTHING_RAN
+    assert NOTHING_RAN.reason == "nothing ran"
+    assert lower_bound(4, [JobWork("a", 1, [])]) == NOTHING_RAN
+
+
+def test_a_jobs_own_bound_is_the_larger_of_its_cap_and_rate_terms() -> None:
+    rated = JobWork("search", 2, items(*[0.05] * 60), per_second=20.0, burst=2)
+    assert job_bound(rated) == Bound(pytest.approx(2.95), "rate", "search")  # type: ignore[arg-type]
+    capped = JobWork("legacy", 1, items(*[1.0] * 4), per_second=100.0, burst=1)
+    assert job_bound(capped) == Bound(4.0, "cap", "legacy")
+    assert job_bound(JobWork("idle", 1, [])) is None
