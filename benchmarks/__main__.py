@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from . import backends, capped, overhead, peers, scale, scopes, uneven
+from . import backends, capped, overhead, peers, scale, scopes, uneven, xdist_mixed
 from .common import Settings, Workspace, prime
 from .server import LatencyServer
 
-SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "scopes", "backends")
+SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "scopes", "backends", "xdist")
 
 
 def machine() -> str:
@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("scale", scale),
             ("uneven", uneven),
             ("scopes", scopes),
+            ("xdist", xdist_mixed),
         ):
             if name in selected:
                 with Workspace(f"dynpool-bench-{name}-", settings, pycache) as workspace:

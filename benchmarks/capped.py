@@ -9,6 +9,7 @@ LB = max(total / N, max_j work_j / k_j, longest test), from the plugin's own fig
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,22 +104,28 @@ def write_suite(workspace: Workspace) -> CappedSuite:
 
 
 def run_on_server(
-    workspace: Workspace, suite: CappedSuite, server: LatencyServer, args: list[str]
+    workspace: Workspace,
+    suite: CappedSuite,
+    server: LatencyServer,
+    args: list[str],
+    python: str = sys.executable,
 ) -> ServerRun:
     """Run pytest on the suite; every item must have made its request."""
     server.take_traffic()
-    run = workspace.run(
-        suite.root, args, passed=suite.items, extra_env={"DYNPOOL_BENCH_PORT": str(server.port)}
-    )
+    port = {"DYNPOOL_BENCH_PORT": str(server.port)}
+    run = workspace.run(suite.root, args, passed=suite.items, extra_env=port, python=python)
     traffic = server.take_traffic()
     if sum(traffic.requests.values()) != suite.items:
         fail(f"the server saw {traffic.requests}, expected {suite.items} requests", args, "")
     return ServerRun(run=run, traffic=traffic)
 
 
-def run_dynpool(workspace: Workspace, suite: CappedSuite, server: LatencyServer) -> ServerRun:
+def run_dynpool(
+    workspace: Workspace, suite: CappedSuite, server: LatencyServer, python: str = sys.executable
+) -> ServerRun:
     progress(f"capped: dynpool, {suite.workers} workers")
-    result = run_on_server(workspace, suite, server, ["--dynpool-workers", str(suite.workers)])
+    args = ["--dynpool-workers", str(suite.workers)]
+    result = run_on_server(workspace, suite, server, args, python=python)
     over = [job.name for job in suite.jobs if result.traffic.peaks.get(job.name, 0) > job.cap]
     if over or result.run.pool is None:
         fail(f"dynpool went over the cap of {over} (or wrote no figures)", [], result.run.output)

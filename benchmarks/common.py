@@ -72,7 +72,8 @@ def pytest_dynpool_run_finished(config, stats):
         "workers": stats.workers,
         "wall": stats.pool_wall_seconds,
         "lower_bound": stats.lower_bound(),
-        "bounded_by": stats.bound().reason,
+        # compare_trees also runs checkouts from before RunStats.bound() existed.
+        "bounded_by": stats.bound().reason if hasattr(stats, "bound") else "",
         "peak": stats.pool_peak_in_flight,
         "jobs": jobs,
     }}
@@ -85,7 +86,8 @@ PASSED_RE = re.compile(r"\b(\d+) passed\b")
 BAD_OUTCOME_RE = re.compile(r"\b\d+ (failed|errors?|skipped|xfailed|xpassed|deselected)\b")
 NO_TESTS_COLLECTED = 5
 
-PYTEST = (sys.executable, "-m", "pytest", "-q")
+PYTEST_ARGS = ("-m", "pytest", "-q")
+"""How every run invokes pytest, after the interpreter (``sys.executable`` unless told)."""
 NO_CACHE = ("-p", "no:cacheprovider")
 PLAIN = ("-p", "no:dynpool")
 
@@ -169,16 +171,19 @@ class Workspace:
         passed: int,
         extra_env: Mapping[str, str] | None = None,
         cache: bool = False,
+        python: str = sys.executable,
     ) -> RunResult:
         """Run pytest on ``suite``; exit loudly unless exactly ``passed`` tests passed.
 
         Without ``cache`` pytest's cache plugin is off, so that no run learns from another.
+        ``python`` is another venv's interpreter when comparing two checkouts.
         """
         result_file = suite / "dynpool-result.json"
         result_file.unlink(missing_ok=True)
         env = {**self.env, RESULT_ENV: str(result_file), **(extra_env or {})}
         command = [
-            *PYTEST,
+            python,
+            *PYTEST_ARGS,
             *(() if cache else NO_CACHE),
             *args,
             "--rootdir",
@@ -192,7 +197,7 @@ class Workspace:
         pool = _read_pool(result_file) if result_file.exists() else None
         return RunResult(wall=wall, cpu=cpu, max_rss_mib=rss, output=output, pool=pool)
 
-    def warm_up(self, suite: Path) -> None:
+    def warm_up(self, suite: Path, python: str = sys.executable) -> None:
         """Import (so byte-compile and assertion-rewrite) every module of the suite, untimed.
 
         No function matches ``python_functions`` here, so nothing is collected: exit code 5.
@@ -200,13 +205,14 @@ class Workspace:
         if self.settings.smoke:
             return  # smoke figures mean nothing; save the seconds
         no_tests = ("-o", "python_functions=_no_such_test", "-o", "python_classes=_NoSuchTest")
-        command = [*PYTEST, *NO_CACHE, *PLAIN, *no_tests, "--rootdir", str(suite), str(suite)]
+        command = [python, *PYTEST_ARGS, *NO_CACHE, *PLAIN, *no_tests, "--rootdir", str(suite)]
+        command.append(str(suite))
         _, _, _, code, output = _run_measured(command, suite, self.env)
         if code != NO_TESTS_COLLECTED:
             fail(f"warm-up: expected exit code 5 (nothing collected), got {code}", command, output)
 
 
-def prime(settings: Settings, pycache: Path) -> None:
+def prime(settings: Settings, pycache: Path, python: str = sys.executable) -> None:
     """Compile pytest, the plugin and xdist into the session's cache: plain, pooled, -n 2."""
     if settings.smoke:
         return
@@ -214,10 +220,10 @@ def prime(settings: Settings, pycache: Path) -> None:
         suite = workspace.new_suite("prime")
         source = "import pytest\n\n\n@pytest.mark.dynpool(2)\ndef test_one():\n    pass\n"
         (suite / "test_prime.py").write_text(source, encoding="utf-8")
-        workspace.run(suite, PLAIN, passed=1)
-        workspace.run(suite, ("--dynpool-workers", "2"), passed=1)
-        if importlib.util.find_spec("xdist") is not None:
-            workspace.run(suite, ("-n", "2"), passed=1)
+        workspace.run(suite, PLAIN, passed=1, python=python)
+        workspace.run(suite, ("--dynpool-workers", "2"), passed=1, python=python)
+        if python == sys.executable and importlib.util.find_spec("xdist") is not None:
+            workspace.run(suite, ("-n", "2"), passed=1, python=python)
 
 
 def _run_measured(

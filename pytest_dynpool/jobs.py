@@ -219,6 +219,22 @@ def _one_spec(marks: Sequence[pytest.Mark], item: pytest.Item) -> JobSpec:
     return specs[0]
 
 
+XDIST_GROUP_MARKER = "xdist_group"
+
+
+def assignment_from_xdist_group(item: pytest.Item) -> JobAssignment | None:
+    """``--dynpool-xdist-groups``: an ``xdist_group(name)`` mark as a job of cap 1.
+
+    What ``--dist loadgroup`` promised (a group's tests never overlap), kept on
+    the pool: the group's tests run one at a time, beside other jobs' tests.
+    """
+    for node, mark in item.iter_markers_with_node(XDIST_GROUP_MARKER):
+        name = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+        declared_at = _function_id(item) if node is item else node.nodeid
+        return JobAssignment(f"{XDIST_GROUP_MARKER}={name}", 1, declared_at)
+    return None
+
+
 def _assignment(spec: JobSpec, declared_at: str) -> JobAssignment:
     name = spec.job or declared_at
     return JobAssignment(

@@ -167,6 +167,14 @@ def add_options(parser: pytest.Parser) -> None:
         "(the default). A marker's timeout= wins. ini: dynpool_timeout.",
     )
     group.addoption(
+        "--dynpool-xdist-groups",
+        dest="dynpool_xdist_groups",
+        action="store_true",
+        default=None,
+        help="Make each @pytest.mark.xdist_group(name) a dynpool job of cap 1 named "
+        "'xdist_group=NAME' (a dynpool marker on the test wins). ini: dynpool_xdist_groups.",
+    )
+    group.addoption(
         "--dynpool-order",
         dest="dynpool_order",
         choices=[choice.value for choice in Order],
@@ -177,6 +185,12 @@ def add_options(parser: pytest.Parser) -> None:
         "the caps). ini: dynpool_order.",
     )
     parser.addini("dynpool_workers", "dynpool worker threads (integer or 'auto').", default="auto")
+    parser.addini(
+        "dynpool_xdist_groups",
+        "make each xdist_group mark a dynpool job of cap 1 (true/false).",
+        type="bool",
+        default=False,
+    )
     parser.addini(
         "dynpool_order",
         "dynpool dispatch order: duration, count or collection.",
@@ -215,6 +229,7 @@ class Settings:
     unmarked: Unmarked
     rate_overrides: dict[str, Rate] = field(default_factory=dict)
     timeout: float = 0.0  # seconds; 0: no timeout
+    xdist_groups: bool = False
     order: Order = Order.DURATION
     exclusive_fixtures: frozenset[str] = frozenset(EXCLUSIVE_FIXTURES)
 
@@ -244,6 +259,9 @@ def read_settings(config: pytest.Config) -> Settings:
         unmarked=_read_choice(config, "dynpool_unmarked", Unmarked),
         rate_overrides=rates,
         timeout=timeout,
+        xdist_groups=bool(
+            config.getoption("dynpool_xdist_groups") or config.getini("dynpool_xdist_groups")
+        ),
         order=_read_choice(config, "dynpool_order", Order),
         exclusive_fixtures=frozenset(config.getini("dynpool_exclusive_fixtures")),
     )

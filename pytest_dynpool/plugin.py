@@ -12,7 +12,13 @@ import pytest
 
 from . import durations, hookspecs, markers
 from .http import plugin as http_fixtures
-from .jobs import JobAssignment, Plan, assignment_from_marker, build_plan
+from .jobs import (
+    JobAssignment,
+    Plan,
+    assignment_from_marker,
+    assignment_from_xdist_group,
+    build_plan,
+)
 from .limits_store import add_store_options, register_store_plugin
 from .options import Settings, Unmarked, add_options, read_settings
 from .order import Order
@@ -21,6 +27,7 @@ from .pytest_version import check_pytest_version
 from .reports.options import ReportSettings, add_report_options, read_report_settings
 from .stay_off import reason_to_stay_off
 from .summary import RunStats, format_summary
+from .xdist_role import WORKER_SIDE_KEY, WORKERINPUT_KEY, distributes, worker_input
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DISABLED_REASON_KEY = pytest.StashKey[str]()
@@ -79,6 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
     reason = reason_to_stay_off(config)
     if reason is not None:
         config.stash[DISABLED_REASON_KEY] = reason
+    else:
+        _start_xdist_side(config)
     register_store_plugin(config)  # a shared limits store, if one is chosen
     reports = config.stash[REPORT_SETTINGS_KEY] = read_report_settings(config)
     if reports.records or reports.step_summary_path:
@@ -87,17 +96,42 @@ def pytest_configure(config: pytest.Config) -> None:
         register_recorder(config, reports, config.stash[SETTINGS_KEY].workers)
 
 
+def _start_xdist_side(config: pytest.Config) -> None:
+    """Under ``-n``: the controller's or the worker's part (imported only then)."""
+    if distributes(config):
+        from .xdist_controller import XdistController
+
+        config.pluginmanager.register(XdistController(config), "dynpool-xdist-controller")
+        return
+    workerinput = worker_input(config)
+    if workerinput is not None:
+        from .xdist_channel import SideChannel
+        from .xdist_worker import XdistWorker
+
+        channel = SideChannel(workerinput[WORKERINPUT_KEY])
+        worker = XdistWorker(config, channel, str(workerinput["workerid"]))
+        config.pluginmanager.register(worker, "dynpool-xdist-worker")
+        config.stash[WORKER_SIDE_KEY] = worker
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     settings = config.stash[SETTINGS_KEY]
     reason = config.stash.get(DISABLED_REASON_KEY, None)
     if reason is not None:
         return f"dynpool: off ({reason})"
-    return f"dynpool: {settings.workers} workers, unmarked tests: {settings.unmarked.value}"
+    per_process = " per xdist worker" if distributes(config) else ""
+    return (
+        f"dynpool: {settings.workers} workers{per_process}, "
+        f"unmarked tests: {settings.unmarked.value}"
+    )
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_dynpool_job_for_item(item: pytest.Item) -> JobAssignment | None:
-    return assignment_from_marker(item)
+    assignment = assignment_from_marker(item)
+    if assignment is None and item.config.stash[SETTINGS_KEY].xdist_groups:
+        return assignment_from_xdist_group(item)
+    return assignment
 
 
 @pytest.hookimpl(tryfirst=True)  # before the terminal asks for our collection line
@@ -125,6 +159,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if settings.order is Order.DURATION:
         plan.known_seconds = durations.known_seconds(config, [p.item for p in plan.pooled])
     config.stash[PLAN_KEY] = plan
+    if (worker := config.stash.get(WORKER_SIDE_KEY, None)) is not None:
+        worker.plan_ready(session, plan)
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
@@ -157,6 +193,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return True  # collection only: nothing runs, no fixture is set up
     if plan is None or not plan.pooled or collection_failed or config.option.collectonly:
         return None  # pytest's own loop: plain behaviour, or its collection-error exit
+    if (worker := config.stash.get(WORKER_SIDE_KEY, None)) is not None:
+        # Blocks until the controller has sent this worker all of its items.
+        plan = config.stash[PLAN_KEY] = worker.receive_plan(
+            session, plan, config.stash[SETTINGS_KEY]
+        )
     stats = RunStats.for_plan(plan, config.stash[SETTINGS_KEY].workers)
     config.stash[STATS_KEY] = stats
     from .runtime.coordinator import run_session  # the runtime: only when the pool runs

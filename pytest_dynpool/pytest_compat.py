@@ -52,6 +52,63 @@ if TYPE_CHECKING:
 InnerHookExec = Callable[[str, Sequence[Any], Mapping[str, object], bool], object]
 
 
+# pytest-xdist (versions checked in ``pytest_version.check_xdist_version``): every
+# name of its that it does not document.
+
+
+def xdist_worker_output(config: pytest.Config) -> dict[str, Any]:
+    """On an xdist worker, what goes back to the controller when the session ends."""
+    workeroutput: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
+    return workeroutput
+
+
+class XdistWorkerLink:
+    """The private side of xdist's ``WorkerInteractor`` that a pooled worker needs.
+
+    xdist runs one item at a time and keeps the next one back; a worker that
+    runs several at once takes over the loop: it reads every index the
+    controller sends, stamps each report with its own item's index, and sends
+    one ``runtest_protocol_complete`` per item.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        # remote.py runs in the worker as execnet's source, not as ``xdist.remote``:
+        # its classes are found by name, not by isinstance.
+        found = [
+            plugin
+            for plugin in config.pluginmanager.get_plugins()
+            if type(plugin).__name__ == "WorkerInteractor" and hasattr(plugin, "torun")
+        ]
+        if len(found) != 1:
+            raise RuntimeError("pytest-dynpool: no xdist WorkerInteractor on this worker")
+        self._interactor = found[0]
+
+    def receive_all(self) -> list[int]:
+        """Every item index the controller sends, until it says shutdown."""
+        interactor = self._interactor
+        # The module's globals: it is not importable under its name in the worker.
+        shutdown = type(interactor).__init__.__globals__["Marker"].SHUTDOWN
+        interactor.channel.setcallback(interactor.handle_command, endmarker=shutdown)
+        indices: list[int] = []
+        while (index := interactor.torun.get()) is not shutdown:
+            assert isinstance(index, int)
+            indices.append(index)
+        return indices
+
+    def stamp(self, index: int) -> None:
+        """The next report sent belongs to the item at ``index`` of the session."""
+        self._interactor.item_index = index
+
+    def send_complete(self, index: int, duration: float) -> None:
+        self._interactor.sendevent("runtest_protocol_complete", item_index=index, duration=duration)
+
+
+def xdist_check_same_collection(scheduling: Any) -> bool:
+    """``LoadScheduling``'s own check that every worker collected the same items."""
+    same: bool = scheduling._check_nodes_have_same_collection()
+    return same
+
+
 def set_stepwise_last_failed(config: pytest.Config, nodeid: str) -> bool:
     """Make ``--sw``'s next run start at ``nodeid``; False when stepwise is not active.
 
@@ -141,6 +198,7 @@ __all__ = [
     "SubRequest",
     "TeeCaptureIO",
     "TerminalWriter",
+    "XdistWorkerLink",
     "_LiveLoggingStreamHandler",
     "assertion_util",
     "check_pytest_version",
@@ -158,5 +216,7 @@ __all__ = [
     "terminal_file",
     "thread_exceptions",
     "unraisable_exceptions",
+    "xdist_check_same_collection",
     "xdist_worker_of",
+    "xdist_worker_output",
 ]

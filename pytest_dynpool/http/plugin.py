@@ -18,6 +18,7 @@ import pytest
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
 from ..limits_store import GATE_KEY
 from ..model import Job
+from ..xdist_role import distributes, worker_input
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
 from .traffic import CURRENT_HOLDER, HeldSlots, JobTraffic, TrafficRegistry
@@ -38,9 +39,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     # A shared limits store (issue 12) opens when the pool starts; requests ask it then.
-    config.stash[TRAFFIC_KEY] = TrafficRegistry(
+    registry = config.stash[TRAFFIC_KEY] = TrafficRegistry(
         shared_store=lambda: config.stash.get(GATE_KEY, None)
     )
+    # Under pytest-xdist: the workers' figures are shown once, by the controller.
+    if worker_input(config) is not None:
+        from .xdist import HttpXdistWorker
+
+        config.pluginmanager.register(HttpXdistWorker(registry), "dynpool-http-xdist-worker")
+    elif distributes(config):
+        from .xdist import HttpXdistController
+
+        config.pluginmanager.register(HttpXdistController(), "dynpool-http-xdist-controller")
 
 
 def registry_of(config: pytest.Config) -> TrafficRegistry:

@@ -1,4 +1,5 @@
-"""pytest-xdist: with ``-n`` the plugin turns itself off, says so, and the run is xdist's."""
+"""pytest-xdist beside other plugins: with ``-n`` dynpool runs on every worker; other
+``--dist`` modes leave it off. The full xdist tests are ``tests/test_xdist.py``."""
 
 from __future__ import annotations
 
@@ -23,10 +24,18 @@ def test_unmarked():
 """
 
 
-def test_dash_n_turns_dynpool_off_and_outcomes_are_right(pytester: pytest.Pytester) -> None:
+def test_dash_n_keeps_dynpool_on_and_outcomes_are_right(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_x=SUITE)
     # A subprocess with a time limit: a hang fails the test instead of the CI job.
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly", timeout=120)
-    result.stdout.fnmatch_lines(["dynpool: off (pytest-xdist is active (-n); markers are ignored)"])
+    result.stdout.fnmatch_lines(["dynpool: * workers per xdist worker*"])
+    result.assert_outcomes(passed=6, failed=1)
+    result.stdout.fnmatch_lines(["*= dynpool =*", "xdist: 2 workers*"])
+
+
+def test_dist_loadscope_leaves_dynpool_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x=SUITE)
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadscope", timeout=120)
+    result.stdout.fnmatch_lines(["dynpool: off (--dist loadscope: *)"])
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.no_fnmatch_line("*= dynpool =*")

@@ -1,0 +1,123 @@
+"""One dynpool summary for a whole ``-n`` run: each worker's RunStats, sent and merged.
+
+A worker's stats travel in ``workeroutput`` as plain data (execnet sends only
+builtins). On the controller the jobs are merged by name with their cap over
+the whole run; a job's peak is the sum of the workers' peaks, an upper bound of
+what was in flight at once (each worker's part is capped by its share, and the
+shares sum to the cap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Job, Rate
+from .summary import JobStats, Outcome, RunStats
+
+
+def _rate_to_list(rate: Rate | None) -> list[Any] | None:
+    return None if rate is None else [rate.count, rate.period_seconds, rate.text]
+
+
+def _rate_from_list(data: list[Any] | None) -> Rate | None:
+    return None if data is None else Rate(float(data[0]), float(data[1]), str(data[2]))
+
+
+def stats_to_dict(stats: RunStats, global_jobs: dict[str, Job] | None = None) -> dict[str, Any]:
+    """``stats`` as builtins; each job with its run-wide settings from ``global_jobs``."""
+    jobs = []
+    for job_stats in stats.jobs:
+        job = (global_jobs or {}).get(job_stats.job.name, job_stats.job)
+        jobs.append(
+            {
+                "job": [job.name, job.cap, job.declared_cap, job.declared_at, job.adaptive],
+                "rate": _rate_to_list(job.rate),
+                "declared_rate": _rate_to_list(job.declared_rate),
+                "share": job_stats.job.cap,
+                "items": job_stats.items,
+                "peak": job_stats.peak_in_flight,
+                "busy": job_stats.busy_seconds,
+                "durations": job_stats.durations,
+                "outcomes": {outcome.value: n for outcome, n in job_stats.outcomes.items()},
+            }
+        )
+    return {
+        "workers": stats.workers,
+        "jobs": jobs,
+        "exclusive_items": stats.exclusive_items,
+        "wall": stats.pool_wall_seconds,
+        "peak": stats.pool_peak_in_flight,
+        "not_started": stats.not_started,
+        "unknown_overrides": stats.unknown_overrides,
+        "outside": stats.outside_tests_output,
+        "timed_out": stats.timed_out,
+        "left_behind": stats.threads_left_behind,
+    }
+
+
+@dataclass
+class MergedRun:
+    """The whole run's stats and each worker's pooled wall time."""
+
+    stats: RunStats
+    walls: dict[str, float] = field(default_factory=dict)
+
+
+def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
+    """All workers' stats as one RunStats (pool = all threads of all workers)."""
+    merged = RunStats(workers=0)
+    by_name: dict[str, JobStats] = {}
+    walls: dict[str, float] = {}
+    for worker, data in per_worker:
+        merged.workers += int(data["workers"])
+        merged.exclusive_items += int(data["exclusive_items"])
+        merged.pool_peak_in_flight += int(data["peak"])
+        merged.not_started += int(data["not_started"])
+        merged.outside_tests_output += str(data["outside"])
+        merged.timed_out.extend(data["timed_out"])
+        merged.threads_left_behind += int(data["left_behind"])
+        merged.unknown_overrides = sorted(
+            set(merged.unknown_overrides) | set(data["unknown_overrides"])
+        )
+        walls[worker] = float(data["wall"])
+        for job_data in data["jobs"]:
+            name, cap, declared_cap, declared_at, adaptive = job_data["job"]
+            job_stats = by_name.get(name)
+            if job_stats is None:
+                job = Job(
+                    name,
+                    int(cap),
+                    int(declared_cap),
+                    str(declared_at),
+                    rate=_rate_from_list(job_data["rate"]),
+                    declared_rate=_rate_from_list(job_data["declared_rate"]),
+                    adaptive=bool(adaptive),
+                )
+                job_stats = by_name[name] = JobStats(job)
+                merged.jobs.append(job_stats)
+            job_stats.items += int(job_data["items"])
+            job_stats.peak_in_flight += int(job_data["peak"])
+            job_stats.busy_seconds += float(job_data["busy"])
+            job_stats.durations.extend(float(d) for d in job_data["durations"])
+            for outcome, count in job_data["outcomes"].items():
+                job_stats.outcomes[Outcome(outcome)] = job_stats.outcomes.get(
+                    Outcome(outcome), 0
+                ) + int(count)
+    merged.pool_wall_seconds = max(walls.values(), default=0.0)
+    return MergedRun(merged, walls)
+
+
+def format_balance(run: MergedRun) -> str:
+    """The xdist line: each worker's pooled wall, and the slowest against the mean."""
+    walls = run.walls
+    if not walls:
+        return "xdist: no worker ran pooled items"
+    mean = sum(walls.values()) / len(walls)
+    each = ", ".join(f"{worker} {wall:.2f}s" for worker, wall in sorted(walls.items()))
+    ratio = f"{max(walls.values()) / mean:.2f}" if mean > 0 else "n/a"
+    return (
+        f"xdist: {len(walls)} workers, pooled wall per worker: {each} (slowest/mean {ratio}); "
+        "peaks are summed over workers"
+    )

@@ -1,0 +1,162 @@
+"""On an xdist worker: run the items the controller sends on this process's thread pool.
+
+The controller sends a worker all of its items at once, then shutdown
+(``xdist_controller.PartitionScheduling``), with its share of each job's cap in
+the side channel. The worker then runs them like a plain dynpool run: its
+coordinator replays each item's reports on the main thread, where this plugin
+stamps each report with the index of its own item and sends one
+``runtest_protocol_complete`` per item, after its ``logfinish``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Generator
+
+import pytest
+
+from .jobs import UNMARKED_JOB, Job, Plan, build_plan
+from .model import Rate
+from .options import Settings, Unmarked
+from .pytest_compat import XdistWorkerLink, xdist_worker_output
+from .summary import RunStats
+from .xdist_channel import NO_JOB, WORKEROUTPUT_KEY, CollectedPlan, JobRecord, SideChannel
+from .xdist_stats import stats_to_dict
+
+STOP_POLL_SECONDS = 0.02
+
+
+def collected_plan(plan: Plan, items: list[pytest.Item]) -> CollectedPlan:
+    """The job of every collected item by its index, for the controller."""
+    jobs = [
+        JobRecord(
+            job.name,
+            job.cap,
+            job.rate.per_second if job.rate else None,
+            job.name == UNMARKED_JOB,
+        )
+        for job in plan.jobs
+    ]
+    job_of = {pooled.item: pooled.job_index for pooled in plan.pooled}
+    return CollectedPlan(jobs, [job_of.get(item, NO_JOB) for item in items])
+
+
+def _share_of(rate: Rate | None, share: int, cap: int) -> Rate | None:
+    """A job's rate split like its cap: this worker's part of it."""
+    if rate is None or share == cap:
+        return rate
+    per_second = rate.per_second * share / cap
+    return Rate(per_second, 1.0, f"{per_second:g}/s")
+
+
+class XdistWorker:
+    """Registered on a worker whose controller runs dynpool (see ``plugin.pytest_configure``)."""
+
+    def __init__(self, config: pytest.Config, channel: SideChannel, worker_id: str) -> None:
+        self.config = config
+        self.channel = channel
+        self.worker_id = worker_id
+        self.link = XdistWorkerLink(config)
+        self.index_of: dict[str, int] = {}
+        self.durations: dict[str, float] = {}
+        self._log_fd = channel.inflight_log(worker_id)
+        self._done = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.global_jobs: dict[str, Job] = {}
+        # Only once this worker runs the loop itself; else xdist's own loop stamps and completes.
+        self.running = False
+
+    def plan_ready(self, session: pytest.Session, plan: Plan) -> None:
+        """Tell the controller every item's job, before xdist reports the collection."""
+        self.index_of = {item.nodeid: index for index, item in enumerate(session.items)}
+        self.channel.write_plan(self.worker_id, collected_plan(plan, session.items))
+
+    def receive_plan(self, session: pytest.Session, plan: Plan, settings: Settings) -> Plan:
+        """Wait for this worker's items and cap shares; the plan of those items alone."""
+        self.running = True
+        indices = self.link.receive_all()
+        shares = self.channel.read_share(self.worker_id)
+        items = [session.items[index] for index in indices]
+        jobs = self.global_jobs = {job.name: job for job in plan.jobs}
+        caps = dict(settings.cap_overrides)
+        rates = dict(settings.rate_overrides)
+        for name, share in shares.items():
+            job = jobs[name]
+            caps[name] = share
+            if (rate := _share_of(job.rate, share, job.cap)) is not None:
+                rates[name] = rate
+        assignments = [self.config.hook.pytest_dynpool_job_for_item(item=item) for item in items]
+        mine = build_plan(
+            items,
+            assignments,
+            caps,
+            unmarked_in_pool=settings.unmarked is Unmarked.POOL,
+            workers=settings.workers,
+            rate_overrides=rates,
+            default_timeout=settings.timeout,
+            alone_fixtures=settings.exclusive_fixtures,
+        )
+        mine.unknown_overrides = plan.unknown_overrides
+        mine.order = plan.order
+        if plan.known_seconds:  # measured durations, by pooled item, for --dynpool-order
+            pairs = zip(plan.pooled, plan.known_seconds, strict=True)
+            seconds = {pooled.item: known for pooled, known in pairs}
+            mine.known_seconds = [seconds.get(pooled.item) for pooled in mine.pooled]
+        self._watch_for_stop(session)
+        return mine
+
+    def _watch_for_stop(self, session: pytest.Session) -> None:
+        """-x / --maxfail reached in another worker: stop dispatching here too."""
+
+        def watch() -> None:
+            while not self._done.wait(STOP_POLL_SECONDS):
+                reason = self.channel.stop_reason()
+                if reason is not None:
+                    if not (session.shouldfail or session.shouldstop):
+                        session.shouldfail = reason
+                    return
+
+        self._watcher = threading.Thread(target=watch, name="dynpool-xdist-stop", daemon=True)
+        self._watcher.start()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        index = self.index_of.get(item.nodeid) if self.running else None
+        if index is None:
+            return (yield)
+        self._log(f"+{index}\n")
+        try:
+            return (yield)
+        finally:
+            self._log(f"-{index}\n")
+
+    def _log(self, line: str) -> None:
+        # OSError: a thread left behind by a timeout, after the session closed the log.
+        with contextlib.suppress(OSError):
+            os.write(self._log_fd, line.encode())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        index = self.index_of.get(report.nodeid) if self.running else None
+        if index is not None:
+            self.link.stamp(index)
+            self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + (
+                report.duration or 0.0
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        index = self.index_of.get(nodeid) if self.running else None
+        if index is not None:
+            self.link.send_complete(index, self.durations.pop(nodeid, 0.0))
+
+    def pytest_dynpool_run_finished(self, config: pytest.Config, stats: RunStats) -> None:
+        xdist_worker_output(config)[WORKEROUTPUT_KEY] = stats_to_dict(stats, self.global_jobs)
+
+    def pytest_unconfigure(self) -> None:
+        self._done.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        os.close(self._log_fd)

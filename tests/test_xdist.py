@@ -1,0 +1,307 @@
+"""Under ``pytest -n 2``: dynpool runs on every xdist worker and caps hold across workers.
+
+Caps are proven at a real HTTP server that runs in this (the outer) test process and
+counts requests in flight per endpoint across the worker processes, with gates: a
+request to an endpoint is held until the endpoint has had ``cap`` requests in flight
+at once, then the gate stays open for good. So a peak reaches its cap only if cap
+items of the job ran at once across the workers, and a peak above it is a broken cap.
+Gate waits end after 30 s as a safety net only (the peak then stays short of the cap
+and the test fails). No clock is asserted.
+
+Why the figures are guaranteed with ``-n 2 --dynpool-workers 4`` (8 threads):
+the job capped 8 is split 4 + 4 and has the longest drain on each worker (28 items /
+4), so each worker fills its 4 threads with it at once: 8 in flight, which opens its
+gate. Closed gates of the jobs capped 1, 2 and 3 hold at most 0 + 1 + 2 = 3 threads,
+so each worker keeps a free thread and, being work-conserving, starts its share of a
+held job (each worker has at least its share of items of each job), which opens it.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from .gated_server import GatedCounter, gated_server
+
+pytest.importorskip("xdist")
+
+CAPS = {"cap8": 8, "cap1": 1, "cap2": 2, "cap3": 3}
+ITEMS = {"cap8": 56, "cap1": 4, "cap2": 6, "cap3": 9}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedCounter]:
+    with gated_server(monkeypatch) as counter:
+        yield counter
+
+
+CAPPED_SUITE = """
+import os
+import urllib.request
+
+import pytest
+
+
+def call(endpoint):
+    with urllib.request.urlopen(os.environ["GATED_URL"] + "/" + endpoint, timeout=120) as r:
+        assert r.status == 200
+
+# Collected first: ties go to it (see the outer test's docstring).
+@pytest.mark.dynpool(8, job="cap8")
+@pytest.mark.parametrize("n", range(56))
+def test_cap8(n):
+    call("cap8")
+
+@pytest.mark.dynpool(1, job="cap1")
+@pytest.mark.parametrize("n", range(4))
+def test_cap1(n):
+    call("cap1")
+
+@pytest.mark.dynpool(2, job="cap2")
+@pytest.mark.parametrize("n", range(6))
+def test_cap2(n):
+    call("cap2")
+
+@pytest.mark.dynpool(3, job="cap3")
+@pytest.mark.parametrize("n", range(9))
+def test_cap3(n):
+    call("cap3")
+
+@pytest.mark.parametrize("n", range(3))
+def test_unmarked(n):
+    call("unmarked")
+"""
+
+
+def _junit_ids(path: str) -> Counter[str]:
+    cases = ET.parse(path).getroot().iter("testcase")
+    return Counter(f"{case.get('classname')}::{case.get('name')}" for case in cases)
+
+
+def test_caps_hold_across_two_workers_and_every_test_is_reported_once(
+    pytester: pytest.Pytester, server: GatedCounter
+) -> None:
+    server.caps = dict(CAPS)
+    pytester.makepyfile(test_capped=CAPPED_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--dynpool-workers",
+        "4",
+        "-rA",
+        "--junitxml=junit.xml",
+        "-p",
+        "no:randomly",
+        timeout=300,
+    )
+    total = sum(ITEMS.values()) + 3
+    result.assert_outcomes(passed=total)
+    assert server.timeouts == []
+    assert {name: server.peak[name] for name in CAPS} == CAPS
+    assert server.total_peak == 8  # 2 processes x 4 threads, and never more
+    assert server.peak["unmarked"] <= 2  # one at a time per worker, as under xdist
+    # Exactly once in the terminal's short summary and in junitxml.
+    passed = Counter(line.split()[1] for line in result.outlines if line.startswith("PASSED "))
+    assert len(passed) == total
+    assert set(passed.values()) == {1}
+    junit = _junit_ids(str(pytester.path / "junit.xml"))
+    assert len(junit) == total
+    assert set(junit.values()) == {1}
+    # One summary for the whole run, gathered from both workers.
+    result.stdout.fnmatch_lines(
+        [
+            "*= dynpool =*",
+            "cap8 * 8 * 56 * 56 * 0 * 0 * 8 *",
+            "cap3 * 3 * 9 * 9 *",
+            "pool: 8 workers*",
+            "exclusive: 3 unmarked items ran alone",
+            "xdist: 2 workers, pooled wall per worker: gw0 *, gw1 *",
+        ]
+    )
+
+
+DIFFERENTIAL_SUITE = """
+import pytest
+
+@pytest.fixture(scope="module")
+def resource():
+    yield {"ready": True}
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("setup fails")
+
+@pytest.mark.dynpool(2, job="a")
+@pytest.mark.parametrize("n", range(8))
+def test_a(n, resource):
+    print("output of", n)
+    assert resource["ready"] and n != 3
+
+@pytest.mark.dynpool(1)
+class TestB:
+    def test_skip(self):
+        pytest.skip("no")
+
+    @pytest.mark.xfail(reason="known")
+    def test_xfail(self):
+        assert 0
+
+    def test_setup_error(self, broken):
+        pass
+
+def test_unmarked_pass():
+    pass
+
+def test_unmarked_fail():
+    assert 0
+"""
+
+
+def _outcomes(path: str) -> dict[str, str]:
+    outcomes = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        kinds = sorted(child.tag for child in case if child.tag not in ("system-out", "system-err"))
+        outcomes[f"{case.get('classname')}::{case.get('name')}"] = ",".join(kinds) or "passed"
+    return outcomes
+
+
+# No marker at all: dynpool on, nothing pooled, so xdist schedules and runs as without it.
+UNMARKED_SUITE = DIFFERENTIAL_SUITE.replace('@pytest.mark.dynpool(2, job="a")', "").replace(
+    "@pytest.mark.dynpool(1)", ""
+)
+
+
+@pytest.mark.parametrize("suite", [DIFFERENTIAL_SUITE, UNMARKED_SUITE], ids=["marked", "unmarked"])
+def test_outcomes_match_plain_xdist(pytester: pytest.Pytester, suite: str) -> None:
+    assert "dynpool" not in UNMARKED_SUITE
+    pytester.makepyfile(test_diff=suite)
+    runs = {}
+    for name, extra in (("on", ("--dynpool-workers", "3")), ("off", ("-p", "no:dynpool"))):
+        result = pytester.runpytest_subprocess(
+            "-n",
+            "2",
+            f"--junitxml={name}.xml",
+            "-W",
+            "ignore::pytest.PytestUnknownMarkWarning",
+            *extra,
+            timeout=120,
+        )
+        runs[name] = (result.ret, _outcomes(str(pytester.path / f"{name}.xml")))
+    assert runs["on"] == runs["off"]
+    assert runs["on"][0] == 1
+    assert len(runs["on"][1]) == 13
+
+
+GROUP_SUITE = """
+import os
+import urllib.request
+
+import pytest
+
+def call(endpoint):
+    with urllib.request.urlopen(os.environ["GATED_URL"] + "/" + endpoint, timeout=120) as r:
+        assert r.status == 200
+
+@pytest.mark.xdist_group("db")
+@pytest.mark.parametrize("n", range(6))
+def test_db(n):
+    call("group-db")
+
+@pytest.mark.xdist_group(name="queue")
+@pytest.mark.parametrize("n", range(6))
+def test_queue(n):
+    call("group-queue")
+
+@pytest.mark.dynpool(3, job="free")
+@pytest.mark.parametrize("n", range(9))
+def test_free(n):
+    call("cap3")
+"""
+
+
+def test_xdist_groups_become_jobs_of_cap_one(
+    pytester: pytest.Pytester, server: GatedCounter
+) -> None:
+    server.caps = {"cap3": 3}
+    pytester.makepyfile(test_groups=GROUP_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dynpool-workers", "3", "--dynpool-xdist-groups", timeout=120
+    )
+    result.assert_outcomes(passed=21)
+    assert server.peak["group-db"] == 1
+    assert server.peak["group-queue"] == 1
+    assert server.peak["cap3"] == 3
+    for row in ("xdist_group=db * 1 * 6 * 6 *", "xdist_group=queue * 1 * 6 * 6 *"):
+        result.stdout.fnmatch_lines([row])
+
+
+def test_other_dist_modes_leave_dynpool_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x=DIFFERENTIAL_SUITE)
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", timeout=120)
+    result.stdout.fnmatch_lines(["dynpool: off (--dist loadfile: *)"])
+    result.stdout.no_fnmatch_line("*= dynpool =*")
+
+
+HTTP_SUITE = """
+import pytest
+
+@pytest.mark.dynpool(4, job="api")
+@pytest.mark.parametrize("n", range(12))
+def test_api(n, dynpool_client):
+    assert dynpool_client.get("/api").status_code == 200
+"""
+
+
+def test_http_statistics_are_merged_over_workers(
+    pytester: pytest.Pytester, server: GatedCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.caps = {"api": 4}  # the gate opens at 4 in flight: both workers' shares of 2
+    monkeypatch.setenv("DYNPOOL_BASE_URL", os.environ["GATED_URL"])
+    pytester.makepyfile(test_http=HTTP_SUITE)
+    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "4", timeout=120)
+    result.assert_outcomes(passed=12)
+    assert server.peak["api"] == 4
+    assert server.timeouts == []
+    result.stdout.fnmatch_lines(
+        [
+            "*= dynpool http =*",
+            "job * requests * 2xx *",
+            "api * 12 * 12 * 0 * 0 * 0 * 0 *",
+            "(all 2 xdist workers*",
+        ]
+    )
+
+
+STORE_SUITE = """
+import os
+import urllib.request
+
+import pytest
+
+@pytest.mark.dynpool(3, job="cap3")
+@pytest.mark.parametrize("n", range(9))
+def test_store(n):
+    with urllib.request.urlopen(os.environ["GATED_URL"] + "/cap3", timeout=120) as r:
+        assert r.status == 200
+"""
+
+
+def test_with_a_shared_store_every_worker_has_the_whole_cap_and_the_store_holds_it(
+    pytester: pytest.Pytester, server: GatedCounter
+) -> None:
+    # Shares would not do beside a store: it would hold each job to its smallest share
+    # (the gate below then never opens). Each worker gets cap 3, the store allows 3 in all.
+    server.caps = {"cap3": 3}
+    pytester.makepyfile(test_store=STORE_SUITE)
+    store = pytester.path / "limits.db"
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dynpool-workers", "4", f"--dynpool-backend=sqlite:///{store}", timeout=120
+    )
+    result.assert_outcomes(passed=9)
+    assert server.timeouts == []
+    assert server.peak["cap3"] == 3
+    assert store.exists()  # the workers used the store
