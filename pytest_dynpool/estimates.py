@@ -69,6 +69,18 @@ class JobWork:
     def __len__(self) -> int:
         return len(self.measured) + len(self.unmeasured)
 
+    def enqueue(self, item: int, seconds: float | None, probe: bool, *, front: bool) -> None:
+        """Queue ``item`` (its own duration, if known) at the back, or back at the ``front``."""
+        queue = self.unmeasured if seconds is None else self.measured
+        if front:
+            queue.appendleft(item)
+        else:
+            queue.append(item)
+        if seconds is None:
+            self.probes += probe
+        else:
+            self.measured_seconds += seconds
+
 
 class Estimates:
     """Every job's expected remaining work; ``learn`` adds a measured duration."""
@@ -99,15 +111,10 @@ class Estimates:
             range(len(job_of_item)),
             key=lambda item: (not self._probe[item], -(self._own[item] or 0.0)),
         ):  # probes, then longest first; ties (and unknown items) in collection order
-            work = self.jobs[job_of_item[item]]
             seconds = self._own[item]
-            if seconds is None:
-                work.unmeasured.append(item)
-                work.probes += self._probe[item]
-            else:
-                work.measured.append(item)
-                work.measured_seconds += seconds
-                work.samples.add(seconds)
+            self.jobs[job_of_item[item]].enqueue(item, seconds, self._probe[item], front=False)
+            if seconds is not None:
+                self.jobs[job_of_item[item]].samples.add(seconds)
                 self.everything.add(seconds)
 
     @property
@@ -134,7 +141,7 @@ class Estimates:
         return work.measured_seconds + len(work.unmeasured) * self.per_item(job_index)
 
     def is_measured(self, job_index: int) -> bool:
-        """A duration of the job is known: its estimate no longer follows the run's median."""
+        """A duration of the job is known: its estimate no longer follows the longest seen."""
         return len(self.jobs[job_index].samples) > 0
 
     def take(self, job_index: int) -> int:
@@ -159,13 +166,7 @@ class Estimates:
         """Undo ``take``: the item is at the head of its deque again."""
         work = self.jobs[job_index]
         work.taken -= 1
-        seconds = self._own[item]
-        if seconds is None:
-            work.unmeasured.appendleft(item)
-            work.probes += self._probe[item]
-        else:
-            work.measured.appendleft(item)
-            work.measured_seconds += seconds
+        work.enqueue(item, self._own[item], self._probe[item], front=True)
 
     def probe_rank(self, job_index: int) -> float:
         """0: the job started nothing yet; 1: one of its groups did not; 2: no probe left.
