@@ -97,7 +97,10 @@ def test_four_shards_reach_each_cap_and_never_pass_it(
 
 
 def test_memory_shards_pass_the_caps_the_control(tmp_path: Path) -> None:
-    over = {job: cap + 1 for job, cap in CAPS.items()}  # met only if a cap is passed
+    # Met only if a cap is passed. The rated job is gated too: its cap passed proves that
+    # shards ran it at once, each on its own rate. (Counting arrivals per second at the
+    # server instead was a timed assertion that a loaded machine could fail.)
+    over = {job: cap + 1 for job, cap in {**CAPS, RATED_JOB: RATED_CAP}.items()}
     traffic = run_four_shards(tmp_path, "memory", meet=over)
     assert all(traffic.peaks[job] > cap for job, cap in CAPS.items()), traffic.peaks
-    assert busiest_second(traffic.arrivals[RATED_JOB]) > RATE_PER_SECOND + RATED_CAP
+    assert traffic.peaks[RATED_JOB] > RATED_CAP, traffic.peaks
