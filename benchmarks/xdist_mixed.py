@@ -224,5 +224,66 @@ def run_overhead(workspace: Workspace) -> str:
     )
 
 
+UNEVEN_MODULE = """\
+import random
+import time
+
+import pytest
+
+# Seeded, so every run has the same durations: most short, one in eight long.
+DURATIONS = [random.Random(n).choice([0.05] * 7 + [{long}]) for n in range({items})]
+
+
+@pytest.mark.dynpool(8, job="uneven")
+@pytest.mark.parametrize("n", range({items}))
+def test_uneven(n):
+    time.sleep(DURATIONS[n])
+"""
+WALLS_RE = re.compile(r"pooled wall per worker: ([^(]*)\(")
+
+
+def idle_fraction(output: str) -> tuple[str, float]:
+    """The workers' pooled walls, and the share of worker time spent idle at the end.
+
+    Idle fraction = 1 - mean / slowest: how much of the workers' time, counted up
+    to the slowest worker's end, passed with the worker done and waiting.
+    """
+    found = WALLS_RE.search(output)
+    if found is None:
+        fail("no xdist: line in the output", [], output)
+    walls = [float(part.split()[1].rstrip("s")) for part in found.group(1).split(",")]
+    return found.group(1).strip(), 1 - sum(walls) / len(walls) / max(walls)
+
+
+def run_uneven(workspace: Workspace) -> str:
+    """Static balance under -n 2: items go to workers up front, so uneven durations idle one."""
+    smoke = workspace.settings.smoke
+    items, long = (16, 0.2) if smoke else (160, 1.0)
+    root = workspace.new_suite("xdist-uneven", RESULT_CONFTEST)
+    (root / "test_uneven.py").write_text(
+        UNEVEN_MODULE.format(items=items, long=long), encoding="utf-8"
+    )
+    args = ["-n", "2", "--dynpool-workers", "4"]
+    rows = []
+    fractions = []
+    for round_index in range(workspace.settings.rounds):
+        progress(f"xdist uneven: round {round_index + 1}")
+        run = workspace.run(root, args, passed=items)
+        walls, fraction = idle_fraction(run.output)
+        fractions.append(fraction)
+        rows.append([str(round_index + 1), f"{run.wall:.2f}", walls, f"{fraction:.1%}"])
+    lines = [
+        f"### 8c. Uneven durations under pytest-xdist: {items} sleeps (7 in 8 of 50 ms, "
+        f"1 in 8 of {long:g} s, seeded), one job of cap 8, -n 2 --dynpool-workers 4",
+        "",
+        table(["round", "wall s", "pooled wall per worker", "idle fraction"], rows, "l"),
+        "",
+        "Idle fraction: 1 - mean / slowest of the workers' pooled walls, the share of the "
+        "workers' time (up to the slowest one's end) spent done and waiting, because items are "
+        f"sent to the workers up front. Worst round: {max(fractions):.1%}.",
+    ]
+    return "\n".join(lines)
+
+
 def run(workspace: Workspace) -> str:
-    return run_mixed(workspace) + "\n\n" + run_overhead(workspace)
+    return run_mixed(workspace) + "\n\n" + run_overhead(workspace) + "\n\n" + run_uneven(workspace)

@@ -29,6 +29,7 @@ from .backends import (
 from .hookspecs import PoolControl
 from .options import add_flag_env_ini, flag_env_ini
 from .summary import RunStats
+from .xdist_role import STORE_INPUT_KEY, worker_input
 
 if TYPE_CHECKING:  # the gate and its threads are imported only when a shared store opens
     from .backends.gate import StoreGate
@@ -56,7 +57,8 @@ def add_store_options(parser: pytest.Parser) -> None:
         "dynpool_backend",
         BACKEND_ENV,
         "URL",
-        "Where caps, rates and adaptive state live: memory (this process; the default), "
+        "Where caps, rates and adaptive state live: memory (this process; the default, "
+        "but under -n an SQLite store made for the run), "
         "sqlite:///PATH (processes of one machine) or redis://HOST:PORT/DB (several machines).",
     )
     add_flag_env_ini(
@@ -148,9 +150,31 @@ GATE_KEY = pytest.StashKey["StoreGate"]()
 STORE_PLUGIN = "dynpool-limits-store"
 
 
+def store_for_xdist_run(config: pytest.Config, directory: str, run_id: str) -> StoreSettings:
+    """The store every xdist worker uses: the user's, else an SQLite file made for the run.
+
+    The file lives in the controller's temporary directory (removed at the end);
+    its namespace is unique to the run, so nothing outside the run shares it.
+    """
+    chosen = read_store_settings(config)
+    if chosen.shared:
+        return chosen
+    return StoreSettings(f"sqlite://{directory}/limits.sqlite", f"xdist-{run_id}")
+
+
+def _handed_store(config: pytest.Config) -> StoreSettings | None:
+    """On an xdist worker, the store its controller named (see ``store_for_xdist_run``)."""
+    handed = (worker_input(config) or {}).get(STORE_INPUT_KEY)
+    if handed is None:
+        return None
+    url, namespace = handed
+    return StoreSettings(str(url), str(namespace))
+
+
 def register_store_plugin(config: pytest.Config) -> None:
     """Read the store options; with a shared store, register the plugin that runs it."""
-    settings = config.stash[STORE_SETTINGS_KEY] = read_store_settings(config)
+    settings = _handed_store(config) or read_store_settings(config)
+    config.stash[STORE_SETTINGS_KEY] = settings
     if settings.shared:
         config.pluginmanager.register(LimitsStorePlugin(settings), STORE_PLUGIN)
 

@@ -6,8 +6,8 @@ run and names it in every worker's ``workerinput``; in it:
 
 - ``plan-<worker>.json``: a worker's jobs and the job of every collected item,
   written before the worker reports its collection, so the controller finds it.
-- ``share-<worker>.json``: what the controller gave that worker (job -> cap share),
-  written before the first index is sent.
+- ``limits.sqlite``: the run's limits store when the user chose none
+  (``limits_store.store_for_xdist_run``).
 - ``stop``: -x / --maxfail reached somewhere: every worker stops dispatching.
 - ``inflight-<worker>.log``: ``+index`` / ``-index`` lines as items start and
   end, so that after a crash the controller knows which items were in flight.
@@ -31,7 +31,6 @@ class JobRecord:
     name: str
     cap: int
     rate_per_second: float | None
-    cap_per_worker: bool
 
 
 @dataclass(frozen=True)
@@ -55,24 +54,16 @@ class SideChannel:
         os.replace(temporary, target)
 
     def write_plan(self, worker: str, plan: CollectedPlan) -> None:
-        jobs = [[job.name, job.cap, job.rate_per_second, job.cap_per_worker] for job in plan.jobs]
+        jobs = [[job.name, job.cap, job.rate_per_second] for job in plan.jobs]
         self._write(f"plan-{worker}.json", {"jobs": jobs, "job_of_item": plan.job_of_item})
 
     def read_plan(self) -> CollectedPlan | None:
         """The plan of any worker (all collected the same items), or None if none wrote one."""
         for path in sorted(self.directory.glob("plan-*.json")):
             data = json.loads(path.read_text(encoding="utf-8"))
-            jobs = [JobRecord(str(n), int(c), r, bool(p)) for n, c, r, p in data["jobs"]]
+            jobs = [JobRecord(str(n), int(c), r) for n, c, r in data["jobs"]]
             return CollectedPlan(jobs, [int(j) for j in data["job_of_item"]])
         return None
-
-    def write_share(self, worker: str, caps: dict[str, int]) -> None:
-        self._write(f"share-{worker}.json", caps)
-
-    def read_share(self, worker: str) -> dict[str, int]:
-        path = self.directory / f"share-{worker}.json"
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {str(name): int(cap) for name, cap in data.items()}
 
     def request_stop(self, reason: str) -> None:
         self._write("stop", reason)

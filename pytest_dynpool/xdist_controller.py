@@ -1,15 +1,17 @@
-"""On the xdist controller (``pytest -n N``): hand out items and cap shares, merge the summary.
+"""On the xdist controller (``pytest -n N``): the run's limits store, hand out items, one summary.
 
 Imported only in a distributed run, where xdist is installed. The controller
-never collects; it learns every item's job from the plan a worker wrote into
-the side channel, splits the run (``xdist_partition``), writes each worker's
-cap shares, sends each worker all of its items at once and then shutdown.
+names the limits store every worker uses (the user's, or an SQLite file it makes
+for the run), never collects, learns every item's job from the plan a worker
+wrote into the side channel, splits the run (``xdist_partition``), and sends
+each worker all of its items at once and then shutdown.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from typing import Any
 
 import pytest
@@ -17,22 +19,23 @@ from xdist.remote import Producer
 from xdist.scheduler import LoadScheduling
 from xdist.workermanage import WorkerController
 
-from .limits_store import STORE_SETTINGS_KEY
+from .limits_store import store_for_xdist_run
 from .pytest_compat import xdist_check_same_collection
 from .summary import format_summary
 from .xdist_channel import NO_JOB, WORKEROUTPUT_KEY, SideChannel
-from .xdist_partition import JobItems, WorkerShare, partition
-from .xdist_role import WORKERINPUT_KEY
+from .xdist_partition import partition
+from .xdist_role import STORE_INPUT_KEY, WORKERINPUT_KEY
 from .xdist_stats import format_balance, merge
 
 
 class PartitionScheduling(LoadScheduling):
     """xdist's load scheduling, but every worker gets its whole part up front.
 
-    A worker's part must be known before it starts: its cap shares only hold
-    the caps if no other worker runs the same share. After a crash, the items
-    the dead worker had not finished, with its shares, go to its replacement.
-    Without any pooled item (no marker), this is xdist's own ``load``.
+    A worker runs several items at once on its own pool, so it needs them
+    all before it starts; the limits store holds each job's cap across the
+    workers. After a crash, the items the dead worker had not finished go to
+    its replacement. Without any pooled item (no marker), this is xdist's own
+    ``load``.
     """
 
     def __init__(
@@ -44,9 +47,8 @@ class PartitionScheduling(LoadScheduling):
         # items at once can die between an item's reports and its completion.
         self.reported = reported
         self.partitioned = False
-        self.job_names: list[str] = []
-        self.shares: dict[WorkerController, WorkerShare] = {}
-        self.orphans: list[WorkerShare] = []
+        self.parts: dict[WorkerController, list[int]] = {}
+        self.orphans: list[list[int]] = []
 
     def schedule(self) -> None:
         assert self.collection_is_completed
@@ -65,45 +67,32 @@ class PartitionScheduling(LoadScheduling):
         if len(plan.job_of_item) != len(collection):
             raise RuntimeError("pytest-dynpool: the workers' plan does not match the collection")
         self.partitioned = True
-        self.job_names = [job.name for job in plan.jobs]
-        # A shared limits store (--dynpool-backend) holds every cap across the workers
-        # itself: then each worker gets the whole cap, and the store decides.
-        store = self.config.stash.get(STORE_SETTINGS_KEY, None)
-        whole_caps = store is not None and store.shared
         jobs = [
-            JobItems(
-                job.cap,
-                [i for i, j in enumerate(plan.job_of_item) if j == index],
-                job.cap_per_worker or whole_caps,
-            )
-            for index, job in enumerate(plan.jobs)
+            [i for i, j in enumerate(plan.job_of_item) if j == index]
+            for index in range(len(plan.jobs))
         ]
         exclusive = [i for i, j in enumerate(plan.job_of_item) if j == NO_JOB]
-        for node, share in zip(
-            self.nodes, partition(len(self.nodes), jobs, exclusive), strict=True
-        ):
-            self._give(node, share)
+        for node, part in zip(self.nodes, partition(len(self.nodes), jobs, exclusive), strict=True):
+            self._give(node, part)
 
-    def _give(self, node: WorkerController, share: WorkerShare) -> None:
-        self.shares[node] = share
-        caps = {self.job_names[job]: cap for job, cap in share.caps.items()}
-        self.channel.write_share(node.gateway.id, caps)
-        self.node2pending[node].extend(share.items)
-        if share.items:
-            node.send_runtest_some(share.items)
+    def _give(self, node: WorkerController, part: list[int]) -> None:
+        self.parts[node] = part
+        self.node2pending[node].extend(part)
+        if part:
+            node.send_runtest_some(part)
         node.shutdown()
 
     def check_schedule(self, node: WorkerController, duration: float = 0) -> None:
         if not self.partitioned:
             super().check_schedule(node, duration)
             return
-        if node.shutting_down or node in self.shares:
+        if node.shutting_down or node in self.parts:
             return
         # A replacement for a crashed worker (or a late one): the dead one's part, or nothing.
-        share = self.orphans.pop(0) if self.orphans else WorkerShare()
-        taken = set(share.items)
+        part = self.orphans.pop(0) if self.orphans else []
+        taken = set(part)
         self.pending[:] = [index for index in self.pending if index not in taken]
-        self._give(node, share)
+        self._give(node, part)
 
     def remove_node(self, node: WorkerController) -> str | None:
         if not self.partitioned:
@@ -112,7 +101,7 @@ class PartitionScheduling(LoadScheduling):
         assert self.collection is not None
         collection = self.collection
         pending = [i for i in self.node2pending.pop(node) if collection[i] not in self.reported]
-        share = self.shares.pop(node, None)
+        had_part = self.parts.pop(node, None) is not None
         if not pending:
             return None
         # xdist reports the first pending item as the one that crashed the worker:
@@ -121,8 +110,8 @@ class PartitionScheduling(LoadScheduling):
         rest = [i for i in pending if i not in in_flight]
         ordered = in_flight + rest
         crashed = ordered.pop(0)
-        if ordered and share is not None:
-            self.orphans.append(WorkerShare(items=sorted(ordered), caps=share.caps))
+        if ordered and had_part:
+            self.orphans.append(sorted(ordered))
             self.pending.extend(ordered)
         for other in self.nodes:
             self.check_schedule(other)
@@ -131,12 +120,13 @@ class PartitionScheduling(LoadScheduling):
 
 
 class XdistController:
-    """The controller's plugin: side channel, scheduler, -x across workers, one summary."""
+    """The controller's plugin: store, side channel, scheduler, -x across workers, one summary."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.directory = tempfile.mkdtemp(prefix="dynpool-xdist-")
         self.channel = SideChannel(self.directory)
+        self.store = store_for_xdist_run(config, self.directory, uuid.uuid4().hex)
         self.per_worker: list[tuple[str, dict[str, Any]]] = []
         self.reported: set[str] = set()
         self.failures = 0
@@ -145,6 +135,7 @@ class XdistController:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: WorkerController) -> None:
         node.workerinput[WORKERINPUT_KEY] = self.directory
+        node.workerinput[STORE_INPUT_KEY] = [self.store.url, self.store.namespace]
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Producer) -> LoadScheduling:

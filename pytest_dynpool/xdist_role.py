@@ -16,6 +16,8 @@ from .options import Settings
 
 # In workerinput when the controller runs dynpool: the side channel's directory.
 WORKERINPUT_KEY = "dynpool_channel"
+# In workerinput too: [url, namespace] of the limits store every worker uses.
+STORE_INPUT_KEY = "dynpool_store"
 
 
 def worker_input(config: pytest.Config) -> dict[str, Any] | None:

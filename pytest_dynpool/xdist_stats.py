@@ -2,9 +2,9 @@
 
 A worker's stats travel in ``workeroutput`` as plain data (execnet sends only
 builtins). On the controller the jobs are merged by name with their cap over
-the whole run; a job's peak is the sum of the workers' peaks, an upper bound of
-what was in flight at once (each worker's part is capped by its share, and the
-shares sum to the cap).
+the whole run; a job's peak is the sum of the workers' peaks, but at most its
+cap: an upper bound of what was in flight at once (the run's limits store never
+let more than the cap in, all workers together).
 """
 
 from __future__ import annotations
@@ -25,17 +25,16 @@ def _rate_from_list(data: list[Any] | None) -> Rate | None:
     return None if data is None else Rate(float(data[0]), float(data[1]), str(data[2]))
 
 
-def stats_to_dict(stats: RunStats, global_jobs: dict[str, Job] | None = None) -> dict[str, Any]:
-    """``stats`` as builtins; each job with its run-wide settings from ``global_jobs``."""
+def stats_to_dict(stats: RunStats) -> dict[str, Any]:
+    """``stats`` as builtins (execnet sends nothing else)."""
     jobs = []
     for job_stats in stats.jobs:
-        job = (global_jobs or {}).get(job_stats.job.name, job_stats.job)
+        job = job_stats.job
         jobs.append(
             {
                 "job": [job.name, job.cap, job.declared_cap, job.declared_at, job.adaptive],
                 "rate": _rate_to_list(job.rate),
                 "declared_rate": _rate_to_list(job.declared_rate),
-                "share": job_stats.job.cap,
                 "items": job_stats.items,
                 "peak": job_stats.peak_in_flight,
                 "busy": job_stats.busy_seconds,
@@ -98,7 +97,9 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
                 job_stats = by_name[name] = JobStats(job)
                 merged.jobs.append(job_stats)
             job_stats.items += int(job_data["items"])
-            job_stats.peak_in_flight += int(job_data["peak"])
+            job_stats.peak_in_flight = min(
+                job_stats.peak_in_flight + int(job_data["peak"]), job_stats.job.cap
+            )
             job_stats.busy_seconds += float(job_data["busy"])
             job_stats.durations.extend(float(d) for d in job_data["durations"])
             for outcome, count in job_data["outcomes"].items():
@@ -119,5 +120,5 @@ def format_balance(run: MergedRun) -> str:
     ratio = f"{max(walls.values()) / mean:.2f}" if mean > 0 else "n/a"
     return (
         f"xdist: {len(walls)} workers, pooled wall per worker: {each} (slowest/mean {ratio}); "
-        "peaks are summed over workers"
+        "job peaks are summed over workers, at most the cap"
     )

@@ -1,8 +1,9 @@
 """On an xdist worker: run the items the controller sends on this process's thread pool.
 
 The controller sends a worker all of its items at once, then shutdown
-(``xdist_controller.PartitionScheduling``), with its share of each job's cap in
-the side channel. The worker then runs them like a plain dynpool run: its
+(``xdist_controller.PartitionScheduling``). The worker then runs them like a
+plain dynpool run with each job's whole cap, held across the workers by the
+run's limits store (``limits_store``, named in ``workerinput``): its
 coordinator replays each item's reports on the main thread, where this plugin
 stamps each report with the index of its own item and sends one
 ``runtest_protocol_complete`` per item, after its ``logfinish``.
@@ -17,8 +18,7 @@ from collections.abc import Generator
 
 import pytest
 
-from .jobs import UNMARKED_JOB, Job, Plan, build_plan
-from .model import Rate
+from .jobs import Plan, build_plan
 from .options import Settings, Unmarked
 from .pytest_compat import XdistWorkerLink, xdist_worker_output
 from .summary import RunStats
@@ -31,24 +31,10 @@ STOP_POLL_SECONDS = 0.02
 def collected_plan(plan: Plan, items: list[pytest.Item]) -> CollectedPlan:
     """The job of every collected item by its index, for the controller."""
     jobs = [
-        JobRecord(
-            job.name,
-            job.cap,
-            job.rate.per_second if job.rate else None,
-            job.name == UNMARKED_JOB,
-        )
-        for job in plan.jobs
+        JobRecord(job.name, job.cap, job.rate.per_second if job.rate else None) for job in plan.jobs
     ]
     job_of = {pooled.item: pooled.job_index for pooled in plan.pooled}
     return CollectedPlan(jobs, [job_of.get(item, NO_JOB) for item in items])
-
-
-def _share_of(rate: Rate | None, share: int, cap: int) -> Rate | None:
-    """A job's rate split like its cap: this worker's part of it."""
-    if rate is None or share == cap:
-        return rate
-    per_second = rate.per_second * share / cap
-    return Rate(per_second, 1.0, f"{per_second:g}/s")
 
 
 class XdistWorker:
@@ -64,7 +50,6 @@ class XdistWorker:
         self._log_fd = channel.inflight_log(worker_id)
         self._done = threading.Event()
         self._watcher: threading.Thread | None = None
-        self.global_jobs: dict[str, Job] = {}
         # Only once this worker runs the loop itself; else xdist's own loop stamps and completes.
         self.running = False
 
@@ -74,27 +59,18 @@ class XdistWorker:
         self.channel.write_plan(self.worker_id, collected_plan(plan, session.items))
 
     def receive_plan(self, session: pytest.Session, plan: Plan, settings: Settings) -> Plan:
-        """Wait for this worker's items and cap shares; the plan of those items alone."""
+        """Wait for this worker's items; the plan of those items alone, with whole caps."""
         self.running = True
         indices = self.link.receive_all()
-        shares = self.channel.read_share(self.worker_id)
         items = [session.items[index] for index in indices]
-        jobs = self.global_jobs = {job.name: job for job in plan.jobs}
-        caps = dict(settings.cap_overrides)
-        rates = dict(settings.rate_overrides)
-        for name, share in shares.items():
-            job = jobs[name]
-            caps[name] = share
-            if (rate := _share_of(job.rate, share, job.cap)) is not None:
-                rates[name] = rate
         assignments = [self.config.hook.pytest_dynpool_job_for_item(item=item) for item in items]
         mine = build_plan(
             items,
             assignments,
-            caps,
+            dict(settings.cap_overrides),
             unmarked_in_pool=settings.unmarked is Unmarked.POOL,
             workers=settings.workers,
-            rate_overrides=rates,
+            rate_overrides=dict(settings.rate_overrides),
             default_timeout=settings.timeout,
             alone_fixtures=settings.exclusive_fixtures,
         )
@@ -153,7 +129,7 @@ class XdistWorker:
             self.link.send_complete(index, self.durations.pop(nodeid, 0.0))
 
     def pytest_dynpool_run_finished(self, config: pytest.Config, stats: RunStats) -> None:
-        xdist_worker_output(config)[WORKEROUTPUT_KEY] = stats_to_dict(stats, self.global_jobs)
+        xdist_worker_output(config)[WORKEROUTPUT_KEY] = stats_to_dict(stats)
 
     def pytest_unconfigure(self) -> None:
         self._done.set()

@@ -31,6 +31,8 @@ class GatedCounter:
         self.total = 0
         self.total_peak = 0
         self.timeouts: list[str] = []
+        # endpoint -> the status it answers once (then 200): a retry then succeeds.
+        self.statuses: dict[str, int] = {}
 
     def _open(self, endpoint: str) -> bool:
         cap = self.caps.get(endpoint)
@@ -59,7 +61,7 @@ def _handler(counter: GatedCounter) -> type[BaseHTTPRequestHandler]:
             endpoint = self.path.strip("/")
             counter.enter(endpoint)
             counter.leave(endpoint)  # before the answer: the next test cannot overlap it
-            self.send_response(200)
+            self.send_response(counter.statuses.pop(endpoint, 200))
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")

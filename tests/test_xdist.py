@@ -8,12 +8,14 @@ items of the job ran at once across the workers, and a peak above it is a broken
 Gate waits end after 30 s as a safety net only (the peak then stays short of the cap
 and the test fails). No clock is asserted.
 
-Why the figures are guaranteed with ``-n 2 --dynpool-workers 4`` (8 threads):
-the job capped 8 is split 4 + 4 and has the longest drain on each worker (28 items /
-4), so each worker fills its 4 threads with it at once: 8 in flight, which opens its
-gate. Closed gates of the jobs capped 1, 2 and 3 hold at most 0 + 1 + 2 = 3 threads,
-so each worker keeps a free thread and, being work-conserving, starts its share of a
-held job (each worker has at least its share of items of each job), which opens it.
+Why the figures are guaranteed with ``-n 2 --dynpool-workers 4`` (8 threads), with no
+``--dynpool-backend`` (the run's own SQLite store holds the caps): every job's items are
+dealt evenly over the workers, and each worker holds each job's whole cap. The job capped
+8 has the longest drain on each worker (28 items / 8), so each worker fills its 4 threads
+with it at once: 8 in flight, which the store allows and which opens its gate. Closed gates
+of the jobs capped 1, 2 and 3 hold at most 0 + 1 + 2 = 3 threads over both workers, so a
+worker keeps a free thread and, being work-conserving, starts a held job's item (each
+worker has items of each job) once the store grants its slot, which opens the gate.
 """
 
 from __future__ import annotations
@@ -297,8 +299,8 @@ def test_store(n):
 def test_with_a_shared_store_every_worker_has_the_whole_cap_and_the_store_holds_it(
     pytester: pytest.Pytester, server: GatedCounter
 ) -> None:
-    # Shares would not do beside a store: it would hold each job to its smallest share
-    # (the gate below then never opens). Each worker gets cap 3, the store allows 3 in all.
+    # A store the user chose replaces the run's own: each worker gets cap 3, the store
+    # allows 3 in all.
     server.caps = {"cap3": 3}
     pytester.makepyfile(test_store=STORE_SUITE)
     store = pytester.path / "limits.db"
@@ -309,3 +311,80 @@ def test_with_a_shared_store_every_worker_has_the_whole_cap_and_the_store_holds_
     assert server.timeouts == []
     assert server.peak["cap3"] == 3
     assert store.exists()  # the workers used the store
+
+
+ADAPTIVE_SUITE = """
+import os
+import threading
+import urllib.request
+
+import pytest
+
+from pytest_dynpool.limits_store import GATE_KEY
+
+
+def meet():
+    # Both tests wait here until both are in flight (the server's gate of cap 2).
+    with urllib.request.urlopen(os.environ["GATED_URL"] + "/meet", timeout=120) as r:
+        assert r.status == 200
+
+
+@pytest.mark.dynpool(4, job="api", adaptive=True)
+@pytest.mark.parametrize("n", range(2))
+def test_api(n, dynpool_client, request):
+    with open(f"worker-{n}", "w") as f:
+        f.write(os.environ["PYTEST_XDIST_WORKER"])
+    if n == 0:
+        # One 429 halves 4 -> 2 (the client's retry then gets a 200).
+        assert dynpool_client.get("/overload").status_code == 200
+        meet()
+        return
+    meet()  # the other worker has seen its 429 by now
+    gate = request.config.stash[GATE_KEY]
+    assert gate.read_state("api").effective_cap == 2
+    threads = [threading.Thread(target=dynpool_client.get, args=("/burst",)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+"""
+
+
+def test_a_429_seen_by_one_worker_lowers_the_adaptive_cap_of_the_other(
+    pytester: pytest.Pytester, server: GatedCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No --dynpool-backend: the run's own SQLite store carries the effective cap.
+    server.caps = {"meet": 2, "burst": 2}
+    server.statuses = {"overload": 429}
+    monkeypatch.setenv("DYNPOOL_BASE_URL", os.environ["GATED_URL"])
+    pytester.makepyfile(test_adaptive=ADAPTIVE_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dynpool-workers", "4", "-p", "no:randomly", timeout=120
+    )
+    result.assert_outcomes(passed=2)
+    workers = {(pytester.path / f"worker-{n}").read_text() for n in range(2)}
+    assert len(workers) == 2  # the 429 and the burst were in different workers
+    assert server.timeouts == []
+    # The second worker's own cap is still 4; it followed the shared 2.
+    assert server.peak["burst"] == 2
+
+
+RATE_SUITE = """
+import pytest
+
+@pytest.mark.dynpool(2, rate="1/m")
+@pytest.mark.parametrize("n", range(6))
+def test_rated(n):
+    assert False, "fails at once: two failures stop the run"
+"""
+
+
+def test_a_rate_holds_across_workers(pytester: pytest.Pytester) -> None:
+    # Burst 2 (the cap), then one start a minute: over both workers exactly two items
+    # can start before --maxfail=2 stops every worker. Per-worker rates would start four.
+    pytester.makepyfile(test_rate=RATE_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dynpool-workers", "2", "--maxfail=2", "-p", "no:randomly", timeout=120
+    )
+    result.assert_outcomes(failed=2)
+    assert result.ret == pytest.ExitCode.INTERRUPTED

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_dynpool.pytest_version import check_xdist_version
-from pytest_dynpool.xdist_partition import JobItems, partition, split_cap
+from pytest_dynpool.xdist_partition import partition
 
 
 def test_xdist_version_check() -> None:
@@ -16,40 +16,27 @@ def test_xdist_version_check() -> None:
     assert "not supported" in (check_xdist_version("4.0.0") or "")
 
 
-def test_split_cap() -> None:
-    assert split_cap(8, 2) == [4, 4]
-    assert split_cap(3, 2) == [2, 1]
-    assert split_cap(1, 4) == [1]
-    assert split_cap(5, 3) == [2, 2, 1]
-
-
 @given(
     workers=st.integers(1, 5),
-    jobs=st.lists(st.tuples(st.integers(1, 9), st.integers(0, 20), st.booleans()), max_size=6),
+    counts=st.lists(st.integers(0, 20), max_size=6),
     exclusive=st.integers(0, 10),
 )
-def test_partition_gives_every_item_once_and_never_more_than_the_cap(
-    workers: int, jobs: list[tuple[int, int, bool]], exclusive: int
+def test_partition_gives_every_item_once_and_spreads_every_job(
+    workers: int, counts: list[int], exclusive: int
 ) -> None:
-    specs = []
+    jobs = []
     next_index = 0
-    for cap, count, per_worker in jobs:
-        specs.append(JobItems(cap, list(range(next_index, next_index + count)), per_worker))
+    for count in counts:
+        jobs.append(list(range(next_index, next_index + count)))
         next_index += count
     exclusive_items = list(range(next_index, next_index + exclusive))
-    shares = partition(workers, specs, exclusive_items)
-    every = sorted(i for share in shares for i in share.items)
+    parts = partition(workers, jobs, exclusive_items)
+    every = sorted(i for part in parts for i in part)
     assert every == list(range(next_index + exclusive))
-    for job_index, spec in enumerate(specs):
-        holders = [share for share in shares if set(share.items) & set(spec.items)]
-        assert all(job_index in share.caps and share.caps[job_index] >= 1 for share in holders)
-        total = sum(share.caps.get(job_index, 0) for share in shares)
-        if spec.cap_per_worker:
-            assert all(share.caps[job_index] == spec.cap for share in holders)
-        else:
-            assert total <= spec.cap
-            if len(spec.items) >= spec.cap:
-                # The whole cap is usable: shares sum to it unless items run out.
-                assert total == spec.cap or len(holders) < min(spec.cap, workers)
-    sizes = [sum(i in exclusive_items for i in share.items) for share in shares]
+    pooled = [sum(i < next_index for i in part) for part in parts]
+    assert max(pooled) - min(pooled) <= 1  # pooled items spread evenly over the workers
+    for job in jobs:
+        held = [len(set(part) & set(job)) for part in parts]
+        assert max(held) - min(held) <= 1  # and so does each job
+    sizes = [sum(i in exclusive_items for i in part) for part in parts]
     assert max(sizes, default=0) - min(sizes, default=0) <= 1
