@@ -16,12 +16,12 @@ alone, and a small slow job no longer waits behind a big fast one.
 from __future__ import annotations
 
 import heapq
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import clock
 from .limits import Clock, TokenBucket
 from .order import Order, expected_seconds
 
@@ -153,7 +153,7 @@ class CappedScheduler:
         caps: list[int],
         job_of_item: list[int],
         rates: Sequence[float | None] = (),
-        clock: Clock = time.monotonic,
+        clock: Clock = clock.monotonic,
         order: Order = Order.DURATION,
         known_seconds: Sequence[float | None] = (),
     ) -> None:

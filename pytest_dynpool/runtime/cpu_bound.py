@@ -20,6 +20,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from .. import clock
+
 Clock = Callable[[], float]
 
 WINDOW_SECONDS = 0.02
@@ -43,7 +45,7 @@ class CpuBoundGauge:
         *,
         window: float | None = None,
         cpu_clock: Clock = time.process_time,
-        wall_clock: Clock = time.monotonic,
+        wall_clock: Clock = clock.monotonic,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.workers = workers
