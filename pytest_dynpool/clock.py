@@ -8,8 +8,11 @@ timeouts, limits, durations and wall. The functions are captured here at import,
 inside an object (freezegun's scan looks at module attributes only), and every
 reading of time in the plugin goes through this module.
 
-time-machine patches the C functions themselves, which no capture escapes; it
-leaves ``monotonic`` and ``perf_counter`` alone (see README "Limits").
+time-machine instead patches the C functions themselves (``time.time`` and the
+like), which no capture escapes; it leaves ``monotonic`` alone. So the wall
+clock here is the epoch read once at import plus the real monotonic time since:
+neither tool reaches it. It follows the system clock's rate (NTP slews both) but
+not a step of it during the run, which no lease or report here needs.
 """
 
 from __future__ import annotations
@@ -25,14 +28,22 @@ Clock = Callable[[], float]
 class _Captured:
     """The clock functions as they were at import: instance attributes, out of a scan's reach."""
 
-    __slots__ = ("datetime", "monotonic", "perf_counter", "sleep", "time")
+    __slots__ = (
+        "datetime",
+        "epoch_at_import",
+        "monotonic",
+        "monotonic_at_import",
+        "perf_counter",
+        "sleep",
+    )
 
     def __init__(self) -> None:
         self.monotonic: Clock = _time.monotonic
         self.perf_counter: Clock = _time.perf_counter
-        self.time: Clock = _time.time
         self.sleep: Callable[[float], None] = _time.sleep
         self.datetime: type[datetime] = datetime
+        self.monotonic_at_import = self.monotonic()
+        self.epoch_at_import = _time.time()
 
 
 _REAL: Final = _Captured()
@@ -50,7 +61,7 @@ def perf_counter() -> float:
 
 def wall_time() -> float:
     """``time.time()`` (seconds since the epoch), real even while a test fakes time."""
-    return _REAL.time()
+    return _REAL.epoch_at_import + (_REAL.monotonic() - _REAL.monotonic_at_import)
 
 
 def sleep(seconds: float) -> None:
@@ -60,4 +71,4 @@ def sleep(seconds: float) -> None:
 
 def utc_now() -> datetime:
     """``datetime.now(timezone.utc)`` from the real clock and the real ``datetime`` class."""
-    return _REAL.datetime.fromtimestamp(_REAL.time(), timezone.utc)
+    return _REAL.datetime.fromtimestamp(wall_time(), timezone.utc)

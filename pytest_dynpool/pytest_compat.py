@@ -138,10 +138,14 @@ def keep_pytest_timing_real(patches: Patches) -> None:
     frozen (they *are* the ``time`` functions); on one thread that is never read
     mid-freeze, but beside a pooled frozen test pytest would time the other tests,
     and its closing line once a frozen test is abandoned, on the fake clock.
-    Our wrappers are not the ``time`` functions, so freezegun's scan passes them by.
+    Our wrappers are not the ``time`` functions, so freezegun's scan passes them by,
+    if it looks: it caches a module's time attributes until the module's names
+    change (after a freeze earlier in the process, an in-process pytester run, say),
+    so a name of ours is added too, and removed with the rest.
     """
     patches.setattr(timing, "perf_counter", clock.perf_counter)
     patches.setattr(timing, "time", clock.wall_time)
+    patches.setattr(timing, "dynpool_real_clock", True)
 
 
 def replace_terminal_file(patches: Patches, writer: TerminalWriter, file: Any) -> None:
