@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,10 @@ def _assert_sane_times(result: pytest.RunResult, *, pooled: bool) -> None:
     assert all(0 <= report.duration < SANE_SECONDS for report in reports), [
         (report.nodeid, report.when, report.duration) for report in reports
     ]
+    now = time.time()  # this process's clock is not frozen now
+    assert all(abs(report.stop - now) < SANE_SECONDS for report in reports), [
+        (report.nodeid, report.when, report.stop) for report in reports
+    ]
     if pooled:
         assert _seconds(r"wall (\d+\.\d+)s", text) < SANE_SECONDS
 
@@ -106,9 +111,7 @@ def test_a_frozen_clock_in_one_test_is_not_the_pools(
 ) -> None:
     pytest.importorskip(faker)
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(
-        test_clock=FREEZEGUN_TEST if faker == "freezegun" else TIME_MACHINE_TEST
-    )
+    pytester.makepyfile(test_clock=FREEZEGUN_TEST if faker == "freezegun" else TIME_MACHINE_TEST)
     plain = pytester.runpytest("-p", "no:dynpool")
     report = tmp_path / "report.json"
     pooled = pytester.runpytest(*POOL, f"--dynpool-report={report}")
