@@ -34,12 +34,14 @@ class _Captured:
         "monotonic",
         "monotonic_at_import",
         "perf_counter",
+        "process_time",
         "sleep",
     )
 
     def __init__(self) -> None:
         self.monotonic: Clock = _time.monotonic
         self.perf_counter: Clock = _time.perf_counter
+        self.process_time: Clock = _time.process_time
         self.sleep: Callable[[float], None] = _time.sleep
         self.datetime: type[datetime] = datetime
         self.monotonic_at_import = self.monotonic()
@@ -62,6 +64,11 @@ def perf_counter() -> float:
 def wall_time() -> float:
     """``time.time()`` (seconds since the epoch), real even while a test fakes time."""
     return _REAL.epoch_at_import + (_REAL.monotonic() - _REAL.monotonic_at_import)
+
+
+def process_time() -> float:
+    """``time.process_time()``: CPU time of the process (no tool above fakes it)."""
+    return _REAL.process_time()
 
 
 def sleep(seconds: float) -> None:

@@ -17,7 +17,6 @@ waits at most about a window longer.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 
 from .. import clock
@@ -44,7 +43,7 @@ class CpuBoundGauge:
         workers: int,
         *,
         window: float | None = None,
-        cpu_clock: Clock = time.process_time,
+        cpu_clock: Clock = clock.process_time,
         wall_clock: Clock = clock.monotonic,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
