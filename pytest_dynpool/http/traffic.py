@@ -8,12 +8,12 @@ same one. No pytest and no httpx here.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .. import clock
 from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, TokenBucket
 from ..model import Job, Rate
 from .shared_limits import SharedRequestLimits
@@ -63,7 +63,7 @@ class JobTraffic:
     """
 
     def __init__(
-        self, job: Job, clock: Clock = time.monotonic, shared: SharedRequestLimits | None = None
+        self, job: Job, clock: Clock = clock.monotonic, shared: SharedRequestLimits | None = None
     ) -> None:
         self.job = job
         # The run's shared limits store (SQLite, Redis): its limits apply on top of ours.
@@ -212,7 +212,7 @@ class TrafficRegistry:
 
     def __init__(
         self,
-        clock: Clock = time.monotonic,
+        clock: Clock = clock.monotonic,
         shared_store: Callable[[], StoreGate | None] = lambda: None,
     ) -> None:
         self._clock = clock
