@@ -164,8 +164,10 @@ class _PerScopeInstance:
 
     def _attributes(self, fixturedef: FixtureDef[Any], create: bool) -> dict[str, Any] | None:
         item = CURRENT_ITEM.get() if self._per_instance else None
-        store = _store_for(item)
-        if store is None or item is None:
+        if item is None:
+            return fixturedef.__dict__
+        store = item.config.stash.get(FIXTURE_STORE_KEY, None)
+        if store is None:
             return fixturedef.__dict__
         key = store.key(fixturedef, item)
         instance = store.get_or_create(key) if create else store.find(key)
