@@ -23,6 +23,41 @@ SHARD_SECONDS = 180
 
 CONFTEST = '''
 import os
+import threading
+
+from pytest_dynpool.backends.gate import StoreGate
+
+_RECORDING = threading.Lock()
+_UNDO = []
+
+
+def pytest_configure(config):
+    """With GRANTS_FILE set, append the store's time of every request token it grants
+    (to GRANTS_FILE.<shard>).
+
+    The store's own clock at the grant is what GCRA bounds; arrival times at a server
+    add scheduling jitter on the way.
+    """
+    path = os.environ.get("GRANTS_FILE")
+    if not path:
+        return
+    path = f"{path}.{os.environ['SHARD']}"
+    take_token = StoreGate.take_token
+
+    def recording(self, job, per_second, burst):
+        token = take_token(self, job, per_second, burst)
+        if token.wait == 0.0:
+            with _RECORDING, open(path, "a") as out:
+                out.write(f"{job}\\t{token.at!r}\\n")
+        return token
+
+    StoreGate.take_token = recording
+    _UNDO.append(lambda: setattr(StoreGate, "take_token", take_token))
+
+
+def pytest_unconfigure(config):
+    while _UNDO:
+        _UNDO.pop()()
 
 
 def pytest_collection_modifyitems(config, items):

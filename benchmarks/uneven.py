@@ -102,7 +102,7 @@ def simulate(workers: int, jobs: tuple[UnevenJob, ...], order: Order) -> float:
         if not running:
             return clock
         clock, item = heapq.heappop(running)
-        scheduler.complete(item)
+        scheduler.complete(item, durations[item])
 
 
 def nominal_bound(case: Case) -> float:

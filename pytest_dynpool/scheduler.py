@@ -8,9 +8,13 @@ adaptive mode moves at run time (``set_cap``).
 
 The order (``Order``) decides which runnable job goes first. By duration, the
 default, each item has an expected duration (measured by an earlier run, else
-an estimate) and the job with the most remaining work per slot goes first,
-its longest items first: a long item collected last no longer ends the run
-alone, and a small slow job no longer waits behind a big fast one.
+its job's median, else the longest seen) and the job with the most remaining work per
+slot goes first, its longest items first: a long item collected last no longer
+ends the run alone, and a small slow job no longer waits behind a big fast one.
+The estimates learn during the run (``complete`` with the item's seconds), and
+the first item of each unknown job, then of each unknown group (test function),
+starts before the others: on a first run, with nothing kept, a slow job is found
+out early instead of last.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .estimates import Estimates
 from .limits import Clock, TokenBucket
-from .order import Order, expected_seconds
+from .order import Order
 
 
 class Scheduler(Protocol):
@@ -36,8 +41,8 @@ class Scheduler(Protocol):
     def next_dispatch(self) -> int | None:
         """Claim the next item to run, or None when nothing may start now."""
 
-    def complete(self, item: int) -> None:
-        """Give back the slot of a finished item."""
+    def complete(self, item: int, seconds: float | None = None) -> None:
+        """Give back the slot of a finished item; ``seconds``: how long it took, if measured."""
 
     def put_back(self, item: int, defer_seconds: float | None) -> None:
         """Undo the ``next_dispatch`` that returned ``item`` and ``defer`` its job.
@@ -108,6 +113,10 @@ class LocalSlotGate:
         pass
 
 
+Entry = tuple[float, float, int, int, int]
+"""A job on a heap: (key, second key, its first collected item, job index, generation)."""
+
+
 @dataclass
 class JobQueue:
     """Run-time state of one job inside the scheduler."""
@@ -115,23 +124,26 @@ class JobQueue:
     cap: int
     first_index: int
     waiting: deque[int] = field(default_factory=deque)
+    """Its items not yet started (count and collection orders; by duration see ``Estimates``)."""
+    left: int = 0
+    """How many of its items have not started."""
     in_flight: int = 0
     peak: int = 0
     queued_in_heap: bool = False
+    # Heap entries of another generation are stale (the job was popped or re-keyed since).
+    heap_generation: int = 0
     starts: TokenBucket | None = None
     # Parked: out of start tokens, or deferred. A park entry with another
     # generation than the job's is stale and ignored.
     parked: bool = False
     park_generation: int = 0
-    work: float = 0.0
-    """Expected seconds of the waiting items (duration order only)."""
     # The time integral of the concurrency the job was allowed, max(cap, in flight)
     # within the pool, since the run started; see ``CappedScheduler.mean_cap``.
     allowed_seconds: float = 0.0
     allowed_since: float = 0.0
 
     def runnable(self) -> bool:
-        return bool(self.waiting) and self.in_flight < self.cap and not self.parked
+        return self.left > 0 and self.in_flight < self.cap and not self.parked
 
 
 class CappedScheduler:
@@ -156,6 +168,7 @@ class CappedScheduler:
         clock: Clock = time.monotonic,
         order: Order = Order.DURATION,
         known_seconds: Sequence[float | None] = (),
+        group_of_item: Sequence[int] = (),
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -171,26 +184,29 @@ class CappedScheduler:
             first = len(job_of_item) + job_index
             self.jobs.append(JobQueue(cap=cap, first_index=first, allowed_since=started))
         self._job_of_item = job_of_item
-        self._seconds: list[float] = []
-        self._seconds_known = any(seconds is not None for seconds in known_seconds)
-        items: Sequence[int] = range(len(job_of_item))
+        self._estimates: Estimates | None = None
         if order is Order.DURATION:
-            self._seconds = expected_seconds(job_of_item, known_seconds)
-            # Longest first within each job, ties in collection order.
-            items = sorted(items, key=lambda item: -self._seconds[item])
-        for item in items:
-            job_index = job_of_item[item]
+            self._estimates = Estimates(len(caps), job_of_item, list(known_seconds), group_of_item)
+        for item, job_index in enumerate(job_of_item):
             job = self.jobs[job_index]
             job.first_index = min(job.first_index, item)
-            job.waiting.append(item)
-            if self._seconds:
-                job.work += self._seconds[item]
+            job.left += 1
+            if self._estimates is None:
+                job.waiting.append(item)
         self._per_second: list[float | None] = [None] * len(caps)
         for job_index, (job, per_second) in enumerate(zip(self.jobs, rates, strict=False)):
             if per_second is not None:
                 job.starts = TokenBucket(per_second, burst=job.cap, clock=clock)
                 self._per_second[job_index] = per_second
-        self._heap: list[tuple[float, int, int]] = []
+        # Entries: (key, key, first collected item, job, generation). The count and collection
+        # orders, and jobs with a known duration, use ``_heap``. Jobs never measured are
+        # expected to take one figure per item (``unmeasured_per_item``) that moves as
+        # items finish: they wait in ``_unmeasured`` keyed by (probe rank, -items per
+        # slot), which that figure scales alike, and, when rated, in ``_unmeasured_rated``
+        # by -items per token per second; the best of the three tops goes (``_best_heap``).
+        self._heap: list[Entry] = []
+        self._unmeasured: list[Entry] = []
+        self._unmeasured_rated: list[Entry] = []
         self._parked: list[tuple[float, int, int]] = []  # (until, generation, job)
         self._in_flight = 0
         self._pending = len(job_of_item)
@@ -217,26 +233,80 @@ class CappedScheduler:
     def peak_in_flight(self) -> int:
         return self._peak_in_flight
 
-    def _key(self, job_index: int, job: JobQueue) -> float:
-        """Smaller goes first."""
-        if self.order is Order.COLLECTION:
-            return float(job.waiting[0])
-        if self.order is Order.COUNT:
-            # Remaining rounds at full cap: the job that needs most rounds starts first.
-            return -len(job.waiting) / job.cap
-        drain = job.work / min(job.cap, self.workers)
+    def _slots(self, job: JobQueue) -> int:
+        return min(job.cap, self.workers)
+
+    def _drain(self, job_index: int, job: JobQueue, estimates: Estimates) -> float:
+        """Seconds the job needs at least to run its waiting items (duration order)."""
+        drain = estimates.remaining(job_index) / self._slots(job)
         per_second = self._per_second[job_index]
-        if per_second is not None and self._seconds_known:
+        if per_second is not None and estimates.anything_known:
             # A job held to a rate cannot drain faster than its start tokens come.
-            drain = max(drain, len(job.waiting) / per_second)
-        return -drain
+            drain = max(drain, job.left / per_second)
+        return drain
 
     def _offer(self, job_index: int) -> None:
         job = self.jobs[job_index]
-        if job.runnable() and not job.queued_in_heap:
-            job.queued_in_heap = True
-            key = self._key(job_index, job)
-            heapq.heappush(self._heap, (key, job.first_index, job_index))
+        if not job.runnable() or job.queued_in_heap:
+            return
+        job.queued_in_heap = True
+        entry = (job.first_index, job_index, job.heap_generation)
+        estimates = self._estimates
+        if self.order is Order.COLLECTION:
+            heapq.heappush(self._heap, (float(job.waiting[0]), 0.0, *entry))
+        elif estimates is None:
+            # Remaining rounds at full cap: the job that needs most rounds starts first.
+            heapq.heappush(self._heap, (-job.left / job.cap, 0.0, *entry))
+        elif estimates.is_measured(job_index):
+            heapq.heappush(self._heap, (-self._drain(job_index, job, estimates), 0.0, *entry))
+        else:
+            rank = estimates.probe_rank(job_index)
+            heapq.heappush(self._unmeasured, (rank, -job.left / self._slots(job), *entry))
+            per_second = self._per_second[job_index]
+            if per_second is not None:
+                heapq.heappush(self._unmeasured_rated, (-job.left / per_second, 0.0, *entry))
+        if len(self._heap) + len(self._unmeasured) > 4 * len(self.jobs) + 64:
+            self._compact()
+
+    def _refresh(self, job_index: int) -> None:
+        """The job's key changed: its heap entries go stale and it is offered again."""
+        job = self.jobs[job_index]
+        if job.queued_in_heap:
+            job.queued_in_heap = False
+            job.heap_generation += 1
+            self._offer(job_index)
+
+    def _valid(self, entry: Entry) -> bool:
+        job = self.jobs[entry[3]]
+        return job.queued_in_heap and job.heap_generation == entry[4]
+
+    def _compact(self) -> None:
+        """Drop stale entries, so that every heap stays O(jobs) long."""
+        for heap in (self._heap, self._unmeasured, self._unmeasured_rated):
+            heap[:] = [entry for entry in heap if self._valid(entry)]
+            heapq.heapify(heap)
+
+    def _best_heap(self) -> list[Entry] | None:
+        """The heap whose top is the job to serve next; stale tops are dropped on the way."""
+        for heap in (self._heap, self._unmeasured, self._unmeasured_rated):
+            while heap and not self._valid(heap[0]):
+                heapq.heappop(heap)
+        estimates = self._estimates
+        if self._unmeasured and self._unmeasured[0][0] < 2.0:
+            return self._unmeasured  # a probe: an unknown group's first item is cheap news
+        # (drain as a negative number, first collected item, heap): the smallest goes first.
+        candidates: list[tuple[float, int, list[Entry]]] = []
+        if self._heap:
+            candidates.append((self._heap[0][0], self._heap[0][2], self._heap))
+        if self._unmeasured and estimates is not None:
+            top = self._unmeasured[0]
+            candidates.append((top[1] * estimates.unmeasured_per_item(), top[2], self._unmeasured))
+        if self._unmeasured_rated and estimates is not None and estimates.anything_known:
+            top = self._unmeasured_rated[0]
+            candidates.append((top[0], top[2], self._unmeasured_rated))
+        if not candidates:
+            return None
+        return min(candidates, key=lambda candidate: candidate[:2])[2]
 
     def _unblock_due(self, now: float) -> None:
         while self._parked and self._parked[0][0] <= now:
@@ -261,10 +331,11 @@ class CappedScheduler:
         """The first job on the heap that may start an item now, with its start token."""
         now = self._clock()
         self._unblock_due(now)
-        while self._heap:
-            _, _, job_index = heapq.heappop(self._heap)
+        while (heap := self._best_heap()) is not None:
+            job_index = heapq.heappop(heap)[3]
             job = self.jobs[job_index]
             job.queued_in_heap = False
+            job.heap_generation += 1  # its entries in the other heaps are stale now
             if not job.runnable():
                 continue  # its cap went down, or it was parked, while it waited on the heap
             wait = job.starts.take() if job.starts is not None else 0.0
@@ -299,9 +370,11 @@ class CappedScheduler:
             raise ValueError(f"item {item} is not the last one dispatched")
         _, self._peak_in_flight, job.peak = self._undo_peaks
         self._undo_peaks = None
-        job.waiting.appendleft(item)
-        if self._seconds:
-            job.work += self._seconds[item]
+        if self._estimates is None:
+            job.waiting.appendleft(item)
+        else:
+            self._estimates.put_back(job_index, item)
+        job.left += 1
         job.in_flight -= 1
         self._in_flight -= 1
         self._pending += 1
@@ -340,16 +413,15 @@ class CappedScheduler:
         return job.allowed_seconds / elapsed
 
     def next_dispatch(self) -> int | None:
-        if self._in_flight >= self.workers or not (self._heap or self._parked):
+        if self._in_flight >= self.workers or self._pending == 0:
             return None
         job_index = self._pop_startable()
         if job_index is None:
             return None
         job = self.jobs[job_index]
-        item = job.waiting.popleft()
-        if self._seconds:
-            job.work -= self._seconds[item]
+        item = job.waiting.popleft() if self._estimates is None else self._estimates.take(job_index)
         self._undo_peaks = (item, self._peak_in_flight, job.peak)
+        job.left -= 1
         job.in_flight += 1
         job.peak = max(job.peak, job.in_flight)
         self._in_flight += 1
@@ -358,7 +430,8 @@ class CappedScheduler:
         self._offer(job_index)
         return item
 
-    def complete(self, item: int) -> None:
+    def complete(self, item: int, seconds: float | None = None) -> None:
+        """Give back the item's slot; its measured ``seconds`` teach the duration order."""
         job_index = self._job_of_item[item]
         job = self.jobs[job_index]
         if job.in_flight <= 0:
@@ -367,4 +440,7 @@ class CappedScheduler:
             self._integrate_allowed(job)  # the allowance goes down with in flight
         job.in_flight -= 1
         self._in_flight -= 1
+        if self._estimates is not None and seconds is not None and seconds >= 0.0:
+            self._estimates.learn(job_index, seconds)
+            self._refresh(job_index)
         self._offer(job_index)

@@ -58,7 +58,7 @@ def take_tokens(
     taken: list[float] = []
     try:
         while len(taken) < count:
-            wait = backend.take_token(job, per_second, burst)
+            wait = backend.take_token(job, per_second, burst).wait
             if wait:
                 time.sleep(wait)
                 continue

@@ -107,10 +107,10 @@ def test_a_wait_without_a_release_times_out(backend: LimitsBackend) -> None:
 
 def test_rate_tokens_come_in_a_burst_then_one_per_interval(backend: LimitsBackend) -> None:
     per_second = 1 / 60  # one a minute: no stall of this test can refill a token
-    waits = [backend.take_token("slow", per_second, 3) for _ in range(4)]
+    waits = [backend.take_token("slow", per_second, 3).wait for _ in range(4)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert 0.0 < waits[3] <= 60.0
-    assert backend.take_token("other", per_second, 1) == 0.0
+    assert backend.take_token("other", per_second, 1).wait == 0.0
 
 
 def test_rate_arguments_are_checked(backend: LimitsBackend) -> None:

@@ -116,9 +116,11 @@ def test_fault_with_one_worker_ends_exactly_as_plain_pytest(
     pytester.makeini(INI)
     pytester.makeconftest(fault.conftest)
     pytester.makepyfile(test_faults=POOLED_TESTS.format(cap=1, body=fault.body))
-    # One job of each at a time and one worker: plain pytest's order.
+    # One job of each at a time, one worker, collection order: plain pytest's order.
     plain, plain_started = run(pytester, "-p", "no:dynpool")
-    pooled, pooled_started = run(pytester, "--dynpool-workers", "1", "-p", "no:randomly")
+    pooled, pooled_started = run(
+        pytester, "--dynpool-workers", "1", "--dynpool-order", "collection", "-p", "no:randomly"
+    )
     assert pooled.ret == plain.ret != pytest.ExitCode.OK
     assert outcomes_by_nodeid(pooled) == outcomes_by_nodeid(plain)
     if fault.internal_error:

@@ -23,22 +23,23 @@ def run_greedy(per_second: float, burst: int, count: int) -> list[float]:
     limiter = GcraLimiter(clock)
     granted: list[float] = []
     while len(granted) < count:
-        wait = limiter.take("job", per_second, burst)
-        if wait:
-            clock.now += wait
+        token = limiter.take("job", per_second, burst)
+        assert token.at == clock.now  # the limiter's own clock at the decision
+        if token.wait:
+            clock.now += token.wait
         else:
-            granted.append(clock.now)
+            granted.append(token.at)
     return granted
 
 
 def test_a_full_burst_then_one_per_interval() -> None:
     clock = FakeClock()
     limiter = GcraLimiter(clock)
-    assert [limiter.take("job", 10.0, 3) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.take("job", 10.0, 3) == pytest.approx(0.1)
+    assert [limiter.take("job", 10.0, 3).wait for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("job", 10.0, 3).wait == pytest.approx(0.1)
     clock.now += 0.1
-    assert limiter.take("job", 10.0, 3) == 0.0
-    assert limiter.take("job", 10.0, 3) == pytest.approx(0.1)
+    assert limiter.take("job", 10.0, 3).wait == 0.0
+    assert limiter.take("job", 10.0, 3).wait == pytest.approx(0.1)
 
 
 def test_a_refusal_leaves_the_tat_alone() -> None:
@@ -55,14 +56,14 @@ def test_an_idle_job_saves_up_no_more_than_its_burst() -> None:
     limiter = GcraLimiter(clock)
     limiter.take("job", 1.0, 2)
     clock.now += 3600.0
-    assert [limiter.take("job", 1.0, 2) for _ in range(3)][2] > 0.0
+    assert [limiter.take("job", 1.0, 2).wait for _ in range(3)][2] > 0.0
 
 
 def test_jobs_have_their_own_tat() -> None:
     limiter = GcraLimiter(FakeClock())
-    assert limiter.take("a", 1.0, 1) == 0.0
-    assert limiter.take("b", 1.0, 1) == 0.0
-    assert limiter.take("a", 1.0, 1) > 0.0
+    assert limiter.take("a", 1.0, 1).wait == 0.0
+    assert limiter.take("b", 1.0, 1).wait == 0.0
+    assert limiter.take("a", 1.0, 1).wait > 0.0
 
 
 @given(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import heapq
 import random
+import statistics
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_dynpool.order import UNKNOWN_SECONDS, Order, expected_seconds
+from pytest_dynpool.estimates import UNKNOWN_SECONDS, Estimates, RunningMedian
+from pytest_dynpool.order import Order
 from pytest_dynpool.scheduler import CappedScheduler
 
 
@@ -96,7 +98,9 @@ def test_invariants_while_effective_caps_move(
             job = job_of_item[item]
             assert per_job[job] <= current[job]
         assert len(in_flight) <= workers
-        assert len(scheduler._heap) <= len(caps)
+        # Stale heap entries are dropped lazily, but never pile up beyond O(jobs).
+        heaps = (scheduler._heap, scheduler._unmeasured, scheduler._unmeasured_rated)
+        assert sum(map(len, heaps)) <= 2 * (4 * len(caps) + 65)
         if len(in_flight) < workers:
             for job in range(len(caps)):
                 waiting = sum(
@@ -124,8 +128,12 @@ def makespan(
     job_of_item: list[int],
     order: Order,
     known: bool = True,
+    learn: bool = True,
 ) -> float:
-    """Replay a run on a fake clock with exact durations: when the last item ends."""
+    """Replay a run on a fake clock with exact durations: when the last item ends.
+
+    ``learn``: each completion tells the scheduler the item's duration, as the pool does.
+    """
     scheduler = CappedScheduler(
         workers, caps, job_of_item, order=order, known_seconds=durations if known else ()
     )
@@ -137,7 +145,7 @@ def makespan(
         if not running:
             return clock
         clock, item = heapq.heappop(running)
-        scheduler.complete(item)
+        scheduler.complete(item, durations[item] if learn else None)
 
 
 def test_duration_order_starts_a_long_item_collected_last_first() -> None:
@@ -162,13 +170,72 @@ def test_duration_order_starts_a_small_slow_job_before_a_big_fast_one() -> None:
     assert makespan(4, [4, 1], durations, job_of_item, Order.COUNT) > 2.5
 
 
-def test_unknown_items_get_their_jobs_median_else_the_runs_median() -> None:
-    job_of_item = [0, 0, 0, 0, 1, 1]
-    known = [1.0, 3.0, 10.0, None, None, None]
-    assert expected_seconds(job_of_item, known) == [1.0, 3.0, 10.0, 3.0, 3.0, 3.0]
-    assert expected_seconds([0, 1], [None, None]) == [UNKNOWN_SECONDS] * 2
+def test_unknown_items_get_their_jobs_median_else_the_longest_seen() -> None:
+    estimates = Estimates(2, [0, 0, 0, 0, 1, 1], [1.0, 3.0, 10.0, None, None, None])
+    assert (estimates.per_item(0), estimates.per_item(1)) == (3.0, 10.0)
+    assert estimates.remaining(0) == 1.0 + 3.0 + 10.0 + 3.0
+    assert Estimates(2, [0, 1], [None, None]).per_item(1) == UNKNOWN_SECONDS
     # Fewer known figures than items (new items at the end): unknown.
-    assert expected_seconds([0, 0, 0], [2.0]) == [2.0, 2.0, 2.0]
+    assert Estimates(1, [0, 0, 0], [2.0]).remaining(0) == 6.0
+
+
+def test_a_measured_duration_moves_its_jobs_median_and_the_longest() -> None:
+    estimates = Estimates(3, [0, 0, 1, 1, 2], [])
+    estimates.learn(0, 4.0)
+    assert (estimates.per_item(0), estimates.per_item(1)) == (4.0, 4.0)  # job 1: the longest
+    estimates.learn(1, 1.0)
+    estimates.learn(1, 2.0)
+    estimates.learn(0, 6.0)
+    assert [estimates.per_item(job) for job in range(3)] == [5.0, 1.5, 6.0]
+
+
+def test_each_unknown_function_starts_one_item_early() -> None:
+    # One job, two functions (groups): 0-3 and 4; the first of each goes first, then the rest.
+    estimates = Estimates(1, [0] * 5, [], group_of_item=[0, 0, 0, 0, 1])
+    assert estimates.probe_rank(0) == 0.0
+    assert [estimates.take(0) for _ in range(2)] == [0, 4]
+    assert estimates.probe_rank(0) == 2.0
+    assert [estimates.take(0) for _ in range(3)] == [1, 2, 3]
+
+
+@settings(deadline=None)
+@given(st.lists(st.floats(0.0, 1e6), min_size=1, max_size=50))
+def test_running_median_is_the_median(values: list[float]) -> None:
+    median = RunningMedian()
+    for count, value in enumerate(values, start=1):
+        median.add(value)
+        assert len(median) == count
+        assert median.median() == pytest.approx(statistics.median(values[:count]))
+
+
+def test_a_slow_job_found_out_by_its_first_item_goes_first_on_a_first_run() -> None:
+    """Nothing known: each job starts one item first, and what it took re-keys its job."""
+    durations = [0.02] * 160 + [0.6] * 3
+    job_of_item = [0] * 160 + [1] * 3
+    scheduler = CappedScheduler(4, [4, 1], job_of_item)
+    assert sorted(drain(scheduler)) == [0, 1, 2, 160]  # the slow job's first item among them
+    first_run = makespan(4, [4, 1], durations, job_of_item, Order.DURATION, known=False)
+    assert first_run == pytest.approx(1.8)  # as if its durations had been known
+    assert makespan(4, [4, 1], durations, job_of_item, Order.COUNT) > 2.5
+    blind = makespan(4, [4, 1], durations, job_of_item, Order.DURATION, known=False, learn=False)
+    assert blind == pytest.approx(2.1)  # the early first item alone is not enough: learning is
+
+
+def test_a_completion_re_keys_its_job() -> None:
+    # Two unknown jobs of two items, one worker: each starts one item (0, then 2); job 1's
+    # took 5 s against job 0's 1 s, so job 1's last item goes before job 0's.
+    scheduler = CappedScheduler(1, [1, 1], [0, 0, 1, 1])
+    assert scheduler.next_dispatch() == 0
+    scheduler.complete(0, 1.0)
+    assert scheduler.next_dispatch() == 2
+    scheduler.complete(2, 5.0)
+    assert scheduler.next_dispatch() == 3
+    # Not told the durations, the count order's tie (collection order) decides.
+    blind = CappedScheduler(1, [1, 1], [0, 0, 1, 1])
+    for item in (0, 2):
+        assert blind.next_dispatch() == item
+        blind.complete(item)
+    assert blind.next_dispatch() == 1
 
 
 def test_a_job_of_new_items_is_weighed_by_the_runs_median() -> None:
@@ -250,7 +317,9 @@ def test_invariants_under_random_completion_order(
             per_job[job_of_item[item]] += 1
         assert all(count <= cap for count, cap in zip(per_job, caps, strict=True))
         assert len(in_flight) <= workers
-        assert len(scheduler._heap) <= len(caps)
+        # Stale heap entries are dropped lazily, but never pile up beyond O(jobs).
+        heaps = (scheduler._heap, scheduler._unmeasured, scheduler._unmeasured_rated)
+        assert sum(map(len, heaps)) <= 2 * (4 * len(caps) + 65)
         if len(in_flight) < workers:
             for job, cap in enumerate(caps):
                 waiting = any(
@@ -259,33 +328,39 @@ def test_invariants_under_random_completion_order(
                 assert not waiting or per_job[job] == cap
         if not in_flight:
             break
-        scheduler.complete(in_flight.pop(rng.randrange(len(in_flight))))
+        item = in_flight.pop(rng.randrange(len(in_flight)))
+        scheduler.complete(item, rng.choice([None, known[item], rng.uniform(0.0, 10.0)]))
     assert sorted(dispatched) == list(range(len(job_of_item)))
     assert scheduler.pending == 0
     assert scheduler.in_flight == 0
 
 
 @settings(max_examples=200, deadline=None)
-@given(workloads())
-def test_with_nothing_known_duration_order_is_count_order(
-    workload: tuple[int, list[int], list[int], int],
+@given(workloads(), st.lists(st.floats(0.0, 10.0), min_size=60, max_size=60))
+def test_with_nothing_known_each_job_starts_one_item_first(
+    workload: tuple[int, list[int], list[int], int], seconds: list[float]
 ) -> None:
-    """The first run (no durations yet) dispatches exactly as the count order did."""
+    """A first run: every job starts its first item, most items per slot first, before
+    any job starts a second, whatever the completions teach in between."""
     workers, caps, job_of_item, seed = workload
-    caps = [min(cap, workers) for cap in caps]  # the duration order counts slots in the pool
-    by_count = CappedScheduler(workers, caps, job_of_item, order=Order.COUNT)
-    by_duration = CappedScheduler(workers, caps, job_of_item, order=Order.DURATION)
+    scheduler = CappedScheduler(workers, caps, job_of_item, order=Order.DURATION)
     rng = random.Random(seed)
+    started: list[int] = []
     in_flight: list[int] = []
     while True:
-        started = drain(by_count)
-        assert drain(by_duration) == started
-        in_flight += started
+        batch = drain(scheduler)
+        started += batch
+        in_flight += batch
         if not in_flight:
             break
         item = in_flight.pop(rng.randrange(len(in_flight)))
-        by_count.complete(item)
-        by_duration.complete(item)
+        scheduler.complete(item, seconds[item])
+    jobs = sorted(set(job_of_item))
+    first_jobs = [job_of_item[item] for item in started[: len(jobs)]]
+    size = {job: job_of_item.count(job) / min(caps[job], workers) for job in jobs}
+    by_count = sorted(jobs, key=lambda job: (-size[job], job_of_item.index(job)))
+    assert first_jobs == by_count
+    assert sorted(started) == list(range(len(job_of_item)))
 
 
 @settings(max_examples=200, deadline=None)

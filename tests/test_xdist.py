@@ -92,6 +92,10 @@ def test_caps_hold_across_two_workers_and_every_test_is_reported_once(
         "2",
         "--dynpool-workers",
         "4",
+        # The gates need each job filled to its cap before the pool spreads (count order);
+        # a first run by duration starts one test of each job first.
+        "--dynpool-order",
+        "count",
         "-rA",
         "--junitxml=junit.xml",
         "-p",

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from .gcra import Token
+
 # Why 10 s: the heartbeat renews every third of it (3.3 s), so a lease survives two
 # missed renewals (a store or a CI machine stalled for ~6 s); a SIGKILLed process gives
 # its slots back within 10 s, small beside a CI job's minutes. Shorter costs store
@@ -107,11 +109,11 @@ class LimitsBackend(Protocol):
         the caller tries ``acquire`` again. Never a busy loop.
         """
 
-    def take_token(self, job: str, per_second: float, burst: int) -> float:
-        """GCRA: take a rate token of ``job`` (0.0) or say how many seconds until one is there.
+    def take_token(self, job: str, per_second: float, burst: int) -> Token:
+        """GCRA: take a rate token of ``job`` (wait 0.0) or say how many seconds until one is.
 
         One theoretical arrival time per job, updated atomically; a refusal
-        changes nothing.
+        changes nothing. ``Token.at`` is the store's clock at the decision.
         """
 
     def read_state(self, job: str) -> SharedJobState:
@@ -208,6 +210,7 @@ __all__ = [
     "Lease",
     "LimitsBackend",
     "SharedJobState",
+    "Token",
     "open_backend",
     "redact",
     "request_slots",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import BackendError, Lease, LimitsBackend, SharedJobState
+from . import BackendError, Lease, LimitsBackend, SharedJobState, Token
 from .heartbeat import LeaseKeeper
 from .waiting import poll_delays
 
@@ -149,7 +149,7 @@ class StoreGate:
             if lease is None:
                 return Refused(None)
             if per_second is not None:
-                wait = self.backend.take_token(job, per_second, burst)
+                wait = self.backend.take_token(job, per_second, burst).wait
                 if wait > 0.0:
                     self.backend.release(lease)  # a slot is not held while its token is due
                     return Refused(wait)
@@ -197,7 +197,7 @@ class StoreGate:
         except BackendError as error:
             raise self._fail(str(error)) from error
 
-    def take_token(self, job: str, per_second: float, burst: int) -> float:
+    def take_token(self, job: str, per_second: float, burst: int) -> Token:
         """The store's GCRA (``LimitsBackend.take_token``); StoreFailed when it fails."""
         return self._ask(self.backend.take_token, job, per_second, burst)
 

@@ -29,6 +29,19 @@ class GcraDecision:
     tat: float
 
 
+@dataclass(frozen=True)
+class Token:
+    """A store's answer to a rate token request, on the store's own clock.
+
+    ``wait`` 0.0: the token was taken, at ``at`` (seconds); else the seconds until
+    one is there. The grant times are what GCRA bounds exactly: no window of one
+    second holds more than rate + burst of them, whatever the network does later.
+    """
+
+    wait: float
+    at: float
+
+
 def check_rate(per_second: float, burst: int) -> None:
     if not per_second > 0 or burst < 1:
         raise ValueError("a rate needs per_second > 0 and burst >= 1")
@@ -53,11 +66,12 @@ class GcraLimiter:
         self._lock = threading.Lock()
         self._tats: dict[str, float] = {}
 
-    def take(self, job: str, per_second: float, burst: int) -> float:
-        """0.0 when a token was taken, else the seconds until one is there."""
+    def take(self, job: str, per_second: float, burst: int) -> Token:
+        """A token taken (wait 0.0), else the seconds until one is there."""
         check_rate(per_second, burst)
         with self._lock:
-            decision = gcra_step(self._tats.get(job), self._clock(), per_second, burst)
+            now = self._clock()
+            decision = gcra_step(self._tats.get(job), now, per_second, burst)
             if decision.wait == 0.0:
                 self._tats[job] = decision.tat
-            return decision.wait
+            return Token(decision.wait, now)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import Lease, SharedJobState
-from .gcra import Clock, GcraLimiter
+from .gcra import Clock, GcraLimiter, Token
 from .waiting import ReleaseMarks
 
 
@@ -80,7 +80,7 @@ class MemoryBackend:
         with self._released:
             return self._released.wait_for(released, max(0.0, timeout))
 
-    def take_token(self, job: str, per_second: float, burst: int) -> float:
+    def take_token(self, job: str, per_second: float, burst: int) -> Token:
         return self._rates.take(job, per_second, burst)
 
     def read_state(self, job: str) -> SharedJobState:

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import IDLE_SECONDS, BackendError, Lease, SharedJobState, redact
 from . import redis_scripts as lua
-from .gcra import check_rate
+from .gcra import Token, check_rate
 
 INSTALL_HINT = "the redis backend needs the redis package: pip install 'pytest-dynpool[redis]'"
 # A store that does not answer within this is lost: fail closed rather than wait on.
@@ -132,13 +132,13 @@ class RedisBackend:
             raise BackendError(f"{self.url}: the Redis limits store failed: {error}") from error
         return woken is not None
 
-    def take_token(self, job: str, per_second: float, burst: int) -> float:
+    def take_token(self, job: str, per_second: float, burst: int) -> Token:
         check_rate(per_second, burst)
         interval_us = _MICROS / per_second
-        wait_us = self._call(
+        wait_us, now_us = self._call(
             "take_token", [self._key(job, "tat")], [interval_us, interval_us * (burst - 1)]
         )
-        return int(wait_us) / _MICROS
+        return Token(int(wait_us) / _MICROS, int(now_us) / _MICROS)
 
     def read_state(self, job: str) -> SharedJobState:
         cap, pause_us = self._call("read_state", [self._key(job, "state")], [])

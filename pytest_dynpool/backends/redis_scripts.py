@@ -78,7 +78,7 @@ return math.max(0, tonumber(first[2]) - now)
 """
 )
 
-# KEYS: tat. ARGV: interval_us, tolerance_us. 0 when taken, else microseconds to wait.
+# KEYS: tat. ARGV: interval_us, tolerance_us. {0, now_us} when taken, else {us to wait, now_us}.
 # The same arithmetic as gcra.gcra_step, on Redis's clock.
 TAKE_TOKEN = (
     _NOW
@@ -90,10 +90,10 @@ if tat < now then
 end
 local ahead = tat - now
 if ahead > tonumber(ARGV[2]) then
-  return math.ceil(ahead - tonumber(ARGV[2]))
+  return {math.ceil(ahead - tonumber(ARGV[2])), whole(now)}
 end
 redis.call('SET', KEYS[1], whole(tat + interval), 'PX', math.ceil((ahead + interval) / 1000) + 1000)
-return 0
+return {0, whole(now)}
 """
 )
 

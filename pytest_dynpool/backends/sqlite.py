@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from . import IDLE_SECONDS, BackendError, Lease, SharedJobState
-from .gcra import Clock, check_rate, gcra_step
+from .gcra import Clock, Token, check_rate, gcra_step
 from .waiting import ReleaseMarks, poll_delays
 
 _T = TypeVar("_T")
@@ -210,11 +210,11 @@ class SqliteBackend:
             time.sleep(min(delay, left, max(next_expiry, 0.0)))
         raise AssertionError("poll_delays never ends")
 
-    def take_token(self, job: str, per_second: float, burst: int) -> float:
+    def take_token(self, job: str, per_second: float, burst: int) -> Token:
         check_rate(per_second, burst)
         key = self._key(job)
 
-        def take(db: sqlite3.Connection, now: float) -> float:
+        def take(db: sqlite3.Connection, now: float) -> Token:
             db.execute(_TOUCH, (*key, now))
             (tat,) = db.execute(
                 "SELECT tat FROM dynpool_jobs WHERE namespace = ? AND job = ?", key
@@ -225,7 +225,7 @@ class SqliteBackend:
                     "UPDATE dynpool_jobs SET tat = ? WHERE namespace = ? AND job = ?",
                     (decision.tat, *key),
                 )
-            return decision.wait
+            return Token(decision.wait, now)  # ``now`` is read inside BEGIN IMMEDIATE
 
         return self._run(take)
 

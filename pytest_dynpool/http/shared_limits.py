@@ -59,4 +59,4 @@ class SharedRequestLimits:
         rate = self.job.rate
         if rate is None:
             return 0.0
-        return self._gate.take_token(self._slots, rate.per_second, self.job.cap)
+        return self._gate.take_token(self._slots, rate.per_second, self.job.cap).wait

@@ -149,7 +149,20 @@ class PoolExecutor:
             rates=[job.rate.per_second if job.rate else None for job in jobs],
             order=self.plan.order,
             known_seconds=self.plan.known_seconds,
+            group_of_item=self._function_of_each_item(),
         )
+
+    def _function_of_each_item(self) -> list[int]:
+        """Each pooled item's test function, as an index: a parametrized function's items
+        are expected to take alike, so the duration order starts one of each early."""
+        index: dict[tuple[str, str], int] = {}
+        groups = []
+        for pooled in self.plan.pooled:
+            item = pooled.item
+            parent = item.parent.nodeid if item.parent is not None else ""
+            function = (parent, getattr(item, "originalname", item.name))
+            groups.append(index.setdefault(function, len(index)))
+        return groups
 
     def _run_pool(self) -> None:
         if not self.plan.pooled:

@@ -216,8 +216,8 @@ class WorkerPool:
             if isinstance(event, Reported):
                 event.logged.set()
 
-    def _claim(self, finished: int | None) -> tuple[int, ItemReports] | None:
-        """Give back the slot of the item this worker ``finished``, and claim the next.
+    def _claim(self, finished: int | None, seconds: float) -> tuple[int, ItemReports] | None:
+        """Give back the slot of the item this worker ``finished`` in ``seconds``; claim the next.
 
         One lock hold for both, and usually no wake-up: the slot given back is the
         one this worker takes again. Waiting workers are woken when this one takes
@@ -229,7 +229,7 @@ class WorkerPool:
                 return self._claim_locked()
             if not self.deadlines.unwatch(finished):
                 return None  # timed out: a replacement thread has taken this one's place
-            self._complete(finished)
+            self._complete(finished, seconds)
             claimed = self._claim_locked(wake_before_waiting=True)
             if claimed is None:
                 self._slots.notify_all()
@@ -277,8 +277,8 @@ class WorkerPool:
             self._slots.wait(timeout=self._scheduler.seconds_until_ready())
         return None
 
-    def _complete(self, index: int) -> None:
-        self._scheduler.complete(index)
+    def _complete(self, index: int, seconds: float | None = None) -> None:
+        self._scheduler.complete(index, seconds)
         self._gate.release(self._jobs[self._items[index].job_index].name)
 
     def next_deadline(self) -> float | None:
@@ -307,9 +307,13 @@ class WorkerPool:
         error: BaseException | None = None
         try:
             finished: int | None = None
-            while (claimed := self._claim(finished)) is not None:
+            seconds = 0.0
+            while (claimed := self._claim(finished, seconds)) is not None:
                 finished, reports = claimed
-                if not self._run(finished, reports):
+                started = time.perf_counter()
+                ran = self._run(finished, reports)
+                seconds = time.perf_counter() - started  # teaches the duration order
+                if not ran:
                     # KeyboardInterrupt or pytest.exit() in a test: nothing more
                     # may start, before the coordinator has even seen it.
                     self._stopped.set()
