@@ -86,7 +86,8 @@ def pytest_dynpool_item_finished(
     """Called on the main thread when a pooled item is done and its reports are logged.
 
     ``worker`` is the name of the thread that ran it; ``started`` and ``ended``
-    are ``time.perf_counter()`` readings (in flight: from the start of its setup
+    are ``pytest_dynpool.clock.perf_counter()`` readings (``time.perf_counter``,
+    real even while a test fakes time; in flight: from the start of its setup
     to the end of its teardown). An item that overran its timeout is reported
     once, when its timeout is logged, with ``timed_out=True`` and ``ended`` then.
     Items that run alone on the main thread (exclusive items) are not reported
@@ -102,7 +103,7 @@ def pytest_dynpool_report_http(
     """Return what each job's HTTP client saw, for the reports (``--dynpool-report``).
 
     Called on the main thread at the end of the session, only when a report is
-    written. ``run_started`` is the ``time.monotonic()`` reading at the start of
+    written. ``run_started`` is the ``pytest_dynpool.clock.monotonic()`` reading at the start of
     the run: times in the records are seconds from it. The HTTP plugin
     implements it; a plugin with HTTP clients of its own may add its jobs.
     """

@@ -203,7 +203,26 @@ def assignment_from_marker(item: pytest.Item) -> JobAssignment | None:
     if not isinstance(closest_node, pytest.Collector | pytest.Item):
         return None
     declared_at = _function_id(item) if closest_node is item else closest_node.nodeid
-    return _assignment(_one_spec(closest, item), declared_at)
+    return _declared_assignment(closest, declared_at, item)
+
+
+# One assignment per declaration (its marks and where), so that a module's or class's
+# marker is validated once rather than once per item; the marks are kept so that
+# their ids stay theirs for the session.
+_DECLARATIONS_KEY = pytest.StashKey[
+    dict[tuple[object, ...], tuple[Sequence[pytest.Mark], JobAssignment]]
+]()
+
+
+def _declared_assignment(
+    marks: Sequence[pytest.Mark], declared_at: str, item: pytest.Item
+) -> JobAssignment:
+    declarations = item.config.stash.setdefault(_DECLARATIONS_KEY, {})
+    key = (*map(id, marks), declared_at)
+    known = declarations.get(key)
+    if known is None:
+        known = declarations[key] = (marks, _assignment(_one_spec(marks, item), declared_at))
+    return known[1]
 
 
 def _one_spec(marks: Sequence[pytest.Mark], item: pytest.Item) -> JobSpec:
@@ -270,8 +289,14 @@ def build_plan(
     first_declaration: dict[str, JobAssignment] = {}
     jobs_by_name: dict[str, Job] = {}
     job_index: dict[str, int] = {}
+    checked: set[int] = set()  # ids of the assignments checked so far (alive in ``assignments``)
     for item, returned in zip(items, assignments, strict=True):
-        assignment = check_hook_assignment(returned, item)
+        if id(returned) in checked:  # the same declaration as an earlier item's
+            assignment = returned
+        else:
+            assignment = check_hook_assignment(returned, item)
+            if assignment is not None:
+                checked.add(id(assignment))
         if assignment is not None and assignment.name == UNMARKED_JOB:  # from a hook
             raise pytest.UsageError(
                 f"{item.nodeid}: dynpool job name {UNMARKED_JOB!r} (declared at "
@@ -284,7 +309,8 @@ def build_plan(
                 continue
             assignment = JobAssignment(UNMARKED_JOB, workers, "--dynpool-unmarked=pool")
         first = first_declaration.setdefault(assignment.name, assignment)
-        _check_same_settings(first, assignment, item)
+        if assignment is not first:
+            _check_same_settings(first, assignment, item)
         job = jobs_by_name.get(assignment.name)
         if job is None:
             job = jobs_by_name[assignment.name] = Job.from_assignment(

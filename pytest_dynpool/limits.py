@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Re-exported: rates were parsed here before they moved to the pure model.
+from . import clock
 from .model import Rate as Rate
 from .model import parse_rate as parse_rate
 
@@ -35,7 +35,7 @@ class TokenBucket:
     callers are then served in the order they came, each at its own time.
     """
 
-    def __init__(self, per_second: float, burst: int, clock: Clock = time.monotonic) -> None:
+    def __init__(self, per_second: float, burst: int, clock: Clock = clock.monotonic) -> None:
         if per_second <= 0 or burst < 1:
             raise ValueError("a token bucket needs per_second > 0 and burst >= 1")
         self.per_second = per_second

@@ -36,6 +36,8 @@ PLAN_KEY = pytest.StashKey[Plan]()
 STATS_KEY = pytest.StashKey[RunStats]()
 # The patches of the session's pooled run, undone after pytest's session teardown.
 PATCHES_KEY = pytest.StashKey[Patches]()
+# pytest's own clock on the real one: kept until unconfigure, past the closing line.
+TIMING_PATCHES_KEY = pytest.StashKey[Patches]()
 REPORT_SETTINGS_KEY = pytest.StashKey[ReportSettings]()
 # The HTTP fixtures are a plugin of their own, so that they also work with -p no:dynpool.
 # Registered under its module name: a conftest's pytest_plugins naming it is then a no-op.
@@ -211,8 +213,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         )
     stats = RunStats.for_plan(plan, config.stash[SETTINGS_KEY].workers)
     config.stash[STATS_KEY] = stats
+    from .pytest_compat import keep_pytest_timing_real
     from .runtime.coordinator import run_session  # the runtime: only when the pool runs
 
+    keep_pytest_timing_real(config.stash.setdefault(TIMING_PATCHES_KEY, Patches()))
     patches = config.stash[PATCHES_KEY] = Patches()
     try:
         gate = config.hook.pytest_dynpool_slot_gate(config=config)
@@ -232,6 +236,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _undo_patches(config)  # in case the session ended before its sessionfinish
+    timing_patches = config.stash.get(TIMING_PATCHES_KEY, None)
+    if timing_patches is not None:
+        del config.stash[TIMING_PATCHES_KEY]
+        timing_patches.close()
 
 
 def _undo_patches(config: pytest.Config) -> None:

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import clock
 from .pytest_version import check_pytest_version
 
 check_pytest_version()  # before the first private name: an unsupported pytest gets our message
 
 # Every private pytest name the plugin uses, imported after the version check above.
-from _pytest import runner, setuponly  # noqa: E402
+from _pytest import runner, setuponly, timing  # noqa: E402
 from _pytest._io import TerminalWriter  # noqa: E402
 from _pytest.assertion import util as assertion_util  # noqa: E402
 from _pytest.capture import (  # noqa: E402
@@ -128,6 +129,23 @@ def replace_setup_state(
 ) -> None:
     """Make ``state`` the session's setup state until ``patches`` are undone."""
     patches.setattr(session, "_setupstate", state)
+
+
+def keep_pytest_timing_real(patches: Patches) -> None:
+    """pytest's own clock (``_pytest.timing``) on the real clock until ``patches`` are undone.
+
+    freezegun rewrites ``_pytest.timing.perf_counter``/``time`` while a test is
+    frozen (they *are* the ``time`` functions); on one thread that is never read
+    mid-freeze, but beside a pooled frozen test pytest would time the other tests,
+    and its closing line once a frozen test is abandoned, on the fake clock.
+    Our wrappers are not the ``time`` functions, so freezegun's scan passes them by,
+    if it looks: it caches a module's time attributes until the module's names
+    change (after a freeze earlier in the process, an in-process pytester run, say),
+    so a name of ours is added too, and removed with the rest.
+    """
+    patches.setattr(timing, "perf_counter", clock.perf_counter)
+    patches.setattr(timing, "time", clock.wall_time)
+    patches.setattr(timing, "dynpool_real_clock", True)
 
 
 def replace_terminal_file(patches: Patches, writer: TerminalWriter, file: Any) -> None:

@@ -20,12 +20,12 @@ out early instead of last.
 from __future__ import annotations
 
 import heapq
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import clock
 from .estimates import Estimates
 from .limits import Clock, TokenBucket
 from .order import Order
@@ -165,7 +165,7 @@ class CappedScheduler:
         caps: list[int],
         job_of_item: list[int],
         rates: Sequence[float | None] = (),
-        clock: Clock = time.monotonic,
+        clock: Clock = clock.monotonic,
         order: Order = Order.DURATION,
         known_seconds: Sequence[float | None] = (),
         group_of_item: Sequence[int] = (),

@@ -14,11 +14,11 @@ stops dispatching.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .. import clock
 from . import BackendError, Lease, LimitsBackend, SharedJobState, Token
 from .heartbeat import LeaseKeeper
 from .waiting import poll_delays
@@ -119,9 +119,9 @@ class StoreGate:
                 self._backoff.pop(job, None)
                 since = self._refused_since.pop(job, None)
                 if since is not None:
-                    self.waits.append(time.monotonic() - since)
+                    self.waits.append(clock.monotonic() - since)
                 return None
-            self._refused_since.setdefault(job, time.monotonic())
+            self._refused_since.setdefault(job, clock.monotonic())
             if outcome.retry_in is not None:
                 return outcome.retry_in
         self._watch(job)
@@ -178,12 +178,12 @@ class StoreGate:
         StoreFailed when the store fails or no slot came within ``timeout`` seconds
         (None: no limit but the store's health).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
             outcome = self.lease(job, cap)
             if isinstance(outcome, Lease):
                 return outcome
-            left = LONGEST_DEFER_SECONDS if deadline is None else deadline - time.monotonic()
+            left = LONGEST_DEFER_SECONDS if deadline is None else deadline - clock.monotonic()
             if left <= 0:
                 raise StoreFailed(f"no slot of {job!r} came within {timeout:g} s")
             self._ask(self.backend.wait_for_release, [job], min(left, LONGEST_DEFER_SECONDS))

@@ -12,9 +12,10 @@ one second holds more than ``rate + burst`` of them.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .. import clock
 
 Clock = Callable[[], float]
 # Float drift in tat - now must not turn a due token into a wait of a few nanoseconds.
@@ -61,7 +62,7 @@ def gcra_step(stored_tat: float | None, now: float, per_second: float, burst: in
 class GcraLimiter:
     """One TAT per job on an injectable clock, under a lock: GCRA for one process."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, clock: Clock = clock.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._tats: dict[str, float] = {}

@@ -7,10 +7,10 @@ import math
 import os
 import socket
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .. import clock
 from . import Lease, SharedJobState
 from .gcra import Clock, GcraLimiter, Token
 from .waiting import ReleaseMarks
@@ -32,7 +32,7 @@ class MemoryBackend:
     ``lease_seconds`` is infinite and the heartbeat does not start.
     """
 
-    def __init__(self, namespace: str = "default", clock: Clock = time.monotonic) -> None:
+    def __init__(self, namespace: str = "default", clock: Clock = clock.monotonic) -> None:
         self.url = "memory"
         self.namespace = namespace
         self.lease_seconds = math.inf

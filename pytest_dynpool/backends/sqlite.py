@@ -15,12 +15,12 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
+from .. import clock
 from . import IDLE_SECONDS, BackendError, Lease, SharedJobState
 from .gcra import Clock, Token, check_rate, gcra_step
 from .waiting import ReleaseMarks, poll_delays
@@ -50,7 +50,7 @@ class SqliteBackend:
     """A ``LimitsBackend`` in the SQLite file at ``path``, shared by every process that opens it."""
 
     def __init__(
-        self, path: str, namespace: str, lease_seconds: float, clock: Clock = time.time
+        self, path: str, namespace: str, lease_seconds: float, clock: Clock = clock.wall_time
     ) -> None:
         self.url = f"sqlite://{path}"
         self.namespace = namespace
@@ -77,7 +77,7 @@ class SqliteBackend:
         SQLite's busy timeout, so processes that open a new store together get
         "database is locked" at once: they retry, with backoff and jitter.
         """
-        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        deadline = clock.monotonic() + BUSY_TIMEOUT_SECONDS
         for delay in poll_delays():
             try:
                 if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -92,9 +92,9 @@ class SqliteBackend:
                 return
             except sqlite3.OperationalError as error:
                 locked = "locked" in str(error) or "busy" in str(error)
-                if not locked or time.monotonic() > deadline:
+                if not locked or clock.monotonic() > deadline:
                     raise
-            time.sleep(delay)
+            clock.sleep(delay)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -199,15 +199,15 @@ class SqliteBackend:
             raise BackendError(f"{self.url}: the SQLite limits store failed: {error}") from error
 
     def wait_for_release(self, jobs: Sequence[str], timeout: float) -> bool:
-        deadline = time.monotonic() + max(0.0, timeout)
+        deadline = clock.monotonic() + max(0.0, timeout)
         for delay in poll_delays():
             counts, next_expiry = self._release_view(jobs)
             if self._marks.changed(counts) or next_expiry <= 0:
                 return True
-            left = deadline - time.monotonic()
+            left = deadline - clock.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(delay, left, max(next_expiry, 0.0)))
+            clock.sleep(min(delay, left, max(next_expiry, 0.0)))
         raise AssertionError("poll_delays never ends")
 
     def take_token(self, job: str, per_second: float, burst: int) -> Token:

@@ -121,7 +121,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
         yield
     finally:
         holder = item.stash.get(HELD_SLOTS_KEY, None)
-        if holder is not None:
+        if holder is not None and holder.taken:  # a test that took no slot has none to give
             _warn_of_leaks(item, holder.give_back())
 
 

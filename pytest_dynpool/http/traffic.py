@@ -8,12 +8,12 @@ same one. No pytest and no httpx here.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from .. import clock
 from ..limits import AdaptiveCap, Clock, ConcurrencyLimiter, TokenBucket
 from ..model import Job, Rate
 from .shared_limits import SharedRequestLimits
@@ -63,7 +63,7 @@ class JobTraffic:
     """
 
     def __init__(
-        self, job: Job, clock: Clock = time.monotonic, shared: SharedRequestLimits | None = None
+        self, job: Job, clock: Clock = clock.monotonic, shared: SharedRequestLimits | None = None
     ) -> None:
         self.job = job
         # The run's shared limits store (SQLite, Redis): its limits apply on top of ours.
@@ -212,7 +212,7 @@ class TrafficRegistry:
 
     def __init__(
         self,
-        clock: Clock = time.monotonic,
+        clock: Clock = clock.monotonic,
         shared_store: Callable[[], StoreGate | None] = lambda: None,
     ) -> None:
         self._clock = clock
@@ -243,27 +243,34 @@ class HeldSlots:
     otherwise keep its job's slot for the rest of the session.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[Callable[[], None], str] = {}  # release -> job name
-        self._ended = False
+    # Class-level defaults, so that a test that never takes a slot (most tests) pays
+    # for no ``__init__`` and one lock serves all: it is taken only around a request.
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _held: dict[Callable[[], None], str] | None = None  # release -> job name
+    _ended = False
+    # Whether this test ever took a slot: if not, its end has nothing to give back.
+    taken = False
 
     def hold(self, release: Callable[[], None], job_name: str) -> None:
         """Note a slot taken for this test (not after the test has ended)."""
         with self._lock:
             if not self._ended:
+                if self._held is None:
+                    self._held = {}
                 self._held[release] = job_name
+                self.taken = True
 
     def drop(self, release: Callable[[], None]) -> None:
         """The slot came back the ordinary way."""
         with self._lock:
-            self._held.pop(release, None)
+            if self._held is not None:
+                self._held.pop(release, None)
 
     def give_back(self) -> list[str]:
         """The test has ended: give back every slot still held; their jobs' names."""
         with self._lock:
             self._ended = True
-            held, self._held = self._held, {}
+            held, self._held = self._held or {}, None
         for release in held:
             release()
         return sorted(held.values())

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from .. import clock
 from .traffic import CURRENT_HOLDER, OVERLOAD_STATUSES, JobTraffic
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -40,7 +40,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 def retry_after_seconds(
-    response: httpx.Response, wall_clock: Callable[[], float] = time.time
+    response: httpx.Response, wall_clock: Callable[[], float] = clock.wall_time
 ) -> float | None:
     """The wait a Retry-After header asks for, in seconds, or None when it gives none.
 
@@ -335,8 +335,8 @@ class LimitedTransport(httpx.BaseTransport):
         self,
         traffic: JobTraffic,
         inner: httpx.BaseTransport,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = clock.sleep,
+        clock: Callable[[], float] = clock.perf_counter,
     ) -> None:
         self.traffic = traffic
         self.inner = inner
@@ -376,7 +376,7 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
         self,
         traffic: JobTraffic,
         inner: httpx.AsyncBaseTransport,
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] = clock.perf_counter,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.traffic = traffic

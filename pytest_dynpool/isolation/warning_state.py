@@ -40,14 +40,14 @@ from .item_context import PROCESS_WARNINGS, ItemContext, ProcessWarnings, active
 _last_warner: list[object] = [None]
 
 
-def _holder() -> ItemContext | ProcessWarnings:
-    """Whose warning state applies here: the running item's, or the process's."""
-    context = active_context()
-    return PROCESS_WARNINGS if context is None else context
+# Whose warning state applies here is ``active_context() or PROCESS_WARNINGS``: the
+# running item's, or the process's. It is written out at each use rather than in a
+# helper because ``warnings.warn`` and ``catch_warnings`` ask for it several times per
+# test phase (an ItemContext is always true).
 
 
 def _current_filters() -> list[Any]:
-    holder = _holder()
+    holder: ItemContext | ProcessWarnings = active_context() or PROCESS_WARNINGS
     if _last_warner[0] is not holder:
         _last_warner[0] = holder
         warnings._filters_mutated()  # type: ignore[attr-defined]
@@ -61,10 +61,10 @@ class _InContext:
         self._name = name
 
     def __get__(self, module: object, owner: type | None = None) -> Any:
-        return _holder().warning_hooks[self._name]
+        return (active_context() or PROCESS_WARNINGS).warning_hooks[self._name]
 
     def __set__(self, module: object, value: Any) -> None:
-        _holder().warning_hooks[self._name] = value
+        (active_context() or PROCESS_WARNINGS).warning_hooks[self._name] = value
 
 
 class _ContextWarningsModule(types.ModuleType):
@@ -76,7 +76,7 @@ class _ContextWarningsModule(types.ModuleType):
 
     @filters.setter
     def filters(self, value: list[Any]) -> None:
-        _holder().warning_filters = value
+        (active_context() or PROCESS_WARNINGS).warning_filters = value
 
     showwarning = _InContext("showwarning")
     _showwarnmsg_impl = _InContext("_showwarnmsg_impl")
@@ -147,7 +147,7 @@ class _FiltersOfContext(list):  # type: ignore[type-arg]
 
 def _showwarnmsg(msg: warnings.WarningMessage) -> None:
     """``warnings._showwarnmsg`` with the running context's hooks."""
-    holder = _holder()
+    holder: ItemContext | ProcessWarnings = active_context() or PROCESS_WARNINGS
     showwarning = holder.warning_hooks["showwarning"]
     if showwarning is not warnings._showwarning_orig:  # type: ignore[attr-defined]
         if not callable(showwarning):

@@ -10,13 +10,12 @@ knowledge of reports.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from .. import clock
 from ..backends import redact
 from ..bounds import job_bound
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB
@@ -51,10 +50,10 @@ class RunRecorder:
 
     def _restart_clocks(self) -> None:
         # The run's start on three clocks: report times, perf_counter, HTTP (monotonic).
-        self.started_at = datetime.now(timezone.utc)
-        self.base_epoch = time.time()
-        self.base_perf = time.perf_counter()
-        self.base_monotonic = time.monotonic()
+        self.started_at = clock.utc_now()
+        self.base_epoch = clock.wall_time()
+        self.base_perf = clock.perf_counter()
+        self.base_monotonic = clock.monotonic()
 
     @pytest.hookimpl(trylast=True)  # after the core plugin put every item into its job
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -68,7 +67,7 @@ class RunRecorder:
         try:
             return (yield)
         finally:
-            self.ended_perf = time.perf_counter()
+            self.ended_perf = clock.perf_counter()
 
     def _item(self, nodeid: str, process: str | None = None) -> ItemRecord:
         record = self.items.get(nodeid)
@@ -144,7 +143,7 @@ class RunRecorder:
 
     def record(self, exit_status: int | None = None) -> RunRecord:
         """The run as recorded so far."""
-        ended = self.ended_perf if self.ended_perf is not None else time.perf_counter()
+        ended = self.ended_perf if self.ended_perf is not None else clock.perf_counter()
         store = self.config.stash.get(STORE_SETTINGS_KEY, None)
         record = RunRecord(
             workers=self.workers,

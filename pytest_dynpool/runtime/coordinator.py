@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
 import pytest
 
+from .. import clock
 from ..isolation.anyio_runner import anyio_runner_per_thread
 from ..isolation.item_context import HookCall
 from ..jobs import Job, Plan
@@ -187,7 +187,7 @@ class PoolExecutor:
         )
         handle = PoolHandle(self.plan.jobs, pool)
         router = HookRouter(config.pluginmanager)
-        started = time.perf_counter()
+        started = clock.perf_counter()
         try:
             config.hook.pytest_dynpool_pool_started(config=config, pool=handle)
             try:
@@ -208,7 +208,7 @@ class PoolExecutor:
                     )
         finally:
             handle.detach()
-            self.stats.pool_wall_seconds = time.perf_counter() - started
+            self.stats.pool_wall_seconds = clock.perf_counter() - started
             self.stats.pool_peak_in_flight = scheduler.peak_in_flight
             self.stats.not_started = scheduler.pending
             self.stats.threads_left_behind = pool.deadlines.threads_left_behind()
@@ -270,10 +270,10 @@ class _Coordinator:
         deadline = self.pool.next_deadline()
         if deadline is None:
             return 1.0
-        return min(max(deadline - time.monotonic(), 0.0), 1.0)
+        return min(max(deadline - clock.monotonic(), 0.0), 1.0)
 
     def _time_out_expired(self) -> None:
-        expired = self.pool.abandon_expired(time.monotonic())
+        expired = self.pool.abandon_expired(clock.monotonic())
         # Whatever these items sent before they were abandoned is logged first.
         while (event := self.pool.next_event(timeout=0)) is not None:
             self._dispatch(event)
@@ -305,7 +305,7 @@ class _Coordinator:
         job_stats.record(pooled.item.nodeid, timeout)
         job_stats.count(Outcome.FAILED)
         self.outcomes.pop(index, None)
-        ended = time.perf_counter()
+        ended = clock.perf_counter()
         self._item_finished(pooled.item, thread.name, ended - timeout, ended, timed_out=True)
 
     @contextmanager

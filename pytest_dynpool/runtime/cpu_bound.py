@@ -17,8 +17,9 @@ waits at most about a window longer.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
+
+from .. import clock
 
 Clock = Callable[[], float]
 
@@ -42,8 +43,8 @@ class CpuBoundGauge:
         workers: int,
         *,
         window: float | None = None,
-        cpu_clock: Clock = time.process_time,
-        wall_clock: Clock = time.monotonic,
+        cpu_clock: Clock = clock.process_time,
+        wall_clock: Clock = clock.monotonic,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.workers = workers

@@ -164,8 +164,10 @@ class _PerScopeInstance:
 
     def _attributes(self, fixturedef: FixtureDef[Any], create: bool) -> dict[str, Any] | None:
         item = CURRENT_ITEM.get() if self._per_instance else None
-        store = _store_for(item)
-        if store is None or item is None:
+        if item is None:
+            return fixturedef.__dict__
+        store = item.config.stash.get(FIXTURE_STORE_KEY, None)
+        if store is None:
             return fixturedef.__dict__
         key = store.key(fixturedef, item)
         instance = store.get_or_create(key) if create else store.find(key)
@@ -236,11 +238,16 @@ def _execute(self: FixtureDef[Any], request: SubRequest) -> Any:
     store = _store_for(item)
     if store is None:
         return _original_execute(self, request)
-    with current_item(item):
+    # What ``current_item(item)`` does, written out: this runs for every fixture of
+    # every item, and a generator context manager costs five calls more.
+    token = CURRENT_ITEM.set(item)
+    try:
         if request._scope is Scope.Function:
             return _original_execute(self, request)
         with store.get_or_create(store.key(self, item)).lock, _in_wider_fixture():
             return _original_execute(self, request)
+    finally:
+        CURRENT_ITEM.reset(token)
 
 
 def _finish(self: FixtureDef[Any], request: SubRequest) -> None:
@@ -250,12 +257,18 @@ def _finish(self: FixtureDef[Any], request: SubRequest) -> None:
     if store is None:
         _original_finish(self, request)
         return
-    with current_item(item), _in_wider_fixture(request._scope is not Scope.Function):
+    # ``current_item(item)`` and ``_in_wider_fixture(...)``, written out as in ``_execute``.
+    item_token = CURRENT_ITEM.set(item)
+    wider_token = IN_WIDER_FIXTURE.set(request._scope is not Scope.Function)
+    try:
         key = store.key(self, item)
         try:
             _original_finish(self, request)
         finally:
             store.discard_if_finished(key)
+    finally:
+        IN_WIDER_FIXTURE.reset(wider_token)
+        CURRENT_ITEM.reset(item_token)
 
 
 @contextmanager

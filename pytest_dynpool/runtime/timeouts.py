@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 from pluggy import HookRelay
 
+from .. import clock
 from ..isolation.item_context import HookCall
 from ..patching import Patches, patch_attribute
 from ..pytest_compat import inner_hookexec_of
@@ -77,7 +77,7 @@ class Deadlines:
         """Start the clock of an item just claimed by this thread (if it has a timeout)."""
         timeout = self._timeouts[index]
         if timeout is not None:
-            deadline = time.monotonic() + timeout
+            deadline = clock.monotonic() + timeout
             self._watched[index] = (threading.current_thread(), deadline, reports)
 
     def reports_of(self, index: int) -> ItemReports | None:
@@ -136,7 +136,7 @@ def report_timeout(
         f"(dynpool timeout, in {phase}); stack of {thread.name}, which is left behind:\n"
         f"{stack}"
     )
-    now = time.time()
+    now = clock.wall_time()
     if "start" not in logged:
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for when, outcome, longrepr in (

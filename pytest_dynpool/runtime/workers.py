@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
 
+from .. import clock
 from ..isolation.item_context import HOOK_SINK, HookCall, item_context
 from ..jobs import Job, PooledItem
 from ..scheduler import Scheduler, SlotGate
@@ -88,7 +88,7 @@ class ItemReports:
     def finished(self, started: float, error: BaseException | None) -> None:
         with self.lock:
             if not self.abandoned:
-                ended = time.perf_counter()
+                ended = clock.perf_counter()
                 worker = threading.current_thread().name
                 self.events.put(Finished(self.index, self.calls, started, ended, error, worker))
 
@@ -310,9 +310,9 @@ class WorkerPool:
             seconds = 0.0
             while (claimed := self._claim(finished, seconds)) is not None:
                 finished, reports = claimed
-                started = time.perf_counter()
+                started = clock.perf_counter()
                 ran = self._run(finished, reports)
-                seconds = time.perf_counter() - started  # teaches the duration order
+                seconds = clock.perf_counter() - started  # teaches the duration order
                 if not ran:
                     # KeyboardInterrupt or pytest.exit() in a test: nothing more
                     # may start, before the coordinator has even seen it.
@@ -329,7 +329,7 @@ class WorkerPool:
     def _run(self, index: int, reports: ItemReports) -> bool:
         """Run one item; False when it raised out of pytest's protocol."""
         item = self._items[index].item
-        started = time.perf_counter()
+        started = clock.perf_counter()
         error: BaseException | None = None
         try:
             with running_item(item, reports):
