@@ -145,10 +145,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if reason is not None:
         config.stash[DISABLED_AFTER_COLLECTION_KEY] = reason
         return
+    worker = config.stash.get(WORKER_SIDE_KEY, None)
+    try:
+        plan = _plan_of(config, session.items)
+    except pytest.UsageError as error:
+        if worker is not None:  # the controller never collects: it ends the run with this
+            worker.usage_error(error)
+        raise
+    config.stash[PLAN_KEY] = plan
+    if worker is not None:
+        worker.plan_ready(session, plan)
+
+
+def _plan_of(config: pytest.Config, items: list[pytest.Item]) -> Plan:
     settings = config.stash[SETTINGS_KEY]
-    assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in session.items]
+    assignments = [config.hook.pytest_dynpool_job_for_item(item=item) for item in items]
     plan = build_plan(
-        session.items,
+        items,
         assignments,
         settings.cap_overrides,
         unmarked_in_pool=settings.unmarked is Unmarked.POOL,
@@ -160,9 +173,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     plan.order = settings.order
     if settings.order is Order.DURATION:
         plan.known_seconds = durations.known_seconds(config, [p.item for p in plan.pooled])
-    config.stash[PLAN_KEY] = plan
-    if (worker := config.stash.get(WORKER_SIDE_KEY, None)) is not None:
-        worker.plan_ready(session, plan)
+    return plan
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WORKEROUTPUT_KEY = "dynpool_stats"
+# In a worker's workeroutput: the args of the usage error its collection raised.
+USAGE_ERROR_KEY = "dynpool_usage_error"
 NO_JOB = -1  # an exclusive (unmarked) item
 
 

@@ -22,7 +22,7 @@ from xdist.workermanage import WorkerController
 from .limits_store import store_for_xdist_run
 from .pytest_compat import xdist_check_same_collection
 from .summary import format_summary
-from .xdist_channel import NO_JOB, WORKEROUTPUT_KEY, SideChannel
+from .xdist_channel import NO_JOB, USAGE_ERROR_KEY, WORKEROUTPUT_KEY, SideChannel
 from .xdist_partition import partition
 from .xdist_role import STORE_INPUT_KEY, WORKERINPUT_KEY
 from .xdist_stats import format_balance, merge
@@ -143,7 +143,11 @@ class XdistController:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: WorkerController, error: object | None) -> None:
-        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        output = getattr(node, "workeroutput", {})
+        usage_error = output.get(USAGE_ERROR_KEY)
+        if usage_error is not None:  # a worker's plan: the same message and exit 4 as without -n
+            raise pytest.UsageError(*usage_error)
+        data = output.get(WORKEROUTPUT_KEY)
         if data is not None:
             self.per_worker.append((node.gateway.id, data))
 

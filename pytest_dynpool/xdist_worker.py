@@ -22,7 +22,14 @@ from .jobs import Plan, build_plan
 from .options import Settings, Unmarked
 from .pytest_compat import XdistWorkerLink, xdist_worker_output
 from .summary import RunStats
-from .xdist_channel import NO_JOB, WORKEROUTPUT_KEY, CollectedPlan, JobRecord, SideChannel
+from .xdist_channel import (
+    NO_JOB,
+    USAGE_ERROR_KEY,
+    WORKEROUTPUT_KEY,
+    CollectedPlan,
+    JobRecord,
+    SideChannel,
+)
 from .xdist_stats import stats_to_dict
 
 STOP_POLL_SECONDS = 0.02
@@ -57,6 +64,14 @@ class XdistWorker:
         """Tell the controller every item's job, before xdist reports the collection."""
         self.index_of = {item.nodeid: index for index, item in enumerate(session.items)}
         self.channel.write_plan(self.worker_id, collected_plan(plan, session.items))
+
+    def usage_error(self, error: pytest.UsageError) -> None:
+        """Hand a bad marker's error to the controller, which ends the run with it.
+
+        The worker then ends with exit code 4, and xdist sends the workeroutput
+        before the controller would see a worker gone without its collection.
+        """
+        xdist_worker_output(self.config)[USAGE_ERROR_KEY] = [str(arg) for arg in error.args]
 
     def receive_plan(self, session: pytest.Session, plan: Plan, settings: Settings) -> Plan:
         """Wait for this worker's items; the plan of those items alone, with whole caps."""

@@ -132,10 +132,8 @@ TABLE = {
 }
 
 
-@pytest.mark.parametrize("case", TABLE.values(), ids=TABLE.keys())
-def test_bad_input_is_a_usage_error_and_runs_nothing(
-    pytester: pytest.Pytester, case: BadInput
-) -> None:
+def write_suite(pytester: pytest.Pytester, case: BadInput) -> None:
+    """The suite of ``case``: its bad marker (or a good one), ini file and extra files."""
     if case.ini:
         pytester.makeini(f"[pytest]\n{case.ini}\n")
     pytester.makepyfile(
@@ -152,6 +150,13 @@ def test_bad_input_is_a_usage_error_and_runs_nothing(
     )
     for name, source in case.extra_files.items():
         (pytester.path / name).write_text(source)
+
+
+@pytest.mark.parametrize("case", TABLE.values(), ids=TABLE.keys())
+def test_bad_input_is_a_usage_error_and_runs_nothing(
+    pytester: pytest.Pytester, case: BadInput
+) -> None:
+    write_suite(pytester, case)
     result = pytester.runpytest(*case.args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([case.message])
