@@ -31,8 +31,10 @@ def test_c(n):
 
 
 def test_a_crashed_worker_is_reported_and_replaced(pytester: pytest.Pytester) -> None:
+    # One thread per worker: one item in flight when it dies, so the blame is exact, as in
+    # plain xdist.
     pytester.makepyfile(test_crash=CRASH_SUITE)
-    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "2", timeout=120)
+    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "1", timeout=120)
     result.assert_outcomes(passed=7, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -40,6 +42,23 @@ def test_a_crashed_worker_is_reported_and_replaced(pytester: pytest.Pytester) ->
             "*worker 'gw*' crashed while running 'test_crash.py::test_c[[]5[]]'*",
         ]
     )
+
+
+def test_a_crash_with_several_items_in_flight_loses_no_item(pytester: pytest.Pytester) -> None:
+    # Two threads per worker: which of the items in flight called os._exit cannot be known
+    # from outside the dead process. One is blamed, the others run again on the replacement
+    # (README, "A crashed worker"): the crashing item never passes, every item is reported,
+    # and every failure is a crash report, never a hang or a lost item.
+    pytester.makepyfile(test_crash=CRASH_SUITE)
+    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "2", timeout=120)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 8, outcomes
+    assert 1 <= outcomes.get("failed", 0) <= 2, outcomes
+    result.stdout.fnmatch_lines(["*replacing crashed worker gw*"])
+    result.stdout.no_fnmatch_line("*PASSED*test_c[[]5[]]*")
+    crashes = [line for line in result.outlines if line.startswith("worker 'gw")]
+    assert all("crashed while running 'test_crash.py::test_c[" in line for line in crashes)
+    assert len(crashes) == outcomes["failed"], crashes
 
 
 STOP_SUITE = """
