@@ -16,9 +16,9 @@ from benchmarks.redis_server import INSTALL_HINT, RedisMissing, RedisServer, fre
 __all__ = ["RedisServer", "free_port", "started_redis"]
 
 
-def started_redis(directory: Path) -> RedisServer:
+def started_redis(directory: Path, password: str | None = None) -> RedisServer:
     """A started server, or skip (fail under CI=true) with the install hint."""
-    server = RedisServer(directory)
+    server = RedisServer(directory, password)
     try:
         server.start()
     except RedisMissing:

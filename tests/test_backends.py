@@ -332,6 +332,29 @@ def test_an_unreachable_redis_names_the_url_without_its_password() -> None:
     assert "secret" not in str(error.value)
 
 
+def test_credentials_in_the_url_reach_a_redis_that_asks_for_a_password(tmp_path: Path) -> None:
+    from .redis_server import started_redis
+
+    server = started_redis(tmp_path, password="s3cret")
+    try:
+        backend = open_backend(server.url, "credentials")
+        try:
+            lease = backend.acquire("api", 1)
+            assert lease is not None
+            assert backend.acquire("api", 1) is None  # the store holds the cap of 1
+            backend.release(lease)
+            assert backend.acquire("api", 1) is not None
+        finally:
+            backend.close()
+        wrong = server.url.replace("s3cret", "wrong")
+        with pytest.raises(BackendError) as error:
+            open_backend(wrong, "credentials")
+        assert ":***@127.0.0.1" in str(error.value)
+        assert "wrong" not in str(error.value)
+    finally:
+        server.stop()
+
+
 def test_redis_keys_carry_the_namespace_and_job_tag_and_all_expire(
     redis_server: RedisServer, namespace: str
 ) -> None:
