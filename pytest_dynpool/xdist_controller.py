@@ -151,9 +151,6 @@ class XdistController:
         if data is not None:
             self.per_worker.append((node.gateway.id, data))
 
-    def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self.reported.add(nodeid)
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """-x / --maxfail counted over all workers, as xdist does: then every worker stops.
 
@@ -161,6 +158,10 @@ class XdistController:
         """
         if report.failed and report.when in ("setup", "call", "teardown"):
             self._count_failure()
+        # Its outcome reached us: a crash of its worker must not run it again. An item
+        # whose log start or passed setup came, but not its outcome, runs again instead.
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.reported.add(report.nodeid)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:  # xdist passes on each distinct collection error once
