@@ -10,7 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from .jobs import Job, JobAssignment
     from .reports.record import HttpJobRecord
-    from .scheduler import SlotGate
+    from .slot_gate import SlotGate
     from .summary import RunStats
 
 

@@ -20,15 +20,17 @@ out early instead of last.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import clock
 from .estimates import Estimates
+from .job_queue import Entry, JobQueue
 from .limits import Clock, TokenBucket
 from .order import Order
+from .slot_gate import LocalSlotGate, SlotGate
+
+__all__ = ["CappedScheduler", "JobQueue", "LocalSlotGate", "Scheduler", "SlotGate"]
 
 
 class Scheduler(Protocol):
@@ -86,64 +88,6 @@ class Scheduler(Protocol):
 
     def job_peak(self, job_index: int) -> int:
         """Most items of one job in flight at once so far."""
-
-
-class SlotGate(Protocol):
-    """Asked for a slot of an item's job before the item starts; told when it ends.
-
-    The seam for limits shared beyond this process (issue 12: SQLite, Redis):
-    the scheduler already keeps each job under its cap inside the process.
-    Called under the runtime's claim lock: an answer must come quickly.
-    """
-
-    def try_acquire(self, job: str, cap: int) -> float | None:
-        """None: a slot of ``job`` is now held. Else refused: seconds until worth asking again."""
-
-    def release(self, job: str) -> None:
-        """Give back a slot that ``try_acquire`` granted."""
-
-
-class LocalSlotGate:
-    """The default gate: the process's own caps are the only limit, so it always grants."""
-
-    def try_acquire(self, job: str, cap: int) -> float | None:
-        return None
-
-    def release(self, job: str) -> None:
-        pass
-
-
-Entry = tuple[float, float, int, int, int]
-"""A job on a heap: (key, second key, its first collected item, job index, generation)."""
-
-
-@dataclass
-class JobQueue:
-    """Run-time state of one job inside the scheduler."""
-
-    cap: int
-    first_index: int
-    waiting: deque[int] = field(default_factory=deque)
-    """Its items not yet started (count and collection orders; by duration see ``Estimates``)."""
-    left: int = 0
-    """How many of its items have not started."""
-    in_flight: int = 0
-    peak: int = 0
-    queued_in_heap: bool = False
-    # Heap entries of another generation are stale (the job was popped or re-keyed since).
-    heap_generation: int = 0
-    starts: TokenBucket | None = None
-    # Parked: out of start tokens, or deferred. A park entry with another
-    # generation than the job's is stale and ignored.
-    parked: bool = False
-    park_generation: int = 0
-    # The time integral of the concurrency the job was allowed, max(cap, in flight)
-    # within the pool, since the run started; see ``CappedScheduler.mean_cap``.
-    allowed_seconds: float = 0.0
-    allowed_since: float = 0.0
-
-    def runnable(self) -> bool:
-        return self.left > 0 and self.in_flight < self.cap and not self.parked
 
 
 class CappedScheduler:
