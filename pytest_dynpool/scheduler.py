@@ -11,10 +11,12 @@ default, each item has an expected duration (measured by an earlier run, else
 its job's median, else the longest seen) and the job with the most remaining work per
 slot goes first, its longest items first: a long item collected last no longer
 ends the run alone, and a small slow job no longer waits behind a big fast one.
-The estimates learn during the run (``complete`` with the item's seconds), and
-the first item of each unknown job, then of each unknown group (test function),
-starts before the others: on a first run, with nothing kept, a slow job is found
-out early instead of last.
+A job's drain is never less than its longest waiting item: few long items
+start together instead of one by one. The estimates learn during the run
+(``complete`` with the item's seconds, and the time so far of a never-measured
+job's item still running), and the first item of each unknown job, then of each
+unknown group (test function), starts before the others: on a first run, with
+nothing kept, a slow job is found out early instead of last.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ class CappedScheduler:
         self._pending = len(job_of_item)
         self._peak_in_flight = 0
         self._undo_peaks: tuple[int, int, int] | None = None  # of the last dispatch
+        self._now = started  # the clock at the last dispatch
         for job_index in range(len(self.jobs)):
             self._offer(job_index)
 
@@ -182,7 +185,10 @@ class CappedScheduler:
 
     def _drain(self, job_index: int, job: JobQueue, estimates: Estimates) -> float:
         """Seconds the job needs at least to run its waiting items (duration order)."""
-        drain = estimates.remaining(job_index) / self._slots(job)
+        # Its work spread over its slots, but no sooner than its longest item can end.
+        drain = max(
+            estimates.remaining(job_index) / self._slots(job), estimates.longest_waiting(job_index)
+        )
         per_second = self._per_second[job_index]
         if per_second is not None and estimates.anything_known:
             # A job held to a rate cannot drain faster than its start tokens come.
@@ -201,7 +207,7 @@ class CappedScheduler:
         elif estimates is None:
             # Remaining rounds at full cap: the job that needs most rounds starts first.
             heapq.heappush(self._heap, (-job.left / job.cap, 0.0, *entry))
-        elif estimates.is_measured(job_index):
+        elif estimates.is_measured(job_index) or estimates.runs_long(job_index):
             heapq.heappush(self._heap, (-self._drain(job_index, job, estimates), 0.0, *entry))
         else:
             rank = estimates.probe_rank(job_index)
@@ -273,8 +279,11 @@ class CappedScheduler:
 
     def _pop_startable(self) -> int | None:
         """The first job on the heap that may start an item now, with its start token."""
-        now = self._clock()
+        now = self._now = self._clock()
         self._unblock_due(now)
+        if self._estimates is not None:
+            for job_index in self._estimates.look(now):
+                self._refresh(job_index)  # its item in flight ran longer than expected
         while (heap := self._best_heap()) is not None:
             job_index = heapq.heappop(heap)[3]
             job = self.jobs[job_index]
@@ -317,6 +326,7 @@ class CappedScheduler:
         if self._estimates is None:
             job.waiting.appendleft(item)
         else:
+            self._estimates.stopped(job_index, item)
             self._estimates.put_back(job_index, item)
         job.left += 1
         job.in_flight -= 1
@@ -371,6 +381,8 @@ class CappedScheduler:
         self._in_flight += 1
         self._pending -= 1
         self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        if self._estimates is not None:
+            self._estimates.started(job_index, item, self._now)
         self._offer(job_index)
         return item
 
@@ -384,6 +396,8 @@ class CappedScheduler:
             self._integrate_allowed(job)  # the allowance goes down with in flight
         job.in_flight -= 1
         self._in_flight -= 1
+        if self._estimates is not None:
+            self._estimates.stopped(job_index, item)
         if self._estimates is not None and seconds is not None and seconds >= 0.0:
             self._estimates.learn(job_index, seconds)
             self._refresh(job_index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import random
 import statistics
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,14 @@ from hypothesis import strategies as st
 from pytest_dynpool.estimates import UNKNOWN_SECONDS, Estimates, RunningMedian
 from pytest_dynpool.order import Order
 from pytest_dynpool.scheduler import CappedScheduler
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def drain(scheduler: CappedScheduler) -> list[int]:
@@ -129,22 +138,29 @@ def makespan(
     order: Order,
     known: bool = True,
     learn: bool = True,
+    groups: Sequence[int] = (),
 ) -> float:
     """Replay a run on a fake clock with exact durations: when the last item ends.
 
     ``learn``: each completion tells the scheduler the item's duration, as the pool does.
     """
+    clock = _Clock()
     scheduler = CappedScheduler(
-        workers, caps, job_of_item, order=order, known_seconds=durations if known else ()
+        workers,
+        caps,
+        job_of_item,
+        order=order,
+        known_seconds=durations if known else (),
+        clock=clock,
+        group_of_item=groups,
     )
-    clock = 0.0
     running: list[tuple[float, int]] = []
     while True:
         while (item := scheduler.next_dispatch()) is not None:
-            heapq.heappush(running, (clock + durations[item], item))
+            heapq.heappush(running, (clock.now + durations[item], item))
         if not running:
-            return clock
-        clock, item = heapq.heappop(running)
+            return clock.now
+        clock.now, item = heapq.heappop(running)
         scheduler.complete(item, durations[item] if learn else None)
 
 
@@ -386,14 +402,6 @@ def test_duration_order_stays_within_the_list_scheduling_bound(
     assert bound - 1e-9 <= span <= sum(durations) / workers + per_job + max(durations) + 1e-9
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_deferred_job_waits_while_others_run_and_comes_back_on_time() -> None:
     clock = _Clock()
     scheduler = CappedScheduler(workers=4, caps=[2, 2], job_of_item=[0, 0, 1, 1], clock=clock)
@@ -452,3 +460,56 @@ def test_put_back_restores_the_jobs_expected_work() -> None:
     scheduler.complete(1)
     scheduler.resume(0)
     assert scheduler.next_dispatch() == 0  # 3 s of work again against job 1's 1 s
+
+
+def test_a_job_whose_first_item_runs_long_is_found_out_before_it_ends() -> None:
+    """Nothing known; job 0 (six items, cap 2) goes first by count. Job 1's first item has
+    run 10 ms when job 0's first ends in 10 ms: still running, it is expected to take
+    20 ms, so job 1's next item starts before job 0's."""
+    clock = _Clock()
+    scheduler = CappedScheduler(3, [2, 2], [0] * 6 + [1] * 4, clock=clock)
+    assert drain(scheduler) == [0, 6, 1]
+    clock.now = 0.01
+    scheduler.complete(0, 0.01)
+    assert scheduler.next_dispatch() == 7
+    # Control: job 1's first item started at 8 ms, so it has run 2 ms only: job 0 goes on.
+    clock = _Clock()
+    scheduler = CappedScheduler(3, [2, 2], [0] * 6 + [1] * 4, clock=clock)
+    scheduler.defer(1, 0.008)
+    assert drain(scheduler) == [0, 1]
+    clock.now = 0.008
+    assert drain(scheduler) == [6]
+    clock.now = 0.01
+    scheduler.complete(0, 0.01)
+    assert scheduler.next_dispatch() == 2
+    clock.now = 0.02  # now it has run 12 ms: job 1 goes first
+    scheduler.complete(1, 0.01)
+    assert scheduler.next_dispatch() == 7
+
+
+def test_a_running_item_is_looked_at_until_it_ends_or_is_put_back() -> None:
+    estimates = Estimates(2, [0, 0, 1], [])
+    estimates.learn(1, 1.0)  # the longest measured: 1 s
+    estimates.started(0, 0, now=0.0)
+    assert estimates.look(0.4) == []  # 0.4 s so far says 0.8 s: no more than the longest
+    assert estimates.look(0.6) == [0]
+    assert estimates.per_item(0) == pytest.approx(1.2)  # RUNNING_FACTOR x 0.6 s
+    assert estimates.runs_long(0)
+    estimates.stopped(0, 0)
+    assert estimates.look(100.0) == []  # ended: no more looks
+    assert estimates.per_item(0) == pytest.approx(1.2)  # what it said stays
+    estimates.learn(0, 0.1)
+    assert (estimates.per_item(0), estimates.runs_long(0)) == (0.1, False)  # measured: its median
+
+
+def test_a_job_of_few_long_items_starts_them_together() -> None:
+    """A job's drain is at least its longest waiting item: 6 items of 600 ms at cap 3 need
+    two rounds, which the job's work per slot (1.2 s) says, but two items left of three
+    slots do not (0.4 s per slot, yet 0.6 s). Started together, the rounds end at LB."""
+    durations = [0.02] * 160 + [0.6] * 6
+    job_of_item = [0] * 160 + [1] * 6
+    lower = (sum(durations)) / 4  # 1.7 s: the pool
+    assert makespan(4, [4, 3], durations, job_of_item, Order.DURATION) == pytest.approx(lower)
+    first_run = makespan(4, [4, 3], durations, job_of_item, Order.DURATION, known=False)
+    assert first_run == pytest.approx(lower)
+    assert makespan(4, [4, 3], durations, job_of_item, Order.COUNT) > lower + 0.25
