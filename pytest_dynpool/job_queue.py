@@ -38,3 +38,13 @@ class JobQueue:
 
     def runnable(self) -> bool:
         return self.left > 0 and self.in_flight < self.cap and not self.parked
+
+    def allowed(self, workers: int) -> int:
+        """The concurrency it is allowed now: its cap, or more while items started under a
+        higher cap are in flight; at most the pool's ``workers``."""
+        return min(max(self.cap, self.in_flight), workers)
+
+    def integrate_allowed(self, now: float, workers: int) -> None:
+        """Add the allowance since the last call to ``allowed_seconds``: call before it changes."""
+        self.allowed_seconds += self.allowed(workers) * (now - self.allowed_since)
+        self.allowed_since = now

@@ -339,17 +339,9 @@ class CappedScheduler:
         if cap < 1:
             raise ValueError("a cap must be >= 1")
         job = self.jobs[job_index]
-        self._integrate_allowed(job)
+        job.integrate_allowed(self._clock(), self.workers)
         job.cap = cap
         self._offer(job_index)
-
-    def _allowed(self, job: JobQueue) -> int:
-        return min(max(job.cap, job.in_flight), self.workers)
-
-    def _integrate_allowed(self, job: JobQueue) -> None:
-        now = self._clock()
-        job.allowed_seconds += self._allowed(job) * (now - job.allowed_since)
-        job.allowed_since = now
 
     def mean_cap(self, job_index: int) -> float:
         """The job's concurrency allowance averaged over time since the scheduler started.
@@ -360,10 +352,10 @@ class CappedScheduler:
         for an adaptive job, whose cap moved during the run.
         """
         job = self.jobs[job_index]
-        self._integrate_allowed(job)
+        job.integrate_allowed(self._clock(), self.workers)
         elapsed = job.allowed_since - self._started
         if elapsed <= 0.0:
-            return float(self._allowed(job))
+            return float(job.allowed(self.workers))
         return job.allowed_seconds / elapsed
 
     def next_dispatch(self) -> int | None:
@@ -393,7 +385,9 @@ class CappedScheduler:
         if job.in_flight <= 0:
             raise ValueError(f"item {item} completed but its job has nothing in flight")
         if job.in_flight > job.cap:
-            self._integrate_allowed(job)  # the allowance goes down with in flight
+            job.integrate_allowed(
+                self._clock(), self.workers
+            )  # the allowance goes down with in flight
         job.in_flight -= 1
         self._in_flight -= 1
         if self._estimates is not None:
