@@ -395,7 +395,7 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
         if isinstance(step, _TakeSlot):
             return await self.traffic.requests.acquire_async(step.timeout)
         if isinstance(step, _TakeSharedSlot):  # a blocking wait on the store: off the loop
-            return await asyncio.to_thread(self.traffic.take_shared_slot)
+            return await _take_off_the_loop(self.traffic.take_shared_slot)
         if isinstance(step, _Send):
             return await self.inner.handle_async_request(request)
         if isinstance(step, _Wait):
@@ -408,6 +408,46 @@ class AsyncLimitedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class _AbandonableTake:
+    """A slot taken on another thread for a task that may be cancelled meanwhile.
+
+    The thread cannot be stopped: if the task is gone by the time it holds the
+    slot, the slot is given back there and then rather than held until the run ends.
+    """
+
+    def __init__(self, take: Callable[[], Callable[[], None]]) -> None:
+        self._take = take
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._release: Callable[[], None] | None = None
+
+    def run(self) -> Callable[[], None]:
+        release = self._take()
+        with self._lock:
+            if not self._abandoned:
+                self._release = release
+                return release
+        release()
+        return release
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            release, self._release = self._release, None
+        if release is not None:  # taken, but the task was cancelled before it saw it
+            release()
+
+
+async def _take_off_the_loop(take: Callable[[], Callable[[], None]]) -> Callable[[], None]:
+    """Run a blocking slot wait on a thread, keeping the loop free; cancel-safe."""
+    taking = _AbandonableTake(take)
+    try:
+        return await asyncio.to_thread(taking.run)
+    except asyncio.CancelledError:
+        taking.abandon()
+        raise
 
 
 def make_client(traffic: JobTraffic, base_url: str) -> httpx.Client:
