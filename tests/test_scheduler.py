@@ -513,3 +513,43 @@ def test_a_job_of_few_long_items_starts_them_together() -> None:
     first_run = makespan(4, [4, 3], durations, job_of_item, Order.DURATION, known=False)
     assert first_run == pytest.approx(lower)
     assert makespan(4, [4, 3], durations, job_of_item, Order.COUNT) > lower + 0.25
+
+
+@settings(max_examples=300, deadline=None)
+@given(workloads(), st.lists(st.floats(0.0, 2.0), min_size=60, max_size=60))
+def test_invariants_while_running_items_are_looked_at(
+    workload: tuple[int, list[int], list[int], int], seconds: list[float]
+) -> None:
+    """A first run on a clock that moves: items end at their own time, so never-measured
+    jobs are re-keyed by their running items. Caps and the pool hold, no worker idles while
+    work is runnable, each item starts once, and the looks stay O(jobs)."""
+    workers, caps, job_of_item, seed = workload
+    rng = random.Random(seed)
+    clock = _Clock()
+    scheduler = CappedScheduler(workers, caps, job_of_item, clock=clock)
+    ends: list[tuple[float, int]] = []
+    started_at: dict[int, float] = {}
+    while True:
+        for item in drain(scheduler):
+            assert item not in started_at
+            started_at[item] = clock.now
+            heapq.heappush(ends, (clock.now + seconds[item], item))
+        per_job = [0] * len(caps)
+        for _, item in ends:
+            per_job[job_of_item[item]] += 1
+        assert all(count <= cap for count, cap in zip(per_job, caps, strict=True))
+        assert len(ends) <= workers
+        if len(ends) < workers:
+            for job, cap in enumerate(caps):
+                waiting = any(j == job and i not in started_at for i, j in enumerate(job_of_item))
+                assert not waiting or per_job[job] == cap
+        estimates = scheduler._estimates
+        assert estimates is not None
+        assert len(estimates._looks) <= 2 * len(caps) + 65
+        if not ends:
+            break
+        clock.now, item = heapq.heappop(ends)
+        # Now and then a completion without a measurement (a timed-out item).
+        scheduler.complete(item, None if rng.random() < 0.2 else clock.now - started_at[item])
+    assert sorted(started_at) == list(range(len(job_of_item)))
+    assert scheduler.pending == 0
