@@ -74,6 +74,8 @@ class JobWork:
     measured_seconds: float = 0.0
     """Sum of the own durations of the ``measured`` items."""
     samples: RunningMedian = field(default_factory=RunningMedian)
+    sampled: bool = False
+    """At least one sample: its own median, no longer the longest seen, is its estimate."""
     probes: int = 0
     taken: int = 0
     """Items started (and not put back)."""
@@ -83,9 +85,15 @@ class JobWork:
     watched: int | None = None
     since: float = 0.0
     watch_generation: int = 0
+    ranked_long: bool = False
+    """What ``runs_long`` said at the last look that told the scheduler."""
 
     def __len__(self) -> int:
         return len(self.measured) + len(self.unmeasured)
+
+    def add_sample(self, seconds: float) -> None:
+        self.samples.add(seconds)
+        self.sampled = True
 
     def enqueue(self, item: int, seconds: float | None, probe: bool, *, front: bool) -> None:
         """Queue ``item`` (its own duration, if known) at the back, or back at the ``front``."""
@@ -114,6 +122,8 @@ class Estimates:
         alike, so that one item of each unknown group is worth starting early (a probe)."""
         self.jobs = [JobWork() for _ in range(job_count)]
         self._looks: list[tuple[float, int, int]] = []  # (when, watch generation, job)
+        self.next_look = float("inf")
+        """When ``look`` may next have something to do: the caller skips it before."""
         self.everything = RunningMedian()
         self.longest = max((seconds for seconds in known if seconds is not None), default=0.0)
         self._own: list[float | None] = [
@@ -133,7 +143,7 @@ class Estimates:
             seconds = self._own[item]
             self.jobs[job_of_item[item]].enqueue(item, seconds, self._probe[item], front=False)
             if seconds is not None:
-                self.jobs[job_of_item[item]].samples.add(seconds)
+                self.jobs[job_of_item[item]].add_sample(seconds)
                 self.everything.add(seconds)
 
     @property
@@ -167,14 +177,19 @@ class Estimates:
         unmeasured jobs' does: the scheduler ranks it with the measured jobs.
         """
         work = self.jobs[job_index]
-        return self.anything_known and not len(work.samples) and work.from_running > self.longest
+        return work.from_running > self.longest and not work.sampled and self.anything_known
 
     def started(self, job_index: int, item: int, now: float) -> None:
-        """``item`` started at ``now``: watched if its job was never measured and none is."""
+        """``item`` started at ``now``: watched if its job was never measured and none is.
+
+        Looked at only once something is measured: before, every item is expected to
+        take one unit alike, and what a running item says has nothing to compare with.
+        """
         work = self.jobs[job_index]
-        if work.watched is None and not len(work.samples):
+        if work.watched is None and not work.sampled:
             work.watched, work.since = item, now
-            self._look_later(job_index, work, 0.0)
+            if self.anything_known:
+                self._look_later(job_index, work, 0.0)
 
     def stopped(self, job_index: int, item: int) -> None:
         """``item`` ended, or its start was undone: no longer watched."""
@@ -193,12 +208,17 @@ class Estimates:
         while self._looks and self._looks[0][0] <= now:
             _, generation, job_index = heapq.heappop(self._looks)
             work = self.jobs[job_index]
-            if work.watch_generation != generation or len(work.samples):
+            if work.watch_generation != generation or work.sampled:
                 continue  # ended, or put back, or its job was measured since
             elapsed = now - work.since
+            grew = elapsed * RUNNING_FACTOR > work.from_running
             work.from_running = max(work.from_running, elapsed * RUNNING_FACTOR)
-            looked.append(job_index)
+            long = self.runs_long(job_index)
+            if (long and grew) or long != work.ranked_long:  # else its key is unchanged
+                work.ranked_long = long
+                looked.append(job_index)
             self._look_later(job_index, work, elapsed * LOOK_GROWTH)
+        self.next_look = self._looks[0][0] if self._looks else float("inf")
         return looked
 
     def _look_later(self, job_index: int, work: JobWork, after: float) -> None:
@@ -210,6 +230,7 @@ class Estimates:
                 look for look in self._looks if self.jobs[look[2]].watch_generation == look[1]
             ]
             heapq.heapify(self._looks)
+        self.next_look = self._looks[0][0]
 
     def remaining(self, job_index: int) -> float:
         work = self.jobs[job_index]
@@ -227,7 +248,7 @@ class Estimates:
 
     def is_measured(self, job_index: int) -> bool:
         """A duration of the job is known: its estimate no longer follows the longest seen."""
-        return len(self.jobs[job_index].samples) > 0
+        return self.jobs[job_index].sampled
 
     def take(self, job_index: int) -> int:
         """The job's next item: its longest expected, ties in collection order."""
@@ -266,6 +287,11 @@ class Estimates:
 
     def learn(self, job_index: int, seconds: float) -> None:
         """An item of the job took ``seconds``: its job's median (and the longest) move."""
-        self.jobs[job_index].samples.add(seconds)
+        first = not self.anything_known
+        self.jobs[job_index].add_sample(seconds)
         self.everything.add(seconds)
         self.longest = max(self.longest, seconds)
+        if first:  # the items already running can now say something: look at them
+            for other, work in enumerate(self.jobs):
+                if work.watched is not None and not work.sampled:
+                    self._look_later(other, work, 0.0)

@@ -281,7 +281,7 @@ class CappedScheduler:
         """The first job on the heap that may start an item now, with its start token."""
         now = self._now = self._clock()
         self._unblock_due(now)
-        if self._estimates is not None:
+        if self._estimates is not None and now >= self._estimates.next_look:
             for job_index in self._estimates.look(now):
                 self._refresh(job_index)  # its item in flight ran longer than expected
         while (heap := self._best_heap()) is not None:
