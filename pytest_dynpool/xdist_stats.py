@@ -110,7 +110,7 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
     return MergedRun(merged, walls)
 
 
-def format_balance(run: MergedRun) -> str:
+def format_balance(run: MergedRun, peaks_from_store: bool = False) -> str:
     """The xdist line: each worker's pooled wall, and the slowest against the mean."""
     walls = run.walls
     if not walls:
@@ -118,7 +118,12 @@ def format_balance(run: MergedRun) -> str:
     mean = sum(walls.values()) / len(walls)
     each = ", ".join(f"{worker} {wall:.2f}s" for worker, wall in sorted(walls.items()))
     ratio = f"{max(walls.values()) / mean:.2f}" if mean > 0 else "n/a"
+    peaks = (
+        "job peaks as the limits store saw them over all workers"
+        if peaks_from_store
+        else "job peaks are summed over workers, at most the cap"
+    )
     return (
-        f"xdist: {len(walls)} workers, pooled wall per worker: {each} (slowest/mean {ratio}); "
-        "job peaks are summed over workers, at most the cap"
+        f"xdist: {len(walls)} workers, pooled wall per worker: {each} "
+        f"(slowest/mean {ratio}); {peaks}"
     )
