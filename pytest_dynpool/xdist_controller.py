@@ -231,10 +231,10 @@ class XdistController:
             stats = stats_from_reports(plan, collection, self.items, self._threads())
             self._apply_store_peaks(stats)
             reports = len(self.items.started)
-            return [
-                *align_columns(job_table_rows(stats)),
-                interrupted_line(reports, len(self.per_worker), self.processes),
-            ]
+            lines = align_columns(job_table_rows(stats))
+            if stats.not_started:
+                lines.append(f"not started: {stats.not_started} pooled items (none reported)")
+            return [*lines, interrupted_line(reports, len(self.per_worker), self.processes)]
         if not self.per_worker:
             return []
         run = merge(self.per_worker)

@@ -89,6 +89,6 @@ def interrupted_line(reports: int, workers_reported: int, workers: int) -> str:
     """Says where an interrupted run's table comes from."""
     return (
         f"xdist: interrupted before the workers sent their figures ({workers_reported} of "
-        f"{workers} did): the table is built from the {reports} test reports the controller "
-        "received, peaks from the limits store; no pool wall time"
+        f"{workers} did): the table is built from the reports of {reports} tests the "
+        "controller received, peaks from the limits store; no pool wall time"
     )

@@ -427,7 +427,8 @@ def test_a_dead_holders_leases_come_back_at_once_and_it_is_fenced_off(
     try:
         held = [dead.acquire("api", 2), dead.acquire("api (requests)", 1)]
         kept = alive.acquire("other", 1)
-        assert all(held) and kept is not None
+        assert all(held)
+        assert kept is not None
         assert alive.acquire("api", 2) is not None
         assert alive.acquire("api", 2) is None  # the dead holder's slot still counts
         given_back = controller.release_holder("gw0-dead", ["api", "api (requests)", "other"])
