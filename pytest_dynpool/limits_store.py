@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # the gate and its threads are imported only when a shared st
     from .backends.gate import StoreGate
 
 BACKEND_ENV = "DYNPOOL_BACKEND"
+# Unmarked tests under --dynpool-unmarked=pool follow xdist's rules (each process its own
+# pool-sized job), so they take no lease: the store holds declared jobs only.
+LOCAL_JOBS = (UNMARKED_JOB,)
 NAMESPACE_ENV = "DYNPOOL_NAMESPACE"
 
 
@@ -168,7 +171,11 @@ def store_for_xdist_run(config: pytest.Config, directory: str, run_id: str) -> S
 
 
 def read_store_peaks(settings: StoreSettings, jobs: Sequence[str]) -> dict[str, int]:
-    """Each job's peak in the store (leases held at once, all processes); {} if it fails."""
+    """Each job's peak in the store (leases held at once, all processes); {} if it fails.
+
+    Local jobs (``LOCAL_JOBS``) have none: they are left out.
+    """
+    jobs = [job for job in jobs if job not in LOCAL_JOBS]
     try:
         backend = open_store(settings)
     except pytest.UsageError:
@@ -239,9 +246,7 @@ class LimitsStorePlugin:
     def pytest_dynpool_slot_gate(self, config: pytest.Config) -> StoreGate:
         from .backends.gate import StoreGate
 
-        # Unmarked tests under --dynpool-unmarked=pool follow xdist's rules (each process
-        # its own pool-sized job), so they take no lease: the store holds declared jobs.
-        gate = self.gate = StoreGate(open_store(self.settings), local_jobs=[UNMARKED_JOB])
+        gate = self.gate = StoreGate(open_store(self.settings), local_jobs=LOCAL_JOBS)
         config.stash[GATE_KEY] = gate
         return gate
 

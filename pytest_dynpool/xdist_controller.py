@@ -22,7 +22,7 @@ from xdist.workermanage import WorkerController
 from .backends import BackendError
 from .limits_store import give_back_leases, read_store_peaks, store_for_xdist_run
 from .pytest_compat import xdist_check_same_collection
-from .runtime.outcomes import outcome_of
+from .runtime.outcomes import outcome_in
 from .summary import RunStats, align_columns, format_summary, job_table_rows
 from .xdist_channel import NO_JOB, USAGE_ERROR_KEY, WORKEROUTPUT_KEY, SideChannel
 from .xdist_partition import partition
@@ -135,7 +135,7 @@ class XdistController:
         self.holders: dict[WorkerController, str] = {}
         self.processes = 0  # most workers alive at once
         self.scheduling: PartitionScheduling | None = None
-        self.items = ReportedItems()  # for a summary when the workers' figures never come
+        self.started: set[str] = set()  # for a summary when the workers' figures never come
         self.notes: list[str] = []  # lines for the summary: what the controller did
         self.reported: set[str] = set()
         self.failures = 0
@@ -196,11 +196,9 @@ class XdistController:
         # whose log start or passed setup came, but not its outcome, runs again instead.
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.reported.add(report.nodeid)
-        outcome, subtest_failed = outcome_of(self.config, report)
-        self.items.add(report.nodeid, outcome, subtest_failed, report.duration or 0.0)
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self.items.started.add(nodeid)
+        self.started.add(nodeid)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:  # xdist passes on each distinct collection error once
@@ -214,23 +212,26 @@ class XdistController:
     def pytest_terminal_summary(
         self, terminalreporter: pytest.TerminalReporter, exitstatus: int
     ) -> None:
-        lines = self._summary_lines(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        lines = self._summary_lines(terminalreporter if interrupted else None)
         if lines:
             terminalreporter.write_sep("=", "dynpool")
             for line in [*lines, *self.notes]:
                 terminalreporter.write_line(line)
 
-    def _summary_lines(self, interrupted: bool) -> list[str]:
+    def _summary_lines(self, interrupted: pytest.TerminalReporter | None) -> list[str]:
         """The workers' figures merged, each job's peak from the store; after an
-        interrupt that kept some workers' figures from coming, the controller's reports."""
+        interrupt that kept some workers' figures from coming, the reports the
+        terminal received (``interrupted`` is the terminal then)."""
         collection = self.scheduling.collection if self.scheduling is not None else None
         plan = self.channel.read_plan()
-        if interrupted and len(self.per_worker) < self.processes:
+        if interrupted is not None and len(self.per_worker) < self.processes:
             if plan is None or collection is None:
                 return []
-            stats = stats_from_reports(plan, collection, self.items, self._threads())
+            items = self._reported_items(interrupted)
+            stats = stats_from_reports(plan, collection, items, self._threads())
             self._apply_store_peaks(stats)
-            reports = len(self.items.started)
+            reports = len(items.started)
             lines = align_columns(job_table_rows(stats))
             if stats.not_started:
                 lines.append(f"not started: {stats.not_started} pooled items (none reported)")
@@ -240,6 +241,17 @@ class XdistController:
         run = merge(self.per_worker)
         from_store = self._apply_store_peaks(run.stats)
         return [*format_summary(run.stats), format_balance(run, from_store)]
+
+    def _reported_items(self, terminal: pytest.TerminalReporter) -> ReportedItems:
+        """Each item's outcome as the terminal counted it, read from its reports."""
+        items = ReportedItems(started=set(self.started))
+        for category, reports in terminal.stats.items():
+            for report in reports:
+                if isinstance(report, pytest.TestReport):
+                    outcome, subtest_failed = outcome_in(report, category)
+                    seconds = report.duration or 0.0
+                    items.add(report.nodeid, outcome, subtest_failed, seconds)
+        return items
 
     def _threads(self) -> int:
         return self.threads_per_worker * self.processes
