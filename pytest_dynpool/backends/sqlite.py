@@ -137,20 +137,21 @@ class SqliteBackend:
         key = self._key(job)
 
         def acquire(db: sqlite3.Connection, now: float) -> Lease | None:
-            fenced = db.execute(
-                "SELECT 1 FROM dynpool_fenced WHERE namespace = ? AND holder = ?",
-                (self.namespace, self._owner),
-            ).fetchone()
-            if fenced is not None:
-                raise BackendError(f"{self.url}: {fenced_message(self._owner)}")
             db.execute(_TOUCH, (*key, now))
             db.execute(
                 "DELETE FROM dynpool_leases WHERE namespace = ? AND job = ? AND expires <= ?",
                 (*key, now),
             )
-            (held,) = db.execute(
-                "SELECT COUNT(*) FROM dynpool_leases WHERE namespace = ? AND job = ?", key
+            # One statement: the slots held, and whether this holder was fenced off
+            # (``release_holder``); then nothing is granted to it (rolled back).
+            held, fenced = db.execute(
+                "SELECT COUNT(*), EXISTS (SELECT 1 FROM dynpool_fenced "
+                "WHERE namespace = ? AND holder = ?) "
+                "FROM dynpool_leases WHERE namespace = ? AND job = ?",
+                (self.namespace, self._owner, *key),
             ).fetchone()
+            if fenced:
+                raise BackendError(f"{self.url}: {fenced_message(self._owner)}")
             if held >= cap:
                 (releases,) = db.execute(
                     "SELECT releases FROM dynpool_jobs WHERE namespace = ? AND job = ?", key
