@@ -19,14 +19,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from .. import clock
-from . import (
-    IDLE_SECONDS,
-    BackendError,
-    Lease,
-    SharedJobState,
-    default_holder,
-    fenced_message,
-)
+from . import IDLE_SECONDS, BackendError, Lease, SharedJobState, default_holder, fenced_message
 from .gcra import Clock, Token, check_rate, gcra_step
 from .waiting import ReleaseMarks, poll_delays
 
