@@ -182,7 +182,7 @@ class XdistController:
             )
             return
         self.notes.append(
-            f"xdist: worker {worker} crashed: {given_back} leases it held given back at once"
+            f"xdist: worker {worker} crashed; leases it held, given back at once: {given_back}"
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

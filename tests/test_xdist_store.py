@@ -107,7 +107,7 @@ def test_a_crashed_workers_leases_come_back_before_its_replacement_starts(
     result.stdout.fnmatch_lines(
         [
             "*worker 'gw*' crashed while running 'test_crash.py::test_one[[]1[]]'*",
-            "xdist: worker gw* crashed: 1 leases it held given back at once",
+            "xdist: worker gw* crashed; leases it held, given back at once: 1",
         ]
     )
     # Read on the controller as soon as xdist said the worker was down: nothing left.
