@@ -11,11 +11,13 @@ fails); each run is bounded by pytester's timeout.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from .gated_server import GatedCounter, gated_server
+from .redis_server import RedisServer
 
 pytest.importorskip("xdist")
 
@@ -113,6 +115,67 @@ def test_a_crashed_workers_leases_come_back_before_its_replacement_starts(
     # Read on the controller as soon as xdist said the worker was down: nothing left.
     assert (pytester.path / "held_after_crash").read_text().split() == ["0"]
     assert server.peak["one"] == 1  # cap 1 held, also across the crash
+
+
+REDIS_CRASH_SUITE = (
+    CALL
+    + """
+import pytest
+
+@pytest.mark.dynpool(1, job="one")
+@pytest.mark.parametrize("n", range(4))
+def test_one(n):
+    call("one")
+    if n == 1:
+        os._exit(1)  # holding the job's only slot
+"""
+)
+
+# On the controller, after dynpool's own hook: the dead worker's leases left in Redis.
+REDIS_CRASH_CONFTEST = """
+import os
+
+import pytest
+import redis
+
+@pytest.hookimpl(trylast=True)
+def pytest_testnodedown(node, error):
+    if error is None:
+        return
+    url, namespace, holder = node.workerinput["dynpool_store"]
+    client = redis.Redis.from_url(url.split("?")[0])
+    tokens = client.zrange(f"dynpool:{namespace}:{{one}}:leases", 0, -1)
+    held = [token for token in tokens if token.decode().startswith(holder + "/")]
+    with open(os.environ["HELD_AFTER_CRASH"], "a") as out:
+        out.write(f"{len(held)}\\n")
+"""
+
+
+def test_a_crashed_workers_leases_come_back_at_once_from_redis_too(
+    pytester: pytest.Pytester,
+    server: GatedCounter,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer,
+) -> None:
+    held_after_crash = pytester.path / "held_after_crash"
+    monkeypatch.setenv("HELD_AFTER_CRASH", str(held_after_crash))
+    pytester.makepyfile(test_crash=REDIS_CRASH_SUITE)
+    pytester.makeconftest(REDIS_CRASH_CONFTEST)
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--dynpool-workers",
+        "1",
+        f"--dynpool-backend={redis_server.url}?lease=3600",
+        f"--dynpool-namespace=crash-{uuid.uuid4().hex[:8]}",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        ["xdist: worker gw* crashed; leases it held, given back at once: 1"]
+    )
+    assert held_after_crash.read_text().split() == ["0"]
+    assert server.peak["one"] == 1
 
 
 UNMARKED_SUITE = (
