@@ -18,6 +18,7 @@ import pytest
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
 from ..limits_store import GATE_KEY
 from ..model import Job
+from ..own_waits import add_own_wait
 from ..xdist_role import distributes, worker_input
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
@@ -104,7 +105,11 @@ HELD_SLOTS_KEY = pytest.StashKey[HeldSlots]()
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    """Every request slot this test takes is noted, on any thread or task it runs on."""
+    """Every request slot this test takes is noted, on any thread or task it runs on.
+
+    So is the time the test was blocked on its job's limits: the lower bound does
+    not count it as work (``own_waits``).
+    """
     holder = item.stash[HELD_SLOTS_KEY] = HeldSlots()
     token = CURRENT_HOLDER.set(holder)
     try:
@@ -112,6 +117,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     finally:
         CURRENT_HOLDER.reset(token)
         holder.give_back()  # our teardown wrapper did not run (an interrupt): still give back
+        add_own_wait(item, holder.blocked_seconds())
 
 
 @pytest.hookimpl(wrapper=True)
