@@ -20,8 +20,8 @@ approach whatever the run took.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,16 @@ class JobWork:
     """Rate of test starts, if any."""
     burst: int = 1
     """Starts the rate allows at once (the job's cap)."""
-    waited: Mapping[str, float] = field(default_factory=dict)
-    """Node id -> seconds the item was blocked on the job's own limits (absent: none)."""
+    waited: Sequence[float] = ()
+    """Seconds each item (in ``items``' order) was blocked on the job's own limits; () none."""
 
     def work(self) -> list[tuple[str, float]]:
         """(node id, seconds of work) of each item: its time in flight less its own waits."""
         if not self.waited:
             return list(self.items)
         return [
-            (node_id, max(0.0, seconds - self.waited.get(node_id, 0.0)))
-            for node_id, seconds in self.items
+            (node_id, max(0.0, seconds - waited))
+            for (node_id, seconds), waited in zip(self.items, self.waited, strict=True)
         ]
 
 

@@ -58,8 +58,8 @@ class JobStats:
     busy_seconds: float = 0.0
     timings: list[tuple[str, float]] = field(default_factory=list)
     """(node id, seconds in flight) of each item that ran."""
-    waited: dict[str, float] = field(default_factory=dict)
-    """Node id -> seconds the item was blocked on its own job's limits (``own_waits``)."""
+    waited: list[float] = field(default_factory=list)
+    """Seconds each item of ``timings`` was blocked on its own job's limits (``own_waits``)."""
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     mean_cap: float | None = None
     """The concurrency the job was allowed, averaged over the pooled phase (None: its cap)."""
@@ -74,8 +74,7 @@ class JobStats:
         on its own job's limits."""
         self.busy_seconds += seconds
         self.timings.append((node_id, seconds))
-        if waited > 0:
-            self.waited[node_id] = self.waited.get(node_id, 0.0) + waited
+        self.waited.append(waited)
 
     @property
     def durations(self) -> list[float]:
