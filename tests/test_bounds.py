@@ -105,7 +105,8 @@ def test_the_rate_term_runs_the_shortest_item_without_its_wait() -> None:
     # 3 starts at 1/s with a burst of 1: the last starts after 2 s, then works 0.1 s
     job = JobWork("search", 1, items(0.5, 0.5, 0.5), per_second=1.0, burst=1, waited=[0.4] * 3)
     bound = lower_bound(8, [job])
-    assert (bound.term, bound.seconds) == ("rate", pytest.approx(2.1))
+    assert bound.term == "rate"
+    assert bound.seconds == pytest.approx(2.1)
 
 
 def test_an_own_wait_longer_than_the_item_leaves_no_negative_work() -> None:
