@@ -242,7 +242,9 @@ class HeldSlots:
     """The request slots one test holds, so that those it leaves taken come back at its end.
 
     A response the test never closes (an unclosed ``client.stream(...)``) would
-    otherwise keep its job's slot for the rest of the session.
+    otherwise keep its job's slot for the rest of the session. It also measures how
+    long the test was blocked on its job's limits (``blocked_seconds``), which the
+    lower bound does not count as work.
     """
 
     # Class-level defaults, so that a test that never takes a slot (most tests) pays
