@@ -195,8 +195,9 @@ def hold_every_slot(client, job):
     for stream in streams:
         stream.__enter__()
     HELD.set()
-    while job.requests.waiting < 3:  # each test's one request waits for a slot
-        time.sleep(0.001)
+    give_up = time.monotonic() + 30  # a safety net only: the known wait is then wrong
+    while job.requests.waiting < 3 and time.monotonic() < give_up:
+        time.sleep(0.001)  # each test's one request waits for a slot
     observed = time.perf_counter()
     time.sleep(HOLD_SECONDS)
     released = time.perf_counter()
@@ -228,7 +229,9 @@ def test_the_bound_does_not_count_a_tests_wait_for_its_jobs_slots(
 ) -> None:
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_waits=SUITE)
-    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "-p", "no:randomly", "-p", "no:cacheprovider", "--dynpool-workers", "3"
+    )
     result.assert_outcomes(passed=3)
     figures = json.loads((pytester.path / "figures.json").read_text())
     known = json.loads((pytester.path / "known_wait.json").read_text())
