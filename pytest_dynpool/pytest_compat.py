@@ -44,9 +44,12 @@ from _pytest.scope import Scope  # noqa: E402
 from _pytest.threadexception import thread_exceptions  # noqa: E402
 from _pytest.unraisableexception import unraisable_exceptions  # noqa: E402
 
-if TYPE_CHECKING:
-    from _pytest.fixtures import RequestFixtureDef
+try:  # pytest >= 9: the "request" fixture is a FixtureDef made per request
+    from _pytest.fixtures import RequestFixtureDef  # noqa: E402
+except ImportError:  # pragma: no cover - pytest 8.4: importing it from here raises too
+    pass
 
+if TYPE_CHECKING:
     from .patching import Patches
     from .runtime.setup_tree import ConcurrentSetupState
 
