@@ -6,6 +6,7 @@ test suite, which CI runs against the oldest and the newest supported pytest.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +45,10 @@ from _pytest.scope import Scope  # noqa: E402
 from _pytest.threadexception import thread_exceptions  # noqa: E402
 from _pytest.unraisableexception import unraisable_exceptions  # noqa: E402
 
-try:  # pytest >= 9: the "request" fixture is a FixtureDef made per request
-    from _pytest.fixtures import RequestFixtureDef  # noqa: E402
-except ImportError:  # pragma: no cover - pytest 8.4: importing it from here raises too
-    pass
+# pytest >= 9: the "request" fixture is a FixtureDef made per request. On pytest 8.4
+# the name is missing here too, and importing it from this module raises ImportError.
+with contextlib.suppress(ImportError):
+    from _pytest.fixtures import RequestFixtureDef
 
 if TYPE_CHECKING:
     from .patching import Patches

@@ -55,7 +55,7 @@ from ..pytest_compat import (
     global_capture_streams,
     sys_capture_class_for,
 )
-from .item_context import PROCESS_STREAM, ItemContext, active_context
+from .item_context import ITEM_CONTEXT, PROCESS_STREAM, ItemContext, active_context
 from .session_streams import BYTES_ROUTE, direct_write, is_routable
 
 STDOUT, STDERR, STDIN = 0, 1, 2
@@ -351,7 +351,9 @@ def _start(fixture: CaptureFixture[Any]) -> None:
 
 
 def _get_capture_fixture(capman: CaptureManager) -> Any:
-    context = active_context()
+    context = ITEM_CONTEXT.get()
+    if context is None or context.closed:
+        context = active_context()
     if context is None:
         return capman.__dict__.get("_capture_fixture")
     return context.capture_fixture
@@ -410,7 +412,9 @@ class _ConcurrentCaptureManager(CaptureManager):
                 self.resume_fixture()
 
     def item_capture(self, when: str, item: pytest.Item) -> Any:
-        context = active_context()
+        context = ITEM_CONTEXT.get()
+        if context is None or context.closed:
+            context = active_context()
         if context is None:
             return super().item_capture(when, item)
         return _item_phase_capture(self, context, when, item)

@@ -27,7 +27,7 @@ import pytest
 
 from ..patching import Patches
 from ..pytest_compat import thread_exceptions, unraisable_exceptions
-from .item_context import ItemContext, active_context
+from .item_context import ITEM_CONTEXT, ItemContext, active_context
 
 _DequeOf = Callable[[ItemContext], "collections.deque[Any]"]
 
@@ -41,7 +41,9 @@ class _DequePerItem(collections.deque):  # type: ignore[type-arg]
         self.deque_of = deque_of
 
     def _current(self) -> collections.deque[Any]:
-        context = active_context()
+        context = ITEM_CONTEXT.get()
+        if context is None or context.closed:
+            context = active_context()
         return self.process if context is None else self.deque_of(context)
 
     def append(self, value: Any) -> None:

@@ -136,6 +136,9 @@ def active_context() -> ItemContext | None:
     """The running pooled item's context, or None outside one or after it ended.
 
     A thread of no test gets the one test in flight, if there is exactly one.
+    The per-phase paths (capture, logs, warnings, thread errors) read
+    ``ITEM_CONTEXT`` first and call this only when it is None or closed: the
+    same answer, without a call in the common case of an item's own thread.
     """
     context = ITEM_CONTEXT.get()
     if context is None:

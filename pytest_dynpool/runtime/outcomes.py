@@ -2,11 +2,16 @@
 
 The terminal counts each report by ``pytest_report_teststatus``, which other
 plugins extend (xfail, subtests) and which may even change a report (pytest 9
-fails a test whose subtests failed, when it is first asked). The table asks the
-same hook, after the report was logged, so that its counts agree with pytest's.
+fails a test whose subtests failed, when it is first asked). The table takes
+the answer the terminal got while the report was logged (``StatusSeen``), and
+asks the same hook itself only when nobody did (no terminal, or a plugin that
+replaced it), so that its counts agree with pytest's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -31,16 +36,47 @@ def is_subtest(report: pytest.TestReport, category: str) -> bool:
     return category.startswith("subtests ")
 
 
-def category_of(config: pytest.Config, report: pytest.TestReport) -> str:
-    status = config.hook.pytest_report_teststatus(report=report, config=config)
+def _category(status: Any) -> str:
     category = status[0] if status else ""
     return category if isinstance(category, str) else ""
 
 
-def outcome_of(config: pytest.Config, report: pytest.TestReport) -> tuple[Outcome | None, bool]:
+class StatusSeen:
+    """The last answer of ``pytest_report_teststatus``, and the report it was for.
+
+    Registered as a plugin for the pooled phase: the terminal asks the hook for
+    every report it logs, so the table need not ask a second time (three more hook
+    calls per test). One tuple, replaced whole: a reader never sees a report paired
+    with another report's category.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[object, str] = (None, "")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_teststatus(self, report: object) -> Generator[None, object, object]:
+        status = yield
+        self.last = (report, _category(status))
+        return status
+
+
+def category_of(
+    config: pytest.Config, report: pytest.TestReport, seen: StatusSeen | None = None
+) -> str:
+    """The category the hook gave ``report`` when it was logged; asked now if nobody asked."""
+    if seen is not None:
+        asked, category = seen.last
+        if asked is report:
+            return category
+    return _category(config.hook.pytest_report_teststatus(report=report, config=config))
+
+
+def outcome_of(
+    config: pytest.Config, report: pytest.TestReport, seen: StatusSeen | None = None
+) -> tuple[Outcome | None, bool]:
     """The item outcome this report counts for (None: none, like a passed setup), and
     whether it is a failed subtest (counted apart, as pytest's SUBFAILED)."""
-    category = category_of(config, report)
+    category = category_of(config, report, seen)
     if is_subtest(report, category):
         return None, report.failed
     return _BY_CATEGORY.get(category), False

@@ -43,6 +43,7 @@ from ..isolation.diagnostics import diagnostics_per_item
 from ..isolation.doctests import doctests_one_at_a_time
 from ..isolation.item_context import (
     HOOK_SINK,
+    ITEM_CONTEXT,
     HookCall,
     active_context,
     threads_inherit_item_context,
@@ -101,7 +102,9 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     # No lock: a lock held across os.environ's C calls convoys the workers on the
     # GIL, and the process-wide value is only what child processes inherit.
     value = f"{item.nodeid} ({when})".replace("\x00", "(null)") if when else None
-    context = active_context()
+    context = ITEM_CONTEXT.get()
+    if context is None or context.closed:
+        context = active_context()
     if context is not None:
         context.current_test_var = value
     if value is not None:
