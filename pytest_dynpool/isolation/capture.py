@@ -426,7 +426,7 @@ def _item_phase_capture(
 ) -> Iterator[None]:
     """pytest's ``item_capture`` for one item: its own streams point at the capture."""
     __tracebackhide__ = True
-    pool = _pool()
+    pool = _POOL[-1]  # as _pool(): this runs three times per test
     buffers: list[_PhaseBuffer] = []
     if capman.is_globally_capturing():
         if context.closed_capture:
@@ -448,7 +448,7 @@ def _item_phase_capture(
             # As pytest's suspend: whatever the phase assigned to sys.stdout ends here.
             context.streams[:] = [PROCESS_STREAM] * 3
             context.phase_output[:] = [None, None]
-            out, err = (buffer.read_and_close() for buffer in buffers)
+            out, err = buffers[0].read_and_close(), buffers[1].read_and_close()
             if context.closed_capture:
                 raise ValueError(CLOSED_FILE)  # plain pytest fails to read it here
             item.add_report_section(when, "stdout", out)

@@ -29,13 +29,6 @@ _BY_CATEGORY = {
 _SubtestReport: type | None = getattr(pytest, "SubtestReport", None)  # pytest >= 9
 
 
-def is_subtest(report: pytest.TestReport, category: str) -> bool:
-    """A subtest's own report (pytest 9's ``subtests``, or the pytest-subtests plugin)."""
-    if _SubtestReport is not None and isinstance(report, _SubtestReport):
-        return True
-    return category.startswith("subtests ")
-
-
 def _category(status: Any) -> str:
     category = status[0] if status else ""
     return category if isinstance(category, str) else ""
@@ -47,36 +40,35 @@ class StatusSeen:
     Registered as a plugin for the pooled phase: the terminal asks the hook for
     every report it logs, so the table need not ask a second time (three more hook
     calls per test). One tuple, replaced whole: a reader never sees a report paired
-    with another report's category.
+    with another report's answer.
     """
 
     def __init__(self) -> None:
-        self.last: tuple[object, str] = (None, "")
+        self.last: tuple[object, object] = (None, None)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_teststatus(self, report: object) -> Generator[None, object, object]:
         status = yield
-        self.last = (report, _category(status))
+        self.last = (report, status)
         return status
-
-
-def category_of(
-    config: pytest.Config, report: pytest.TestReport, seen: StatusSeen | None = None
-) -> str:
-    """The category the hook gave ``report`` when it was logged; asked now if nobody asked."""
-    if seen is not None:
-        asked, category = seen.last
-        if asked is report:
-            return category
-    return _category(config.hook.pytest_report_teststatus(report=report, config=config))
 
 
 def outcome_of(
     config: pytest.Config, report: pytest.TestReport, seen: StatusSeen | None = None
 ) -> tuple[Outcome | None, bool]:
     """The item outcome this report counts for (None: none, like a passed setup), and
-    whether it is a failed subtest (counted apart, as pytest's SUBFAILED)."""
-    category = category_of(config, report, seen)
-    if is_subtest(report, category):
+    whether it is a failed subtest (counted apart, as pytest's SUBFAILED).
+
+    The category is the one the hook gave ``report`` when it was logged (``seen``),
+    asked now if nobody asked. Called for every report: written out in one function.
+    """
+    asked, status = seen.last if seen is not None else (None, None)
+    if asked is not report:
+        status = config.hook.pytest_report_teststatus(report=report, config=config)
+    category = _category(status)
+    # A subtest's own report: pytest 9's ``subtests``, or the pytest-subtests plugin.
+    if (_SubtestReport is not None and isinstance(report, _SubtestReport)) or category.startswith(
+        "subtests "
+    ):
         return None, report.failed
     return _BY_CATEGORY.get(category), False
