@@ -47,7 +47,7 @@ UNMARKED_EXCLUSIVE_JOB = Job.from_assignment(
 ITEM_JOB_KEY = pytest.StashKey[Job]()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per pooled item, alive all session
 class PooledItem:
     """One item of the pool: its job (an index into ``Plan.jobs``) and its timeout (None: none)."""
 
