@@ -353,11 +353,12 @@ class _Coordinator:
                 event.logged.set()
         if isinstance(event, Finished):
             self._account(event)
-            if _stops_the_run(event.error):
-                if self.executor.stopped_by_test is None:
-                    self.executor.stopped_by_test = event.error
-            else:
-                self._record_error(event.error)
+            if event.error is not None:  # rare: no call per item for it
+                if _stops_the_run(event.error):
+                    if self.executor.stopped_by_test is None:
+                        self.executor.stopped_by_test = event.error
+                else:
+                    self._record_error(event.error)
         if self.executor.stopping():
             self.pool.wake()
 
@@ -397,7 +398,7 @@ class _Coordinator:
         if self.has_timeouts:
             self.finished.add(event.index)
         outcome = self.outcomes.pop(event.index, None)
-        if _stops_the_run(event.error):
+        if event.error is not None and _stops_the_run(event.error):
             outcome = Outcome.INTERRUPTED  # whatever it logged before, it did not pass
         if outcome is not None:
             job_stats.count(outcome)

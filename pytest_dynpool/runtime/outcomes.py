@@ -29,11 +29,6 @@ _BY_CATEGORY = {
 _SubtestReport: type | None = getattr(pytest, "SubtestReport", None)  # pytest >= 9
 
 
-def _category(status: Any) -> str:
-    category = status[0] if status else ""
-    return category if isinstance(category, str) else ""
-
-
 class StatusSeen:
     """The last answer of ``pytest_report_teststatus``, and the report it was for.
 
@@ -62,10 +57,13 @@ def outcome_of(
     The category is the one the hook gave ``report`` when it was logged (``seen``),
     asked now if nobody asked. Called for every report: written out in one function.
     """
+    status: Any
     asked, status = seen.last if seen is not None else (None, None)
     if asked is not report:
         status = config.hook.pytest_report_teststatus(report=report, config=config)
-    category = _category(status)
+    category = status[0] if status else ""
+    if not isinstance(category, str):
+        category = ""
     # A subtest's own report: pytest 9's ``subtests``, or the pytest-subtests plugin.
     if (_SubtestReport is not None and isinstance(report, _SubtestReport)) or category.startswith(
         "subtests "

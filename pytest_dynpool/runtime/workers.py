@@ -84,11 +84,11 @@ class ItemReports:
             if self.stopped.is_set():
                 return
 
-    def finished(self, started: float, error: BaseException | None) -> None:
+    def finished(self, started: float, error: BaseException | None, worker: str) -> None:
+        """The item is over on the thread named ``worker``."""
         with self.lock:
             if not self.abandoned:
                 ended = clock.perf_counter()
-                worker = threading.current_thread().name
                 self.events.put(Finished(self.index, self.calls, started, ended, error, worker))
 
     def abandon(self) -> list[HookCall]:
@@ -333,12 +333,13 @@ class WorkerPool:
     def _work(self) -> None:
         error: BaseException | None = None
         try:
+            worker = threading.current_thread().name  # once per thread, not per item
             finished: int | None = None
             seconds = 0.0
             while (claimed := self._claim(finished, seconds)) is not None:
                 finished, reports = claimed
                 started = clock.perf_counter()
-                ran = self._run(finished, reports)
+                ran = self._run(finished, reports, worker)
                 seconds = clock.perf_counter() - started  # teaches the duration order
                 if not ran:
                     # KeyboardInterrupt or pytest.exit() in a test: nothing more
@@ -353,7 +354,7 @@ class WorkerPool:
             else:
                 self._events.put(WorkerExited(error))
 
-    def _run(self, index: int, reports: ItemReports) -> bool:
+    def _run(self, index: int, reports: ItemReports, worker: str) -> bool:
         """Run one item; False when it raised out of pytest's protocol."""
         item = self._items[index].item
         started = clock.perf_counter()
@@ -364,5 +365,5 @@ class WorkerPool:
                 item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         except BaseException as exc:  # KeyboardInterrupt, pytest.exit(): the coordinator re-raises
             error = exc
-        reports.finished(started, error)
+        reports.finished(started, error, worker)
         return error is None
