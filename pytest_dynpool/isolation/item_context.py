@@ -155,7 +155,10 @@ def open_item_context(item: pytest.Item) -> tuple[ItemContext, contextvars.Token
     worker's ``RunningItem`` opens and closes it once per test.)
     """
     base = PROCESS_WARNINGS
-    context = ItemContext(item, list(base.warning_filters), dict(base.warning_hooks))
+    streams, phase_output = [PROCESS_STREAM] * 3, [None, None]  # the defaults, without a call
+    context = ItemContext(
+        item, list(base.warning_filters), dict(base.warning_hooks), streams, phase_output
+    )
     token = ITEM_CONTEXT.set(context)
     _in_flight[context] = threading.get_ident()
     return context, token
