@@ -433,9 +433,9 @@ def _item_phase_capture(
             raise ValueError(CLOSED_FILE)  # pytest cannot resume a closed capture either
         tee = capman._method == "tee-sys"
         file_backed = capman._method == "fd"
-        buffers = [
-            _PhaseBuffer(pool.real[index] if tee else None, file_backed=file_backed)
-            for index in (STDOUT, STDERR)
+        buffers = [  # written out: three phases per test
+            _PhaseBuffer(pool.real[STDOUT] if tee else None, file_backed=file_backed),
+            _PhaseBuffer(pool.real[STDERR] if tee else None, file_backed=file_backed),
         ]
         context.phase_output[:] = buffers
         context.streams[:] = pool.session  # stdin too: pytest's DontReadFromInput
