@@ -145,6 +145,8 @@ def test_patch_attribute_restores_exactly_what_was_there() -> None:
 
 class _Slotted:
     __slots__ = ("set_slot", "unset_slot")
+    set_slot: str
+    unset_slot: str
 
     def __init__(self) -> None:
         self.set_slot = "own value"
