@@ -28,7 +28,7 @@ TEST_OUTCOME = (OutcomeException, Exception)
 Finalizer = Callable[[], object]
 
 
-@dataclass
+@dataclass(slots=True)  # one per item in flight, and per collector
 class _NodeState:
     finalizers: list[Finalizer]
     error: tuple[BaseException, types.TracebackType | None] | None = None
