@@ -47,8 +47,11 @@ class StoreGate:
         backend: LimitsBackend,
         on_release: Callable[[list[str]], None] | None = None,
         start_rates: Mapping[str, tuple[float, int]] | None = None,
+        local_jobs: Iterable[str] = (),
     ) -> None:
         self.backend = backend
+        # Jobs of this process alone (the pool-sized ``unmarked`` job): no lease, no store.
+        self.local_jobs = frozenset(local_jobs)
         self._on_release = on_release
         self._on_failure: Callable[[str], None] | None = None
         # Per job: (starts per second, burst) shared by every process.
@@ -106,8 +109,11 @@ class StoreGate:
         Else the seconds to defer the job: until its start token, or a backoff
         with jitter (``on_release`` may resume it sooner). Never raises: once
         the store has failed every job is deferred (fail closed) and
-        ``on_failure`` has been told.
+        ``on_failure`` has been told. A local job is always granted: the
+        process's own scheduler is its cap.
         """
+        if job in self.local_jobs:
+            return None
         rate = self._start_rates.get(job)
         try:
             outcome = self.lease(job, cap, *(rate or (None, 1)))
@@ -131,9 +137,15 @@ class StoreGate:
 
     def release(self, job: str) -> None:
         """The runtime's door: give back one slot that ``try_acquire`` granted for ``job``."""
+        if job in self.local_jobs:
+            return
         with self._lock:
             lease = self._granted[job].pop()
         self.release_lease(lease)
+
+    def shares(self, job: str) -> bool:
+        """Whether ``job``'s limits live in the store (not a local job)."""
+        return job not in self.local_jobs
 
     def lease(
         self, job: str, cap: int, per_second: float | None = None, burst: int = 1

@@ -55,15 +55,18 @@ def outcome_of(
     whether it is a failed subtest (counted apart, as pytest's SUBFAILED).
 
     The category is the one the hook gave ``report`` when it was logged (``seen``),
-    asked now if nobody asked. Called for every report: written out in one function.
+    asked now if nobody asked.
     """
     status: Any
     asked, status = seen.last if seen is not None else (None, None)
     if asked is not report:
         status = config.hook.pytest_report_teststatus(report=report, config=config)
     category = status[0] if status else ""
-    if not isinstance(category, str):
-        category = ""
+    return outcome_in(report, category if isinstance(category, str) else "")
+
+
+def outcome_in(report: pytest.TestReport, category: str) -> tuple[Outcome | None, bool]:
+    """``outcome_of`` for a report whose category the terminal already gave it."""
     # A subtest's own report: pytest 9's ``subtests``, or the pytest-subtests plugin.
     if (_SubtestReport is not None and isinstance(report, _SubtestReport)) or category.startswith(
         "subtests "
