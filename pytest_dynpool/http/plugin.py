@@ -100,17 +100,16 @@ class UnclosedResponseWarning(pytest.PytestWarning):
     """A test ended with a response of a dynpool client still open; its slot was given back."""
 
 
-HELD_SLOTS_KEY = pytest.StashKey[HeldSlots]()
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     """Every request slot this test takes is noted, on any thread or task it runs on.
 
-    So is the time the test was blocked on its job's limits: the lower bound does
-    not count it as work (``own_waits``).
+    The holder lives in the test's context only (not on the item, which outlives it by
+    the whole session): its teardown, inside this hook, finds it there. It also measures
+    the time the test was blocked on its job's limits, which the lower bound does not
+    count as work (``own_waits``): only that figure stays on the item.
     """
-    holder = item.stash[HELD_SLOTS_KEY] = HeldSlots()
+    holder = HeldSlots()
     token = CURRENT_HOLDER.set(holder)
     try:
         return (yield)
@@ -126,7 +125,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     try:
         yield
     finally:
-        holder = item.stash.get(HELD_SLOTS_KEY, None)
+        holder = CURRENT_HOLDER.get()
         if holder is not None and holder.taken:  # a test that took no slot has none to give
             _warn_of_leaks(item, holder.give_back())
 
