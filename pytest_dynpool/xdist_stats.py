@@ -40,7 +40,8 @@ def stats_to_dict(stats: RunStats) -> dict[str, Any]:
                 "items": job_stats.items,
                 "peak": job_stats.peak_in_flight,
                 "busy": job_stats.busy_seconds,
-                "durations": job_stats.durations,
+                "timings": [[node_id, seconds] for node_id, seconds in job_stats.timings],
+                "waited": job_stats.waited,
                 "outcomes": {outcome.value: n for outcome, n in job_stats.outcomes.items()},
             }
         )
@@ -105,7 +106,11 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
             local = name == UNMARKED_JOB
             job_stats.peak_in_flight = summed if local else min(summed, job_stats.job.cap)
             job_stats.busy_seconds += float(job_data["busy"])
-            job_stats.durations.extend(float(d) for d in job_data["durations"])
+            for (node_id, seconds), waited in zip(
+                job_data["timings"], job_data["waited"], strict=True
+            ):
+                job_stats.timings.append((str(node_id), float(seconds)))  # busy: summed above
+                job_stats.waited.append(float(waited))
             for outcome, count in job_data["outcomes"].items():
                 job_stats.outcomes[Outcome(outcome)] = job_stats.outcomes.get(
                     Outcome(outcome), 0

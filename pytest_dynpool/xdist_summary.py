@@ -83,6 +83,11 @@ def apply_store_peaks(stats: RunStats, peaks: Mapping[str, int]) -> None:
         peak = peaks.get(job_stats.job.name)
         if peak is not None:
             job_stats.peak_in_flight = min(job_stats.peak_in_flight, peak)
+    # The workers' pool peaks, summed, may not have been at once; no more can have
+    # been in flight than every job at its own peak.
+    stats.pool_peak_in_flight = min(
+        stats.pool_peak_in_flight, sum(job_stats.peak_in_flight for job_stats in stats.jobs)
+    )
 
 
 def interrupted_line(reports: int, workers_reported: int, workers: int) -> str:

@@ -45,3 +45,28 @@ def test_the_smaller_of_the_store_peak_and_the_workers_sum_is_shown() -> None:
     assert stats.jobs[0].peak_in_flight == 2
     apply_store_peaks(stats, {"api": 1})
     assert stats.jobs[0].peak_in_flight == 1
+
+
+def test_the_workers_timings_and_waits_reach_the_merged_lower_bound() -> None:
+    """Each worker's item times and own-job waits survive the trip to the controller."""
+    from pytest_dynpool.xdist_stats import merge, stats_to_dict
+
+    def worker(timings: list[tuple[str, float, float]], peak: int) -> RunStats:
+        job = JobStats(Job("api", 2, 2, "test"), items=len(timings), peak_in_flight=peak)
+        for node_id, seconds, waited in timings:
+            job.record(node_id, seconds, waited)
+        return RunStats(workers=4, jobs=[job], pool_peak_in_flight=peak)
+
+    one = worker([("t::a0", 1.0, 0.0), ("t::a1", 1.0, 0.5)], peak=2)
+    two = worker([("t::a2", 2.0, 1.0)], peak=1)
+    merged = merge([("gw0", stats_to_dict(one)), ("gw1", stats_to_dict(two))]).stats
+    (api,) = merged.jobs
+    assert api.timings == [("t::a0", 1.0), ("t::a1", 1.0), ("t::a2", 2.0)]
+    assert api.waited == [0.0, 0.5, 1.0]
+    assert api.busy_seconds == 4.0
+    bound = merged.bound()
+    assert (bound.term, bound.subject) == ("cap", "api")
+    assert bound.seconds == (1.0 + 0.5 + 1.0) / 2  # work without the waits, over the cap
+    # Both workers peaked at different times: no more than the job's own peak was in flight.
+    apply_store_peaks(merged, {"api": 2})
+    assert merged.pool_peak_in_flight == 2
