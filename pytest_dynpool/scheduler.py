@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import clock
+from .backends import Taken
 from .estimates import Estimates
 from .limits import Clock, TokenBucket
 from .order import Order
@@ -40,6 +41,12 @@ class Scheduler(Protocol):
 
     def next_dispatch(self) -> int | None:
         """Claim the next item to run, or None when nothing may start now."""
+
+    def start_held(self, item: int) -> None:
+        """A held-back item (see ``CappedScheduler``) starts now, its slot already held."""
+
+    def drop(self, item: int) -> None:
+        """Undo the ``next_dispatch`` that returned ``item``: it runs elsewhere, never here."""
 
     def complete(self, item: int, seconds: float | None = None) -> None:
         """Give back the slot of a finished item; ``seconds``: how long it took, if measured."""
@@ -101,6 +108,34 @@ class SlotGate(Protocol):
 
     def release(self, job: str) -> None:
         """Give back a slot that ``try_acquire`` granted."""
+
+
+class ItemClaims(Protocol):
+    """Pool items shared with other processes, each run by exactly one (xdist balance).
+
+    Under ``-n`` every worker may run any pooled item: it prefers its own share,
+    and takes another worker's unstarted items once nothing of its own can start.
+    Called under the runtime's claim lock, like ``SlotGate``, whose ``release``
+    gives back the slots taken here.
+    """
+
+    @property
+    def held_back(self) -> frozenset[int]:
+        """Pool items of the other shares: not queued here, run only once stolen."""
+
+    def try_claim(self, item: int, job: str, cap: int) -> float | Taken | None:
+        """Claim ``item`` with a slot of ``job`` (one store step). None: both held;
+        TAKEN: another process claimed it, so it is dropped here; else seconds to defer."""
+
+    def steal(self) -> int | None:
+        """Another process's unstarted item, claimed with its job's slot; None: none now."""
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing is left to steal: every other share's items are claimed."""
+
+    def retry_in(self) -> float:
+        """How long a worker with nothing to run waits before it tries ``steal`` again."""
 
 
 class LocalSlotGate:
@@ -169,7 +204,10 @@ class CappedScheduler:
         order: Order = Order.DURATION,
         known_seconds: Sequence[float | None] = (),
         group_of_item: Sequence[int] = (),
+        held_back: frozenset[int] = frozenset(),
     ) -> None:
+        """``held_back``: items not queued; they may start later by ``start_held``
+        (another xdist worker's share, stolen once nothing of this one's can start)."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if any(cap < 1 for cap in caps):
@@ -186,8 +224,12 @@ class CappedScheduler:
         self._job_of_item = job_of_item
         self._estimates: Estimates | None = None
         if order is Order.DURATION:
-            self._estimates = Estimates(len(caps), job_of_item, list(known_seconds), group_of_item)
+            self._estimates = Estimates(
+                len(caps), job_of_item, list(known_seconds), group_of_item, held_back
+            )
         for item, job_index in enumerate(job_of_item):
+            if item in held_back:
+                continue
             job = self.jobs[job_index]
             job.first_index = min(job.first_index, item)
             job.left += 1
@@ -209,7 +251,7 @@ class CappedScheduler:
         self._unmeasured_rated: list[Entry] = []
         self._parked: list[tuple[float, int, int]] = []  # (until, generation, job)
         self._in_flight = 0
-        self._pending = len(job_of_item)
+        self._pending = len(job_of_item) - len(held_back)
         self._peak_in_flight = 0
         self._undo_peaks: tuple[int, int, int] | None = None  # of the last dispatch
         for job_index in range(len(self.jobs)):
@@ -422,13 +464,30 @@ class CappedScheduler:
         item = job.waiting.popleft() if self._estimates is None else self._estimates.take(job_index)
         self._undo_peaks = (item, self._peak_in_flight, job.peak)
         job.left -= 1
+        self._count_start(job)
+        self._pending -= 1
+        self._offer(job_index)
+        return item
+
+    def _count_start(self, job: JobQueue) -> None:
         job.in_flight += 1
         job.peak = max(job.peak, job.in_flight)
         self._in_flight += 1
-        self._pending -= 1
         self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
-        self._offer(job_index)
-        return item
+
+    def start_held(self, item: int) -> None:
+        """A held-back item starts now, outside the queues (it holds its slot already)."""
+        self._count_start(self.jobs[self._job_of_item[item]])
+
+    def drop(self, item: int) -> None:
+        """Undo the ``next_dispatch`` that returned ``item``: it runs elsewhere, never here."""
+        job = self.jobs[self._job_of_item[item]]
+        if self._undo_peaks is None or self._undo_peaks[0] != item:
+            raise ValueError(f"item {item} is not the last one dispatched")
+        _, self._peak_in_flight, job.peak = self._undo_peaks
+        self._undo_peaks = None
+        job.in_flight -= 1
+        self._in_flight -= 1
 
     def complete(self, item: int, seconds: float | None = None) -> None:
         """Give back the item's slot; its measured ``seconds`` teach the duration order."""

@@ -8,6 +8,8 @@ run and names it in every worker's ``workerinput``; in it:
   written before the worker reports its collection, so the controller finds it.
 - ``limits.sqlite``: the run's limits store when the user chose none
   (``limits_store.store_for_xdist_run``).
+- ``parts.json``: each worker's share of the pooled items (its preference): another
+  worker steals from it once nothing of its own can start (``backends.claims``).
 - ``stop``: -x / --maxfail reached somewhere: every worker stops dispatching.
 - ``inflight-<worker>.log``: ``+index`` / ``-index`` lines as items start and
   end, so that after a crash the controller knows which items were in flight.
@@ -66,6 +68,17 @@ class SideChannel:
             jobs = [JobRecord(str(n), int(c), r) for n, c, r in data["jobs"]]
             return CollectedPlan(jobs, [int(j) for j in data["job_of_item"]])
         return None
+
+    def write_parts(self, parts: dict[str, list[int]]) -> None:
+        self._write("parts.json", parts)
+
+    def read_parts(self) -> dict[str, list[int]]:
+        """Each worker's share by worker id; empty before the controller wrote it."""
+        path = self.directory / "parts.json"
+        if not path.exists():
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(worker): [int(i) for i in part] for worker, part in data.items()}
 
     def request_stop(self, reason: str) -> None:
         self._write("stop", reason)

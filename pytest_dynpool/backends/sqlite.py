@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from .. import clock
-from . import IDLE_SECONDS, BackendError, Lease, SharedJobState
+from . import IDLE_SECONDS, TAKEN, BackendError, Lease, SharedJobState, Steal, Taken
 from .gcra import Clock, Token, check_rate, gcra_step
 from .waiting import ReleaseMarks, poll_delays
 
@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS dynpool_jobs (
     peak INTEGER NOT NULL DEFAULT 0, releases INTEGER NOT NULL DEFAULT 0,
     tat REAL, effective_cap INTEGER, paused_until REAL NOT NULL DEFAULT 0,
     touched REAL NOT NULL, PRIMARY KEY (namespace, job));
+CREATE TABLE IF NOT EXISTS dynpool_claims (
+    run TEXT NOT NULL, item INTEGER NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (run, item));
 """
 _TOUCH = (
     "INSERT INTO dynpool_jobs (namespace, job, touched) VALUES (?, ?, ?) "
@@ -119,36 +121,99 @@ class SqliteBackend:
     def _key(self, job: str) -> tuple[str, str]:
         return (self.namespace, job)
 
-    def acquire(self, job: str, cap: int) -> Lease | None:
+    def _acquire_in(self, db: sqlite3.Connection, now: float, job: str, cap: int) -> Lease | None:
+        """A slot of ``job`` inside the caller's transaction, or None (refused)."""
         key = self._key(job)
-
-        def acquire(db: sqlite3.Connection, now: float) -> Lease | None:
-            db.execute(_TOUCH, (*key, now))
-            db.execute(
-                "DELETE FROM dynpool_leases WHERE namespace = ? AND job = ? AND expires <= ?",
-                (*key, now),
-            )
-            (held,) = db.execute(
-                "SELECT COUNT(*) FROM dynpool_leases WHERE namespace = ? AND job = ?", key
+        db.execute(_TOUCH, (*key, now))
+        db.execute(
+            "DELETE FROM dynpool_leases WHERE namespace = ? AND job = ? AND expires <= ?",
+            (*key, now),
+        )
+        (held,) = db.execute(
+            "SELECT COUNT(*) FROM dynpool_leases WHERE namespace = ? AND job = ?", key
+        ).fetchone()
+        if held >= cap:
+            (releases,) = db.execute(
+                "SELECT releases FROM dynpool_jobs WHERE namespace = ? AND job = ?", key
             ).fetchone()
-            if held >= cap:
-                (releases,) = db.execute(
-                    "SELECT releases FROM dynpool_jobs WHERE namespace = ? AND job = ?", key
-                ).fetchone()
-                self._marks.refused(job, releases)
-                return None
-            token = uuid.uuid4().hex
-            db.execute(
-                "INSERT INTO dynpool_leases VALUES (?, ?, ?, ?, ?)",
-                (*key, token, self._owner, now + self.lease_seconds),
-            )
-            db.execute(
-                "UPDATE dynpool_jobs SET peak = MAX(peak, ?) WHERE namespace = ? AND job = ?",
-                (held + 1, *key),
-            )
-            return Lease(job, token, self._owner, self.lease_seconds)
+            self._marks.refused(job, releases)
+            return None
+        token = uuid.uuid4().hex
+        db.execute(
+            "INSERT INTO dynpool_leases VALUES (?, ?, ?, ?, ?)",
+            (*key, token, self._owner, now + self.lease_seconds),
+        )
+        db.execute(
+            "UPDATE dynpool_jobs SET peak = MAX(peak, ?) WHERE namespace = ? AND job = ?",
+            (held + 1, *key),
+        )
+        return Lease(job, token, self._owner, self.lease_seconds)
 
-        return self._run(acquire)
+    def acquire(self, job: str, cap: int) -> Lease | None:
+        return self._run(lambda db, now: self._acquire_in(db, now, job, cap))
+
+    def claim_and_acquire(
+        self, run: str, item: int, claimer: str, job: str, cap: int
+    ) -> Lease | Taken | None:
+        """Claim ``item`` of ``run`` for ``claimer`` and take a slot of ``job``, in one step.
+
+        TAKEN: another claimer has it. None: no slot now, and the item stays unclaimed
+        (a claim means the item started, so a crash leaves no claimed item unstarted).
+        """
+
+        def claim(db: sqlite3.Connection, now: float) -> Lease | Taken | None:
+            row = db.execute(
+                "SELECT owner FROM dynpool_claims WHERE run = ? AND item = ?", (run, item)
+            ).fetchone()
+            if row is not None and row[0] != claimer:
+                return TAKEN
+            lease = self._acquire_in(db, now, job, cap)
+            if lease is not None and row is None:
+                db.execute("INSERT INTO dynpool_claims VALUES (?, ?, ?)", (run, item, claimer))
+            return lease
+
+        return self._run(claim)
+
+    def steal(self, run: str, claimer: str, candidates: Sequence[tuple[int, str, int]]) -> Steal:
+        """The first of ``candidates`` (item, job, cap) nobody claimed whose job has a slot now.
+
+        Claimed with its slot in one transaction.
+        """
+
+        def steal(db: sqlite3.Connection, now: float) -> Steal:
+            rows = db.execute("SELECT item FROM dynpool_claims WHERE run = ?", (run,))
+            claimed = {row[0] for row in rows}
+            full: set[str] = set()
+            left = False
+            for item, job, cap in candidates:
+                if item in claimed or job in full:
+                    left = left or item not in claimed
+                    continue
+                left = True
+                lease = self._acquire_in(db, now, job, cap)
+                if lease is None:
+                    full.add(job)
+                    continue
+                db.execute("INSERT INTO dynpool_claims VALUES (?, ?, ?)", (run, item, claimer))
+                return Steal(item, lease, left=True)
+            return Steal(None, None, left=left)
+
+        return self._run(steal)
+
+    def unclaim(self, run: str, items: Sequence[int], claimer: str) -> None:
+        """Free ``claimer``'s claims of ``items`` (a crashed worker's, to run them again)."""
+
+        def unclaim(db: sqlite3.Connection, now: float) -> None:
+            db.executemany(
+                "DELETE FROM dynpool_claims WHERE run = ? AND item = ? AND owner = ?",
+                [(run, item, claimer) for item in items],
+            )
+
+        self._run(unclaim)
+
+    def forget_run(self, run: str) -> None:
+        """Drop every claim of ``run`` (it has ended)."""
+        self._run(lambda db, now: db.execute("DELETE FROM dynpool_claims WHERE run = ?", (run,)))
 
     def renew(self, lease: Lease) -> bool:
         def renew(db: sqlite3.Connection, now: float) -> bool:

@@ -68,6 +68,8 @@ class ConcurrentSetupState:
             for node in chain[:-1]:
                 self._users[node] = self._users.get(node, 0) + 1
         self.stack = _ActiveView(self)
+        # Teardown errors of collectors released by a dropped item (see ``drop``).
+        self._late_errors: list[BaseException] = []
 
     def is_node_active(self, node: Node) -> bool:
         return node in self._active
@@ -76,6 +78,35 @@ class ConcurrentSetupState:
         """Count ``item`` as in flight from dispatch until its teardown."""
         with self._lock:
             self._expected += 1
+
+    def adopt(self, item: pytest.Item) -> None:
+        """``item`` joins the run (stolen from another xdist worker): its collectors'
+        users count it, and one torn down already is set up again, as pytest does
+        for a module whose items are not contiguous."""
+        chain = item.listchain()
+        with self._lock:
+            self._chains[item] = chain
+            for node in chain[:-1]:
+                self._users[node] = self._users.get(node, 0) + 1
+
+    def drop(self, item: pytest.Item) -> None:
+        """``item`` leaves the run unrun (another xdist worker started it): as if finished.
+
+        A collector it was the last user of is torn down now; an error there is
+        raised at the session's end (``teardown_exact(None)``), with no item to carry it.
+        """
+        released = []
+        with self._lock:
+            for node in reversed(self._chain(item)[:-1]):
+                self._users[node] -= 1
+                state = self._active.pop(node, None) if self._users[node] == 0 else None
+                if state is not None:
+                    released.append((node, state))
+        exceptions: list[BaseException] = []
+        for node, state in released:
+            self._run_finalizers(node, state, exceptions)
+        with self._lock:
+            self._late_errors.extend(exceptions)
 
     def _chain(self, item: pytest.Item) -> list[Node]:
         chain = self._chains.get(item)
@@ -122,7 +153,9 @@ class ConcurrentSetupState:
         __tracebackhide__ = True
         item = CURRENT_ITEM.get()
         if item is None:
-            self._teardown_nodes(self._pop_all())
+            with self._lock:
+                late, self._late_errors = self._late_errors, []
+            self._teardown_nodes(self._pop_all(), late)
             return
         exceptions: list[BaseException] = []
         with self._lock:
@@ -156,9 +189,11 @@ class ConcurrentSetupState:
         self._active.clear()
         return popped
 
-    def _teardown_nodes(self, nodes: list[tuple[Node, _NodeState]]) -> None:
+    def _teardown_nodes(
+        self, nodes: list[tuple[Node, _NodeState]], late: list[BaseException]
+    ) -> None:
         __tracebackhide__ = True
-        exceptions: list[BaseException] = []
+        exceptions: list[BaseException] = list(late)
         for node, state in nodes:
             self._run_finalizers(node, state, exceptions)
         _raise_collected(exceptions)
