@@ -481,13 +481,15 @@ class CappedScheduler:
 
     def drop(self, item: int) -> None:
         """Undo the ``next_dispatch`` that returned ``item``: it runs elsewhere, never here."""
-        job = self.jobs[self._job_of_item[item]]
+        job_index = self._job_of_item[item]
+        job = self.jobs[job_index]
         if self._undo_peaks is None or self._undo_peaks[0] != item:
             raise ValueError(f"item {item} is not the last one dispatched")
         _, self._peak_in_flight, job.peak = self._undo_peaks
         self._undo_peaks = None
         job.in_flight -= 1
         self._in_flight -= 1
+        self._offer(job_index)  # its slot is free again
 
     def complete(self, item: int, seconds: float | None = None) -> None:
         """Give back the item's slot; its measured ``seconds`` teach the duration order."""
