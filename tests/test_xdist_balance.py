@@ -173,3 +173,58 @@ def test_module_fixtures_wrap_every_item_a_worker_runs_stolen_or_not(
             else:
                 assert depth > 0, log.read_text()  # a test ran with its module set up
         assert depth == 0, log.read_text()  # every setup was torn down in its worker
+
+
+# Eight items, four per share. The blocker's items wait until five items have ended on
+# other workers. The thief runs its own four, then steals two: at its fifth start that item
+# waits for the sixth, which calls os._exit. The sixth is blamed (it started last); the
+# fifth, stolen and in flight, must run again on the replacement -- the fifth item ended
+# elsewhere that releases the blocker. A lost item leaves the blocker to fail at its gate.
+CRASH_SUITE = (
+    (
+        STEAL_SUITE.replace('parametrize("n", range(6))', 'parametrize("n", range(8))')
+        # An item in flight when its worker died starts again: not an exactly-once file here.
+        .replace("os.O_CREAT | os.O_EXCL)  # exactly once", "os.O_CREAT | os.O_APPEND)")
+    )
+    .replace("ended_elsewhere() < 4", "ended_elsewhere() < 5")
+    .replace(
+        """    else:
+        (ROOT / f"ended-{n}").write_text(me)""",
+        """    else:
+        start = 1
+        while True:
+            try:
+                os.close(os.open(ROOT / f"start-{me}-{start}", os.O_CREAT | os.O_EXCL))
+                break
+            except FileExistsError:
+                start += 1
+        if start == 6:
+            os._exit(1)
+        if start == 5:
+            deadline = time.monotonic() + GATE_SECONDS
+            while not (ROOT / f"start-{me}-6").exists():
+                if time.monotonic() > deadline:
+                    pytest.fail("the thief never started a sixth item")
+                time.sleep(0.02)
+            time.sleep(GATE_SECONDS)  # in flight when its worker dies
+        (ROOT / f"ended-{n}").write_text(me)""",
+    )
+)
+
+
+def test_a_crashed_thief_loses_no_item(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "os._exit" in CRASH_SUITE and "range(8)" in CRASH_SUITE
+    shared = pytester.path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("BALANCE_DIR", str(shared))
+    pytester.makepyfile(test_steal=CRASH_SUITE)
+    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "2", "-v", timeout=120)
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(["*replacing crashed worker gw*", "*crashed while running*"])
+    blocker = (shared / "first").read_text()
+    thief = next(path.name[len("start-") :].rsplit("-", 1)[0] for path in shared.glob("start-*"))
+    ended = {path.name: path.read_text() for path in shared.glob("ended-*")}
+    assert len(ended) == 5
+    assert {worker for worker in ended.values()} - {thief} - {blocker}  # the replacement ran one
