@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-
 pytest.importorskip("xdist")
 
 # Six items of one job: the partition gives each worker three. The first worker to start
@@ -215,7 +214,8 @@ CRASH_SUITE = (
 def test_a_crashed_thief_loses_no_item(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert "os._exit" in CRASH_SUITE and "range(8)" in CRASH_SUITE
+    assert "os._exit" in CRASH_SUITE
+    assert "range(8)" in CRASH_SUITE
     shared = pytester.path / "shared"
     shared.mkdir()
     monkeypatch.setenv("BALANCE_DIR", str(shared))

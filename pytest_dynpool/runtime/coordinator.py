@@ -181,6 +181,9 @@ class PoolExecutor:
             pooled.item.location  # noqa: B018
         config = self.session.config
         scheduler = self._make_scheduler()
+        if self.claims is not None and not self.claims.exhausted:
+            # Session fixtures are not torn down between this worker's items and stolen ones.
+            self.setup_state.hold_session(self.session)
         # Lengthened only while the phase is CPU-bound; restored when the phase ends.
         switch_interval = SwitchInterval()
         pool = WorkerPool(
@@ -195,6 +198,7 @@ class PoolExecutor:
             claims=self.claims,
             adopt=self.setup_state.adopt,
             drop=self.setup_state.drop,
+            nothing_to_steal=self.setup_state.release_session,
         )
         handle = PoolHandle(self.plan.jobs, pool)
         router = HookRouter(config.pluginmanager)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
@@ -133,10 +134,12 @@ class WorkerPool:
         claims: ItemClaims | None = None,
         adopt: Callable[[pytest.Item], None] = lambda item: None,
         drop: Callable[[pytest.Item], None] = lambda item: None,
+        nothing_to_steal: Callable[[], None] = lambda: None,
     ) -> None:
         """``claims``: items shared with other xdist workers; ``adopt`` is told of an item
         stolen from another worker before it starts, ``drop`` of one that another
-        worker claimed (called without the lock: it may tear down collectors)."""
+        worker claimed, ``nothing_to_steal`` once when nothing is left to steal (both
+        called without the lock: they may tear down collectors)."""
         self._items = items
         # What each item is told runs after it (pytest's ``nextitem``): the next in plan order.
         self._next_item = [pooled.item for pooled in items[1:]] + [None]
@@ -150,7 +153,10 @@ class WorkerPool:
         self._claims = claims
         self._adopt = adopt
         self._drop = drop
-        self._dropped: list[pytest.Item] = []
+        self._nothing_to_steal = nothing_to_steal
+        # Run by the claiming thread once it has left the lock (teardowns of collectors).
+        self._after_lock: list[Callable[[], None]] = []
+        self._told_exhausted = False
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         # Set when nothing more may start, and no worker may wait for a hand-over.
         self._stopped = threading.Event()
@@ -237,9 +243,9 @@ class WorkerPool:
         """
         with self._slots:
             claimed = self._claim_next(finished, seconds)
-            dropped, self._dropped = self._dropped, []
-        for item in dropped:  # claimed by another xdist worker: never runs here
-            self._drop(item)
+            after_lock, self._after_lock = self._after_lock, []
+        for call in after_lock:
+            call()
         return claimed
 
     def _claim_next(self, finished: int | None, seconds: float) -> tuple[int, ItemReports] | None:
@@ -284,7 +290,7 @@ class WorkerPool:
                     wait = self._claims.try_claim(index, job.name, job.cap)
                 if isinstance(wait, Taken):  # another xdist worker started it
                     self._scheduler.drop(index)
-                    self._dropped.append(self._items[index].item)
+                    self._after_lock.append(partial(self._drop, self._items[index].item))
                     continue
                 if wait is not None:  # another process holds the job's slots
                     self._scheduler.put_back(index, wait)
@@ -314,6 +320,9 @@ class WorkerPool:
         if claims is None or claims.exhausted or self._scheduler.in_flight >= self._workers:
             return None
         stolen = claims.steal()
+        if claims.exhausted and not self._told_exhausted:
+            self._told_exhausted = True
+            self._after_lock.append(self._nothing_to_steal)
         if stolen is not None:
             self._scheduler.start_held(stolen)
             self._adopt(self._items[stolen].item)
