@@ -60,6 +60,23 @@ def test_item(n):
 """
 
 
+SESSION_CONFTEST = """
+import os
+from pathlib import Path
+
+import pytest
+
+@pytest.fixture(scope="session", autouse=True)
+def once_per_worker():
+    path = Path(os.environ["BALANCE_DIR"]) / f"session-{os.environ['PYTEST_XDIST_WORKER']}"
+    with path.open("a") as log:
+        log.write("setup\\n")
+    yield
+    with path.open("a") as log:
+        log.write("teardown\\n")
+"""
+
+
 def _junit_cases(path: Path) -> list[str]:
     root = ET.parse(path).getroot()
     return [f"{case.get('classname')}::{case.get('name')}" for case in root.iter("testcase")]
@@ -72,6 +89,7 @@ def test_a_worker_runs_an_item_of_another_workers_share(
     shared.mkdir()
     monkeypatch.setenv("BALANCE_DIR", str(shared))
     pytester.makepyfile(test_steal=STEAL_SUITE)
+    pytester.makeconftest(SESSION_CONFTEST)
     result = pytester.runpytest_subprocess(
         "-n", "2", "--dynpool-workers", "2", "-v", "--junitxml=out.xml", timeout=120
     )
@@ -86,6 +104,12 @@ def test_a_worker_runs_an_item_of_another_workers_share(
     assert sorted(_junit_cases(pytester.path / "out.xml")) == sorted(
         f"test_steal::test_item[{n}]" for n in range(6)
     )
+    # Session fixtures are per worker, once, as under plain xdist: not torn down between a
+    # worker's own items and the ones it stole.
+    sessions = sorted(shared.glob("session-*"))
+    assert len(sessions) == 2
+    for log in sessions:
+        assert log.read_text().split() == ["setup", "teardown"]
 
 
 def test_with_balance_fixed_items_stay_where_they_were_sent(
