@@ -6,11 +6,14 @@ a missing server into a skip, or a failure under ``CI=true``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -19,8 +22,40 @@ INSTALL_HINT = "redis-server is not installed: apt-get install redis-server"
 START_SECONDS = 15.0
 
 
+OPENSSL_HINT = "openssl is not installed: apt-get install openssl"
+
+
 class RedisMissing(RuntimeError):
-    """No ``redis-server`` on this machine."""
+    """No ``redis-server`` (or, for TLS, no ``openssl``) on this machine."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Made with the ``openssl`` command, so the tests need no crypto package."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RedisMissing(OPENSSL_HINT)
+    files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    ca_key, request, extensions = (directory / name for name in ("ca.key", "server.csr", "san.cnf"))
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    key = "-newkey rsa:2048 -nodes -days 2"
+    steps = [
+        f"req -x509 {key} -keyout {ca_key} -out {files.ca} -subj /CN=pytest-dynpool-test-CA",
+        f"req {key} -keyout {files.key} -out {request} -subj /CN=127.0.0.1",
+        f"x509 -req -in {request} -CA {files.ca} -CAkey {ca_key} -CAcreateserial"
+        f" -out {files.cert} -days 2 -extfile {extensions}",
+    ]
+    for step in steps:  # the temporary directory's path has no spaces
+        subprocess.run([openssl, *step.split()], check=True, capture_output=True)
+    return files
 
 
 def redis_server_path() -> str:
@@ -40,19 +75,31 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process: ``start`` waits until it answers, ``stop`` ends it."""
 
-    def __init__(self, directory: Path, password: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, password: str | None = None, tls: TlsFiles | None = None
+    ) -> None:
         self.directory = directory
         self.port = free_port()
         self.password = password
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """``redis://``, or with TLS ``rediss://`` trusting the test CA."""
         credentials = "" if self.password is None else f":{self.password}@"
-        return f"redis://{credentials}127.0.0.1:{self.port}/0"
+        if self.tls is None:
+            return f"redis://{credentials}127.0.0.1:{self.port}/0"
+        return f"rediss://{credentials}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
 
     def start(self) -> None:
-        command = [redis_server_path(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        command = [redis_server_path(), "--bind", "127.0.0.1"]
+        if self.tls is None:
+            command += ["--port", str(self.port)]
+        else:
+            command += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            command += ["--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)]
+            command += ["--tls-ca-cert-file", str(self.tls.ca)]
         command += ["--dir", str(self.directory), "--save", "", "--appendonly", "no"]
         if self.password is not None:
             command += ["--requirepass", self.password]
@@ -69,7 +116,15 @@ class RedisServer:
 
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+            with contextlib.ExitStack() as stack:
+                conn = stack.enter_context(
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1)
+                )
+                if self.tls is not None:
+                    context = ssl.create_default_context(cafile=str(self.tls.ca))
+                    conn = stack.enter_context(
+                        context.wrap_socket(conn, server_hostname="127.0.0.1")
+                    )
                 conn.sendall(b"PING\r\n")
                 # A server with a password answers, too: it asks for the password.
                 return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))

@@ -11,18 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.redis_server import INSTALL_HINT, RedisMissing, RedisServer, free_port
+from benchmarks.redis_server import RedisMissing, RedisServer, free_port, make_tls_files
 
 __all__ = ["RedisServer", "free_port", "started_redis"]
 
 
-def started_redis(directory: Path, password: str | None = None) -> RedisServer:
-    """A started server, or skip (fail under CI=true) with the install hint."""
-    server = RedisServer(directory, password)
+def started_redis(directory: Path, password: str | None = None, tls: bool = False) -> RedisServer:
+    """A started server (with ``tls``, on TLS only, with a CA of its own), or skip.
+
+    Under CI=true a missing package fails instead, with the same install hint.
+    """
     try:
+        server = RedisServer(directory, password, make_tls_files(directory) if tls else None)
         server.start()
-    except RedisMissing:
+    except RedisMissing as missing:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{INSTALL_HINT} (CI=true: the Redis tests must run)")
-        pytest.skip(INSTALL_HINT)
+            pytest.fail(f"{missing} (CI=true: the Redis tests must run)")
+        pytest.skip(str(missing))
     return server

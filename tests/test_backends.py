@@ -355,6 +355,36 @@ def test_credentials_in_the_url_reach_a_redis_that_asks_for_a_password(tmp_path:
         server.stop()
 
 
+def test_rediss_reaches_a_tls_only_redis_that_trusts_a_private_ca(tmp_path: Path) -> None:
+    """rediss:// with redis-py's ``ssl_ca_certs`` in the query; our ``lease`` stays ours."""
+    from .redis_server import started_redis
+
+    server = started_redis(tmp_path, tls=True)
+    try:
+        assert server.url.startswith("rediss://")
+        backend = open_backend(server.url + "&lease=3", "tls")
+        try:
+            assert backend.lease_seconds == 3.0
+            lease = backend.acquire("api", 1)
+            assert lease is not None
+            assert backend.acquire("api", 1) is None  # the cap of 1 holds over TLS
+            backend.release(lease)
+            assert backend.acquire("api", 1) is not None
+        finally:
+            backend.close()
+        untrusted = server.url.split("?", 1)[0]  # the system's CAs do not know the test CA
+        with pytest.raises(BackendError, match="cannot reach the Redis limits store"):
+            open_backend(untrusted, "tls")
+        plain = untrusted.replace("rediss://", "redis://")  # no TLS: the server hangs up
+        with pytest.raises(BackendError, match="cannot reach the Redis limits store"):
+            open_backend(plain, "tls")
+        misspelt = server.url.replace("ssl_ca_certs", "ssl_ca_cert")
+        with pytest.raises(BackendError, match=r"not one redis-py knows.*ssl_ca_certs=PATH"):
+            open_backend(misspelt, "tls")
+    finally:
+        server.stop()
+
+
 def test_redis_keys_carry_the_namespace_and_job_tag_and_all_expire(
     redis_server: RedisServer, namespace: str
 ) -> None:

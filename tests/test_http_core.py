@@ -9,12 +9,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
+from pytest_dynpool.http.exchange import retry_after_seconds
 from pytest_dynpool.http.traffic import CURRENT_HOLDER, HeldSlots, JobTraffic
-from pytest_dynpool.http.transport import (
-    AsyncLimitedTransport,
-    LimitedTransport,
-    retry_after_seconds,
-)
+from pytest_dynpool.http.transport import AsyncLimitedTransport, LimitedTransport
 from pytest_dynpool.model import Job, parse_rate
 
 from . import test_http_transport as transport_tests

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -127,4 +127,46 @@ def test_an_async_request_holds_the_shared_slot_until_its_answer(
 
     asyncio.run(main())
     assert seen == [1]
+    assert gates[1].backend.in_flight(request_slots("api")) == 0
+
+
+def test_a_cancelled_async_request_gives_back_the_shared_slot_its_wait_takes(
+    gates: tuple[StoreGate, StoreGate],
+) -> None:
+    """The slot wait runs on a thread; cancelling the task must not leak what it takes."""
+    import asyncio
+
+    import httpx
+
+    from pytest_dynpool.http.transport import AsyncLimitedTransport
+
+    here, there = states(gates, Job("api", 1, 1, "here"))
+    held_there = there.take_shared_slot()  # the other "process" holds the only slot
+    waiting = threading.Event()
+    take = here.take_shared_slot
+
+    def take_and_tell() -> Callable[[], None]:
+        waiting.set()
+        return take()
+
+    here.take_shared_slot = take_and_tell  # type: ignore[method-assign]
+
+    async def main() -> None:
+        async def handler(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, text="ok")  # pragma: no cover - never reached
+
+        transport = AsyncLimitedTransport(here, httpx.MockTransport(handler))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            request = asyncio.ensure_future(client.get("/"))
+            for _ in range(3000):  # 30 s bound
+                if waiting.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting.is_set()
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+            held_there()  # the waiting thread may now take the slot: it must give it back
+
+    asyncio.run(main())  # returns once the loop's threads have ended
     assert gates[1].backend.in_flight(request_slots("api")) == 0

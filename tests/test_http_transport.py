@@ -9,14 +9,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from pytest_dynpool.http.exchange import MAX_RETRIES, backoff_seconds
 from pytest_dynpool.http.summary import format_http_summary
 from pytest_dynpool.http.traffic import MAX_RETRY_AFTER_SECONDS, JobState
-from pytest_dynpool.http.transport import (
-    MAX_RETRIES,
-    AsyncLimitedTransport,
-    LimitedTransport,
-    backoff_seconds,
-)
+from pytest_dynpool.http.transport import AsyncLimitedTransport, LimitedTransport
 from pytest_dynpool.jobs import Job
 from pytest_dynpool.limits import parse_rate
 

@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import IDLE_SECONDS, BackendError, Lease, SharedJobState, redact
 from . import redis_scripts as lua
@@ -28,6 +29,17 @@ SOCKET_TIMEOUT_SECONDS = 5.0
 LONGEST_BLOCK_SECONDS = 2.0
 MIN_BLOCK_SECONDS = 0.01
 _MICROS = 1_000_000
+
+
+def _client_url(url: str) -> str:
+    """The URL for redis-py: our own ``lease`` option taken out of the query.
+
+    Every other option goes through, so ``rediss://...?ssl_ca_certs=CA.pem`` can
+    trust a private CA (redis-py's ``from_url`` reads it).
+    """
+    parts = urlsplit(url)
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "lease"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _escape(name: str) -> str:
@@ -55,7 +67,7 @@ class RedisBackend:
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
         try:
             self._client = redis.Redis.from_url(
-                url.split("?", 1)[0],
+                _client_url(url),
                 socket_timeout=SOCKET_TIMEOUT_SECONDS,
                 socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
                 # One quick retry of a dropped connection; a store that stays away is lost.
@@ -66,6 +78,11 @@ class RedisBackend:
             raise BackendError(
                 f"{self.url}: cannot reach the Redis limits store ({error}); check that the "
                 "server runs and that host, port, database and password in the URL are right"
+            ) from error
+        except TypeError as error:  # an option redis-py's connection does not take
+            raise BackendError(
+                f"{self.url}: an option in the URL's query is not one redis-py knows ({error}); "
+                "see redis.Redis.from_url for the options, e.g. ?ssl_ca_certs=PATH for rediss://"
             ) from error
         self._scripts = {
             name: self._client.register_script(text)
