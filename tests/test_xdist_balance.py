@@ -31,7 +31,7 @@ def first_worker(me):
     try:
         fd = os.open(ROOT / "first", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     except FileExistsError:
-        return (ROOT / "first").read_text() or me  # written just after creation
+        return (ROOT / "first").read_text()  # empty until written: the caller reads again
     os.write(fd, me.encode())
     os.close(fd)
     return me
