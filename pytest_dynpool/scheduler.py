@@ -404,21 +404,26 @@ class CappedScheduler:
         if self.jobs[job_index].parked:
             self._unpark(job_index)
 
-    def put_back(self, item: int, defer_seconds: float | None) -> None:
-        """Undo the dispatch of ``item`` (the last one made) and defer its job."""
+    def _undo_dispatch(self, item: int) -> tuple[int, JobQueue]:
+        """Undo the peaks and the slot of the last dispatch, which returned ``item``."""
         job_index = self._job_of_item[item]
         job = self.jobs[job_index]
         if self._undo_peaks is None or self._undo_peaks[0] != item:
             raise ValueError(f"item {item} is not the last one dispatched")
         _, self._peak_in_flight, job.peak = self._undo_peaks
         self._undo_peaks = None
+        job.in_flight -= 1
+        self._in_flight -= 1
+        return job_index, job
+
+    def put_back(self, item: int, defer_seconds: float | None) -> None:
+        """Undo the dispatch of ``item`` (the last one made) and defer its job."""
+        job_index, job = self._undo_dispatch(item)
         if self._estimates is None:
             job.waiting.appendleft(item)
         else:
             self._estimates.put_back(job_index, item)
         job.left += 1
-        job.in_flight -= 1
-        self._in_flight -= 1
         self._pending += 1
         self.defer(job_index, defer_seconds)
 
@@ -481,14 +486,7 @@ class CappedScheduler:
 
     def drop(self, item: int) -> None:
         """Undo the ``next_dispatch`` that returned ``item``: it runs elsewhere, never here."""
-        job_index = self._job_of_item[item]
-        job = self.jobs[job_index]
-        if self._undo_peaks is None or self._undo_peaks[0] != item:
-            raise ValueError(f"item {item} is not the last one dispatched")
-        _, self._peak_in_flight, job.peak = self._undo_peaks
-        self._undo_peaks = None
-        job.in_flight -= 1
-        self._in_flight -= 1
+        job_index, _ = self._undo_dispatch(item)
         self._offer(job_index)  # its slot is free again
 
     def complete(self, item: int, seconds: float | None = None) -> None:
