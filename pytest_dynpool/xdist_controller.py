@@ -4,7 +4,9 @@ Imported only in a distributed run, where xdist is installed. The controller
 names the limits store every worker uses (the user's, or an SQLite file it makes
 for the run), never collects, learns every item's job from the plan a worker
 wrote into the side channel, splits the run (``xdist_partition``), and sends
-each worker all of its items at once and then shutdown.
+each worker all of its items at once and then shutdown. With stealing
+(``xdist_balance``) an item may run in another worker than the one it was sent
+to: its completion is accepted from whichever worker ran it, once.
 """
 
 from __future__ import annotations
