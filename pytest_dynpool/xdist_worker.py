@@ -1,8 +1,9 @@
 """On an xdist worker: run the items the controller sends on this process's thread pool.
 
 The controller sends a worker all of its items at once, then shutdown
-(``xdist_controller.PartitionScheduling``); with stealing the worker's plan also
-holds the other shares' pooled items, held back until it takes one (``xdist_balance``). The worker then runs them like a
+(``xdist_controller.PartitionScheduling``); with stealing the worker's plan
+also holds the other shares' pooled items, held back until it takes one
+(``xdist_balance``). The worker then runs them like a
 plain dynpool run with each job's whole cap, held across the workers by the
 run's limits store (``limits_store``, named in ``workerinput``): its
 coordinator replays each item's reports on the main thread, where this plugin
