@@ -95,13 +95,18 @@ class SideChannel:
         path = self.directory / f"inflight-{worker}.log"
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
+    def _log_lines(self, worker: str) -> list[str]:
+        path = self.directory / f"inflight-{worker}.log"
+        return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+    def ever_started(self, worker: str) -> list[int]:
+        """Every item that started on ``worker``, ended or not."""
+        return sorted({int(line[1:]) for line in self._log_lines(worker) if line[0] == "+"})
+
     def in_flight(self, worker: str) -> list[int]:
         """Items that started on ``worker`` and did not end, most recent start first."""
-        path = self.directory / f"inflight-{worker}.log"
-        if not path.exists():
-            return []
         started: dict[int, None] = {}
-        for line in path.read_text(encoding="utf-8").split():
+        for line in self._log_lines(worker):
             index = int(line[1:])
             if line[0] == "+":
                 started[index] = None

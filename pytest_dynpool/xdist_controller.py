@@ -154,9 +154,13 @@ class PartitionScheduling(LoadScheduling):
             self.elsewhere.update(pending)
             return None
         started = self.channel.in_flight(node.gateway.id)
-        if self.claims is not None:  # items it stole, in flight when it died, are its too
+        if self.claims is not None:
+            # Items it stole are its too: in flight when it died, or ended with their
+            # reports lost with it (their owners dropped them as claimed).
             pending += [
-                i for i in started if i not in pending and collection[i] not in self.reported
+                i
+                for i in self.channel.ever_started(node.gateway.id)
+                if i not in pending and collection[i] not in self.reported
             ]
         if not pending:
             return None
