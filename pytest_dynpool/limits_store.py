@@ -25,8 +25,10 @@ from .backends import (
     LimitsBackend,
     open_backend,
     redact,
+    request_slots,
 )
 from .hookspecs import PoolControl
+from .jobs import UNMARKED_JOB
 from .options import add_flag_env_ini, flag_env_ini
 from .summary import RunStats
 from .xdist_role import STORE_INPUT_KEY, worker_input
@@ -35,6 +37,9 @@ if TYPE_CHECKING:  # the gate and its threads are imported only when a shared st
     from .backends.gate import StoreGate
 
 BACKEND_ENV = "DYNPOOL_BACKEND"
+# Unmarked tests under --dynpool-unmarked=pool follow xdist's rules (each process its own
+# pool-sized job), so they take no lease: the store holds declared jobs only.
+LOCAL_JOBS = (UNMARKED_JOB,)
 NAMESPACE_ENV = "DYNPOOL_NAMESPACE"
 
 
@@ -44,6 +49,9 @@ class StoreSettings:
 
     url: str
     namespace: str
+    # The name of this process's leases in the store (None: ``host:pid``); an xdist
+    # controller names each worker's, to give them back if the worker crashes.
+    holder: str | None = None
 
     @property
     def shared(self) -> bool:
@@ -94,7 +102,7 @@ def read_store_settings(config: pytest.Config) -> StoreSettings:
 def open_store(settings: StoreSettings) -> LimitsBackend:
     """Open the store now; unreachable or malformed is a usage error (exit 4) naming the URL."""
     try:
-        return open_backend(settings.url, settings.namespace)
+        return open_backend(settings.url, settings.namespace, settings.holder)
     except (ValueError, BackendError) as error:
         raise pytest.UsageError(
             f"--dynpool-backend: the limits store cannot be used: {error}"
@@ -162,13 +170,46 @@ def store_for_xdist_run(config: pytest.Config, directory: str, run_id: str) -> S
     return StoreSettings(f"sqlite://{directory}/limits.sqlite", f"xdist-{run_id}")
 
 
+def read_store_peaks(settings: StoreSettings, jobs: Sequence[str]) -> dict[str, int]:
+    """Each job's peak in the store (leases held at once, all processes); {} if it fails.
+
+    Local jobs (``LOCAL_JOBS``) have none: they are left out.
+    """
+    jobs = [job for job in jobs if job not in LOCAL_JOBS]
+    try:
+        backend = open_store(settings)
+    except pytest.UsageError:
+        return {}
+    try:
+        return {job: backend.peak(job) for job in jobs}
+    except BackendError:
+        return {}
+    finally:
+        backend.close()
+
+
 def _handed_store(config: pytest.Config) -> StoreSettings | None:
     """On an xdist worker, the store its controller named (see ``store_for_xdist_run``)."""
     handed = (worker_input(config) or {}).get(STORE_INPUT_KEY)
     if handed is None:
         return None
-    url, namespace = handed
-    return StoreSettings(str(url), str(namespace))
+    url, namespace, holder = handed
+    return StoreSettings(str(url), str(namespace), str(holder))
+
+
+def give_back_leases(settings: StoreSettings, holder: str, jobs: Sequence[str]) -> int:
+    """Release every lease of a crashed xdist worker's ``holder`` now, and fence it off.
+
+    ``jobs``: the run's job names (their request slots are looked in too).
+    Raises ``pytest.UsageError`` if the store cannot be opened, ``BackendError``
+    if it fails: the leases then come back when they expire.
+    """
+    backend = open_store(settings)
+    try:
+        names = [*jobs, *(request_slots(job) for job in jobs)]
+        return backend.release_holder(holder, names)
+    finally:
+        backend.close()
 
 
 def register_store_plugin(config: pytest.Config) -> None:
@@ -205,7 +246,7 @@ class LimitsStorePlugin:
     def pytest_dynpool_slot_gate(self, config: pytest.Config) -> StoreGate:
         from .backends.gate import StoreGate
 
-        gate = self.gate = StoreGate(open_store(self.settings))
+        gate = self.gate = StoreGate(open_store(self.settings), local_jobs=LOCAL_JOBS)
         config.stash[GATE_KEY] = gate
         return gate
 
@@ -255,6 +296,7 @@ class LimitsStorePlugin:
 
 def close_gate(gate: StoreGate, jobs: Sequence[str], not_reported: Sequence[str]) -> StoreReport:
     """Give back every lease, read the store's peaks: the report for the summary."""
+    jobs = [name for name in jobs if gate.shares(name)]
     store_peaks = gate.store_peaks(jobs) if gate.failure is None else {}
     report = StoreReport(
         url=gate.backend.url,

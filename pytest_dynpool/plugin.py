@@ -105,7 +105,8 @@ def _start_xdist_side(config: pytest.Config) -> None:
     if distributes(config):
         from .xdist_controller import XdistController
 
-        config.pluginmanager.register(XdistController(config), "dynpool-xdist-controller")
+        controller = XdistController(config, config.stash[SETTINGS_KEY].workers)
+        config.pluginmanager.register(controller, "dynpool-xdist-controller")
         return
     workerinput = worker_input(config)
     if workerinput is not None:

@@ -21,14 +21,17 @@ from xdist.remote import Producer
 from xdist.scheduler import LoadScheduling
 from xdist.workermanage import WorkerController
 
-from .limits_store import store_for_xdist_run
+from .backends import BackendError
+from .limits_store import give_back_leases, read_store_peaks, store_for_xdist_run
 from .pytest_compat import xdist_check_same_collection
-from .summary import format_summary
+from .runtime.outcomes import outcome_in
+from .summary import RunStats, align_columns, format_summary, job_table_rows
 from .xdist_balance import RunClaims, steals
 from .xdist_channel import NO_JOB, USAGE_ERROR_KEY, WORKEROUTPUT_KEY, SideChannel
 from .xdist_partition import partition
 from .xdist_role import STORE_INPUT_KEY, WORKERINPUT_KEY
 from .xdist_stats import format_balance, merge
+from .xdist_summary import ReportedItems, apply_store_peaks, interrupted_line, stats_from_reports
 
 
 class PartitionScheduling(LoadScheduling):
@@ -186,12 +189,18 @@ class PartitionScheduling(LoadScheduling):
 class XdistController:
     """The controller's plugin: store, side channel, scheduler, -x across workers, one summary."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, threads_per_worker: int) -> None:
         self.config = config
+        self.threads_per_worker = threads_per_worker
         self.directory = tempfile.mkdtemp(prefix="dynpool-xdist-")
         self.channel = SideChannel(self.directory)
         self.store = store_for_xdist_run(config, self.directory, uuid.uuid4().hex)
         self.per_worker: list[tuple[str, dict[str, Any]]] = []
+        self.holders: dict[WorkerController, str] = {}
+        self.processes = 0  # most workers alive at once
+        self.scheduling: PartitionScheduling | None = None
+        self.started: set[str] = set()  # for a summary when the workers' figures never come
+        self.notes: list[str] = []  # lines for the summary: what the controller did
         self.reported: set[str] = set()
         self.failures = 0
         self.maxfail: int = config.getoption("maxfail", 0) or 0
@@ -200,13 +209,18 @@ class XdistController:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: WorkerController) -> None:
         node.workerinput[WORKERINPUT_KEY] = self.directory
-        node.workerinput[STORE_INPUT_KEY] = [self.store.url, self.store.namespace]
+        # Each worker's leases carry a name of their own (a replacement gets a new one),
+        # so that a crash gives back exactly the dead worker's slots.
+        holder = self.holders[node] = f"xdist-{node.gateway.id}-{uuid.uuid4().hex[:12]}"
+        node.workerinput[STORE_INPUT_KEY] = [self.store.url, self.store.namespace, holder]
+        self.processes = max(self.processes, len(self.holders))
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Producer) -> LoadScheduling:
         if steals(config, self.store.url):
             self.claims = RunClaims(self.store, str(self.channel.directory))
-        return PartitionScheduling(config, log, self.channel, self.reported, self.claims)
+        self.scheduling = PartitionScheduling(config, log, self.channel, self.reported, self.claims)
+        return self.scheduling
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: WorkerController, error: object | None) -> None:
@@ -217,6 +231,26 @@ class XdistController:
         data = output.get(WORKEROUTPUT_KEY)
         if data is not None:
             self.per_worker.append((node.gateway.id, data))
+        holder = self.holders.pop(node, None)
+        if error is not None and holder is not None:
+            self._give_back_leases(node.gateway.id, holder)
+
+    def _give_back_leases(self, worker: str, holder: str) -> None:
+        """A worker is down (xdist says so, before it starts the replacement): its slots
+        come back now, not when its leases expire, and it is fenced off in the store."""
+        plan = self.channel.read_plan()
+        jobs = [job.name for job in plan.jobs] if plan is not None else []
+        try:
+            given_back = give_back_leases(self.store, holder, jobs)
+        except (pytest.UsageError, BackendError) as error:
+            self.notes.append(
+                f"xdist: the leases of crashed worker {worker} could not be given back "
+                f"({error}); they came back when they expired"
+            )
+            return
+        self.notes.append(
+            f"xdist: worker {worker} crashed; leases it held, given back at once: {given_back}"
+        )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """-x / --maxfail counted over all workers, as xdist does: then every worker stops.
@@ -230,6 +264,9 @@ class XdistController:
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.reported.add(report.nodeid)
 
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.started.add(nodeid)
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:  # xdist passes on each distinct collection error once
             self._count_failure()
@@ -239,14 +276,57 @@ class XdistController:
         if self.maxfail and self.failures == self.maxfail:
             self.channel.request_stop(f"stopping after {self.failures} failures")
 
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+    def pytest_terminal_summary(
+        self, terminalreporter: pytest.TerminalReporter, exitstatus: int
+    ) -> None:
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        lines = self._summary_lines(terminalreporter if interrupted else None)
+        if lines:
+            terminalreporter.write_sep("=", "dynpool")
+            for line in [*lines, *self.notes]:
+                terminalreporter.write_line(line)
+
+    def _summary_lines(self, interrupted: pytest.TerminalReporter | None) -> list[str]:
+        """The workers' figures merged, each job's peak from the store; after an
+        interrupt that kept some workers' figures from coming, the reports the
+        terminal received (``interrupted`` is the terminal then)."""
+        collection = self.scheduling.collection if self.scheduling is not None else None
+        plan = self.channel.read_plan()
+        if interrupted is not None and len(self.per_worker) < self.processes:
+            if plan is None or collection is None:
+                return []
+            items = self._reported_items(interrupted)
+            stats = stats_from_reports(plan, collection, items, self._threads())
+            self._apply_store_peaks(stats)
+            reports = len(items.started)
+            lines = align_columns(job_table_rows(stats))
+            if stats.not_started:
+                lines.append(f"not started: {stats.not_started} pooled items (none reported)")
+            return [*lines, interrupted_line(reports, len(self.per_worker), self.processes)]
         if not self.per_worker:
-            return
+            return []
         run = merge(self.per_worker)
-        terminalreporter.write_sep("=", "dynpool")
-        for line in format_summary(run.stats):
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(format_balance(run))
+        from_store = self._apply_store_peaks(run.stats)
+        return [*format_summary(run.stats), format_balance(run, from_store)]
+
+    def _reported_items(self, terminal: pytest.TerminalReporter) -> ReportedItems:
+        """Each item's outcome as the terminal counted it, read from its reports."""
+        items = ReportedItems(started=set(self.started))
+        for category, reports in terminal.stats.items():
+            for report in reports:
+                if isinstance(report, pytest.TestReport):
+                    outcome, subtest_failed = outcome_in(report, category)
+                    seconds = report.duration or 0.0
+                    items.add(report.nodeid, outcome, subtest_failed, seconds)
+        return items
+
+    def _threads(self) -> int:
+        return self.threads_per_worker * self.processes
+
+    def _apply_store_peaks(self, stats: RunStats) -> bool:
+        peaks = read_store_peaks(self.store, [job_stats.job.name for job_stats in stats.jobs])
+        apply_store_peaks(stats, peaks)
+        return bool(peaks)
 
     def pytest_unconfigure(self) -> None:
         if self.claims is not None:

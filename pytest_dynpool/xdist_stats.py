@@ -4,7 +4,8 @@ A worker's stats travel in ``workeroutput`` as plain data (execnet sends only
 builtins). On the controller the jobs are merged by name with their cap over
 the whole run; a job's peak is the sum of the workers' peaks, but at most its
 cap: an upper bound of what was in flight at once (the run's limits store never
-let more than the cap in, all workers together).
+let more than the cap in, all workers together), which the controller then
+narrows with the store's own peak (``xdist_summary.apply_store_peaks``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .jobs import UNMARKED_JOB
 from .model import Job, Rate
 from .summary import JobStats, Outcome, RunStats
 
@@ -97,9 +99,11 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
                 job_stats = by_name[name] = JobStats(job)
                 merged.jobs.append(job_stats)
             job_stats.items += int(job_data["items"])
-            job_stats.peak_in_flight = min(
-                job_stats.peak_in_flight + int(job_data["peak"]), job_stats.job.cap
-            )
+            summed = job_stats.peak_in_flight + int(job_data["peak"])
+            # The pool-sized unmarked job is each worker's own (no store lease): its
+            # cap is per worker, so the run's peak may be the sum.
+            local = name == UNMARKED_JOB
+            job_stats.peak_in_flight = summed if local else min(summed, job_stats.job.cap)
             job_stats.busy_seconds += float(job_data["busy"])
             job_stats.durations.extend(float(d) for d in job_data["durations"])
             for outcome, count in job_data["outcomes"].items():
@@ -110,7 +114,7 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
     return MergedRun(merged, walls)
 
 
-def format_balance(run: MergedRun) -> str:
+def format_balance(run: MergedRun, peaks_from_store: bool = False) -> str:
     """The xdist line: each worker's pooled wall, and the slowest against the mean."""
     walls = run.walls
     if not walls:
@@ -118,7 +122,12 @@ def format_balance(run: MergedRun) -> str:
     mean = sum(walls.values()) / len(walls)
     each = ", ".join(f"{worker} {wall:.2f}s" for worker, wall in sorted(walls.items()))
     ratio = f"{max(walls.values()) / mean:.2f}" if mean > 0 else "n/a"
+    peaks = (
+        "job peaks as the limits store saw them over all workers"
+        if peaks_from_store
+        else "job peaks are summed over workers, at most the cap"
+    )
     return (
-        f"xdist: {len(walls)} workers, pooled wall per worker: {each} (slowest/mean {ratio}); "
-        "job peaks are summed over workers, at most the cap"
+        f"xdist: {len(walls)} workers, pooled wall per worker: {each} "
+        f"(slowest/mean {ratio}); {peaks}"
     )

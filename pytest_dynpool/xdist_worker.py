@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .jobs import Plan, build_plan
+from .limits_store import LOCAL_JOBS
 from .options import Settings, Unmarked
 from .pytest_compat import XdistWorkerLink, xdist_worker_output
 from .scheduler import ItemClaims, SlotGate
@@ -92,13 +93,16 @@ class XdistWorker:
         indices = self.link.receive_all()
         self.steals = steals(self.config)
         if self.steals:
-            unrated = {
+            # Not stolen: a rated job's items, and a local job's (the store holds no
+            # claim or slot of it: each worker's own ``unmarked`` job).
+            stealable = {
                 self.index_of[pooled.item.nodeid]
                 for pooled in plan.pooled
                 if plan.jobs[pooled.job_index].rate is None
+                and plan.jobs[pooled.job_index].name not in LOCAL_JOBS
             }
             parts = self.channel.read_parts()
-            self.held = steal_order(self.worker_id, parts, unrated - set(indices))
+            self.held = steal_order(self.worker_id, parts, stealable - set(indices))
         items = [session.items[index] for index in [*indices, *self.held]]
         assignments = [self.config.hook.pytest_dynpool_job_for_item(item=item) for item in items]
         mine = build_plan(

@@ -442,3 +442,50 @@ def test_a_refusal_on_one_thread_is_waited_out_on_another(
     waiter.join()
     assert woken == [False, True]
     backend.close()
+
+
+@pytest.mark.parametrize("kind", SHARED_STORES)
+def test_a_dead_holders_leases_come_back_at_once_and_it_is_fenced_off(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, namespace: str
+) -> None:
+    # An xdist controller gives back a crashed worker's slots without waiting for their
+    # (hour-long here) leases; a thread of that worker still running can never count again.
+    url = store_url(kind, request, tmp_path) + "?lease=3600"
+    dead = open_backend(url, namespace, holder="gw0-dead")
+    alive = open_backend(url, namespace, holder="gw1-alive")
+    controller = open_backend(url, namespace)
+    try:
+        held = [dead.acquire("api", 2), dead.acquire("api (requests)", 1)]
+        kept = alive.acquire("other", 1)
+        assert all(held)
+        assert kept is not None
+        assert alive.acquire("api", 2) is not None
+        assert alive.acquire("api", 2) is None  # the dead holder's slot still counts
+        given_back = controller.release_holder("gw0-dead", ["api", "api (requests)", "other"])
+        assert given_back == 2
+        assert controller.in_flight("api") == 1
+        assert controller.in_flight("api (requests)") == 0
+        assert controller.in_flight("other") == 1  # another holder's lease stays
+        assert alive.acquire("api", 2) is not None  # the freed slot, at once
+        assert alive.acquire("api", 2) is None  # and never more than the cap
+        first = held[0]
+        assert first is not None
+        assert not dead.renew(first)  # the dead holder's thread cannot keep its lease
+        dead.release(first)  # nor give back a slot that is now someone else's
+        assert controller.in_flight("api") == 2
+        with pytest.raises(BackendError, match="declared gone"):
+            dead.acquire("api (requests)", 1)  # nor take a new one
+        assert controller.release_holder("gw0-dead", ["api"]) == 0
+    finally:
+        for backend in (dead, alive, controller):
+            backend.close()
+
+
+def test_the_memory_store_gives_back_its_own_holders_leases() -> None:
+    backend = open_backend("memory", holder="me")
+    assert backend.acquire("api", 1) is not None
+    assert backend.release_holder("someone else", ["api"]) == 0
+    assert backend.release_holder("me", ["api"]) == 1
+    assert backend.in_flight("api") == 0
+    with pytest.raises(BackendError, match="declared gone"):
+        backend.acquire("api", 1)

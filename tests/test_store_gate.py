@@ -183,3 +183,20 @@ def test_the_summary_says_what_went_wrong_and_names_what_did_not_run() -> None:
     assert "not run because the store failed: 22 items" in lines
     assert lines[-1] == "  ... and 2 more"
     assert "  test_a.py::test_19" in lines
+
+
+def test_a_local_job_is_granted_without_the_store() -> None:
+    # The pool-sized ``unmarked`` job is each process's own: no lease, no store call,
+    # even while the store is lost (the process's scheduler is its cap).
+    backend = BreakableBackend()
+    gate = StoreGate(backend, local_jobs=["unmarked"])
+    backend.broken = True
+    assert [gate.try_acquire("unmarked", 1) for _ in range(3)] == [None, None, None]
+    gate.release("unmarked")
+    assert not gate.shares("unmarked")
+    assert gate.shares("api")
+    assert gate.try_acquire("api", 1) == LONGEST_DEFER_SECONDS  # a store job fails closed
+    assert gate.failure is not None
+    assert gate.local_peaks == {}
+    backend.broken = False
+    gate.close()

@@ -117,6 +117,12 @@ def test_caps_hold_across_two_workers_and_every_test_is_reported_once(
     junit = _junit_ids(str(pytester.path / "junit.xml"))
     assert len(junit) == total
     assert set(junit.values()) == {1}
+    # Each job's peak in the summary is the one the server counted (the store's).
+    header = next(line for line in result.outlines if line.startswith("job ") and "peak" in line)
+    peak_column = header.split().index("peak")
+    for name in CAPS:
+        row = next(line.split() for line in result.outlines if line.startswith(f"{name} "))
+        assert int(row[peak_column]) == server.peak[name], (name, row)
     # One summary for the whole run, gathered from both workers.
     result.stdout.fnmatch_lines(
         [

@@ -19,6 +19,8 @@ Every failure to reach the store is a ``BackendError``: callers fail closed
 from __future__ import annotations
 
 import enum
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -53,7 +55,8 @@ class Lease:
     """One slot of one job, held until released or until it expires unrenewed.
 
     ``token`` is unique across processes and machines; ``owner`` is
-    ``host:pid`` of the holder, kept in the store for whoever inspects it.
+    the holder's name (``host:pid``, or the one an xdist controller gave its
+    worker), kept in the store, and how ``release_holder`` finds its leases.
     """
 
     job: str
@@ -151,6 +154,17 @@ class LimitsBackend(Protocol):
     def peak(self, job: str) -> int:
         """Most leases of ``job`` the store saw held at once, all processes together."""
 
+    def release_holder(self, holder: str, jobs: Sequence[str]) -> int:
+        """Give back at once every lease ``holder`` holds, and refuse it any new one.
+
+        For a holder whose process is gone (an xdist worker that crashed): its
+        slots come back now, not at lease expiry. A thread of that process still
+        running is fenced off: its renewals fail (the lease is lost) and its
+        ``acquire`` raises ``BackendError``, so it can never count beside the
+        cap. ``jobs`` names the jobs to look in (Redis keeps leases per job).
+        Returns how many leases were given back.
+        """
+
     def close(self) -> None:
         """Drop the connection; leases still held stay until released or expired."""
 
@@ -213,8 +227,26 @@ def _lease_seconds(url: str, query: str) -> float:
     return seconds
 
 
-def open_backend(url: str, namespace: str = DEFAULT_NAMESPACE) -> LimitsBackend:
+def default_holder() -> str:
+    """This process's holder name in a store: ``host:pid``, kept with each lease it takes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fenced_message(holder: str) -> str:
+    """Why a fenced holder (see ``LimitsBackend.release_holder``) gets no slot."""
+    return (
+        f"the holder {holder!r} was declared gone (its xdist worker crashed) and its "
+        "leases given back; nothing more is granted to it"
+    )
+
+
+def open_backend(
+    url: str, namespace: str = DEFAULT_NAMESPACE, holder: str | None = None
+) -> LimitsBackend:
     """Open the store named by ``url`` and check that it answers.
+
+    ``holder`` names this opener's leases (default ``host:pid``): an xdist
+    controller names each worker's, to give them back if the worker crashes.
 
     ValueError: the URL is malformed or names no known store (message says the fix).
     BackendError: the store is unreachable (message names the URL and what to check).
@@ -226,7 +258,7 @@ def open_backend(url: str, namespace: str = DEFAULT_NAMESPACE) -> LimitsBackend:
     if scheme == "memory":
         from .memory import MemoryBackend
 
-        return MemoryBackend(namespace)
+        return MemoryBackend(namespace, holder=holder)
     if scheme == "sqlite":
         from .sqlite import SqliteBackend
 
@@ -234,14 +266,14 @@ def open_backend(url: str, namespace: str = DEFAULT_NAMESPACE) -> LimitsBackend:
         path = text[len("sqlite://") :].split("?", 1)[0]
         if not text.lower().startswith("sqlite://") or not path:
             raise ValueError(f"{text!r}: {URL_HINT}")
-        return SqliteBackend(path, namespace, _lease_seconds(text, parts.query))
+        return SqliteBackend(path, namespace, _lease_seconds(text, parts.query), holder=holder)
     if scheme in ("redis", "rediss"):
         from .redis import RedisBackend
 
         parts = urlsplit(text)
         if not parts.hostname:
             raise ValueError(f"{redact(text)!r}: {URL_HINT}")
-        return RedisBackend(text, namespace, _lease_seconds(text, parts.query))
+        return RedisBackend(text, namespace, _lease_seconds(text, parts.query), holder=holder)
     raise ValueError(f"{redact(text)!r} names no known limits backend: {URL_HINT}")
 
 
@@ -259,6 +291,8 @@ __all__ = [
     "Steal",
     "Taken",
     "Token",
+    "default_holder",
+    "fenced_message",
     "open_backend",
     "redact",
     "request_slots",

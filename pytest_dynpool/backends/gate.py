@@ -47,8 +47,11 @@ class StoreGate:
         backend: LimitsBackend,
         on_release: Callable[[list[str]], None] | None = None,
         start_rates: Mapping[str, tuple[float, int]] | None = None,
+        local_jobs: Iterable[str] = (),
     ) -> None:
         self.backend = backend
+        # Jobs of this process alone (the pool-sized ``unmarked`` job): no lease, no store.
+        self.local_jobs = frozenset(local_jobs)
         self._on_release = on_release
         self._on_failure: Callable[[str], None] | None = None
         # Per job: (starts per second, burst) shared by every process.
@@ -106,7 +109,8 @@ class StoreGate:
         Else the seconds to defer the job: until its start token, or a backoff
         with jitter (``on_release`` may resume it sooner). Never raises: once
         the store has failed every job is deferred (fail closed) and
-        ``on_failure`` has been told.
+        ``on_failure`` has been told. A local job is always granted: the
+        process's own scheduler is its cap.
         """
         answer = self.try_acquire_with(job, lambda: self.backend.acquire(job, cap))
         assert not isinstance(answer, Taken)
@@ -116,7 +120,10 @@ class StoreGate:
         self, job: str, acquire: Callable[[], Lease | Taken | None]
     ) -> float | Taken | None:
         """``try_acquire`` with the store call given: a claim of an item with its slot
-        (``backends.claims``) may answer TAKEN, passed on as is."""
+        (``backends.claims``) may answer TAKEN, passed on as is. A local job's items are
+        never shared between processes: granted without the store, unclaimed."""
+        if job in self.local_jobs:
+            return None
         per_second, burst = self._start_rates.get(job) or (None, 1)
         try:
             outcome = self.lease(job, 0, per_second, burst, acquire)
@@ -157,9 +164,15 @@ class StoreGate:
 
     def release(self, job: str) -> None:
         """The runtime's door: give back one slot that ``try_acquire`` granted for ``job``."""
+        if job in self.local_jobs:
+            return
         with self._lock:
             lease = self._granted[job].pop()
         self.release_lease(lease)
+
+    def shares(self, job: str) -> bool:
+        """Whether ``job``'s limits live in the store (not a local job)."""
+        return job not in self.local_jobs
 
     @overload
     def lease(

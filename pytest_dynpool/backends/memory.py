@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import clock
-from . import Lease, SharedJobState
+from . import BackendError, Lease, SharedJobState, default_holder, fenced_message
 from .gcra import Clock, GcraLimiter, Token
 from .waiting import ReleaseMarks
 
@@ -32,7 +30,9 @@ class MemoryBackend:
     ``lease_seconds`` is infinite and the heartbeat does not start.
     """
 
-    def __init__(self, namespace: str = "default", clock: Clock = clock.monotonic) -> None:
+    def __init__(
+        self, namespace: str = "default", clock: Clock = clock.monotonic, holder: str | None = None
+    ) -> None:
         self.url = "memory"
         self.namespace = namespace
         self.lease_seconds = math.inf
@@ -40,7 +40,8 @@ class MemoryBackend:
         self._released = threading.Condition()
         self._jobs: dict[str, _JobSlots] = {}
         self._tokens = itertools.count()
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._owner = holder or default_holder()
+        self._fenced = False
         self._rates = GcraLimiter(clock)
         self._marks = ReleaseMarks()
 
@@ -52,6 +53,8 @@ class MemoryBackend:
 
     def acquire(self, job: str, cap: int) -> Lease | None:
         with self._released:
+            if self._fenced:
+                raise BackendError(f"memory: {fenced_message(self._owner)}")
             slots = self._job(job)
             if len(slots.holders) >= cap:
                 self._marks.refused(job, slots.releases)
@@ -105,6 +108,21 @@ class MemoryBackend:
     def peak(self, job: str) -> int:
         with self._released:
             return self._job(job).peak
+
+    def release_holder(self, holder: str, jobs: Sequence[str]) -> int:
+        """Every lease here is this process's own: all of them, when ``holder`` is its name."""
+        if holder != self._owner:
+            return 0
+        with self._released:
+            self._fenced = True
+            given_back = 0
+            for slots in self._jobs.values():
+                if slots.holders:
+                    given_back += len(slots.holders)
+                    slots.holders.clear()
+                    slots.releases += 1
+            self._released.notify_all()
+            return given_back
 
     def close(self) -> None:
         """Nothing to drop: the store dies with the process."""

@@ -11,14 +11,20 @@ A single instance is enough: going over a cap costs a 429, not corrupted data.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import IDLE_SECONDS, BackendError, Lease, SharedJobState, redact
+from . import (
+    IDLE_SECONDS,
+    BackendError,
+    Lease,
+    SharedJobState,
+    default_holder,
+    fenced_message,
+    redact,
+)
 from . import redis_scripts as lua
 from .gcra import Token, check_rate
 
@@ -50,7 +56,9 @@ def _escape(name: str) -> str:
 class RedisBackend:
     """A ``LimitsBackend`` in one Redis instance shared by every process and machine."""
 
-    def __init__(self, url: str, namespace: str, lease_seconds: float) -> None:
+    def __init__(
+        self, url: str, namespace: str, lease_seconds: float, holder: str | None = None
+    ) -> None:
         try:
             import redis
             from redis.backoff import ConstantBackoff
@@ -63,7 +71,7 @@ class RedisBackend:
         self._lease_us = round(lease_seconds * _MICROS)
         self._idle_ms = round(IDLE_SECONDS * 1000)
         self._wake_ms = round(lease_seconds * 1000)
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._owner = holder or default_holder()
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
         try:
             self._client = redis.Redis.from_url(
@@ -90,6 +98,7 @@ class RedisBackend:
                 ("acquire", lua.ACQUIRE),
                 ("renew", lua.RENEW),
                 ("release", lua.RELEASE),
+                ("release_holder", lua.RELEASE_HOLDER),
                 ("next_expiry", lua.NEXT_EXPIRY),
                 ("take_token", lua.TAKE_TOKEN),
                 ("read_state", lua.READ_STATE),
@@ -112,9 +121,11 @@ class RedisBackend:
         token = f"{self._owner}/{uuid.uuid4().hex}"
         granted, _ = self._call(
             "acquire",
-            [self._key(job, "leases"), self._key(job, "state")],
-            [token, cap, self._lease_us, self._idle_ms],
+            [self._key(job, "leases"), self._key(job, "state"), self._key(job, "fenced")],
+            [token, cap, self._lease_us, self._idle_ms, self._owner],
         )
+        if int(granted) < 0:
+            raise BackendError(f"{self.url}: {fenced_message(self._owner)}")
         if not granted:
             return None
         return Lease(job, token, self._owner, self.lease_seconds)
@@ -130,6 +141,14 @@ class RedisBackend:
             [self._key(job, "leases"), self._key(job, "state"), self._key(job, "wake")],
             [lease.token, self._idle_ms, self._wake_ms],
         )
+
+    def release_holder(self, holder: str, jobs: Sequence[str]) -> int:
+        removed = 0
+        for job in jobs:
+            keys = [self._key(job, part) for part in ("leases", "state", "wake", "fenced")]
+            args: list[str | int] = [f"{holder}/", self._idle_ms, self._wake_ms, holder]
+            removed += int(self._call("release_holder", keys, args))
+        return removed
 
     def wait_for_release(self, jobs: Sequence[str], timeout: float) -> bool:
         if not jobs:

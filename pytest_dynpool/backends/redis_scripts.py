@@ -15,11 +15,15 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function whole(x) return string.format('%.0f', x) end
 """
 
-# KEYS: leases, state. ARGV: token, cap, lease_us, idle_ms.
-# 1 and the lease's life in us when granted; 0 and the release count when refused.
+# KEYS: leases, state, fenced. ARGV: token, cap, lease_us, idle_ms, holder.
+# 1 and the lease's life in us when granted; 0 and the release count when refused;
+# -1 when the holder was fenced off (RELEASE_HOLDER).
 ACQUIRE = (
     _NOW
     + """
+if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 1 then
+  return {-1, 0}
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', whole(now))
 local held = redis.call('ZCARD', KEYS[1])
 if held >= tonumber(ARGV[2]) then
@@ -64,6 +68,28 @@ redis.call('LPUSH', KEYS[3], '1')
 redis.call('LTRIM', KEYS[3], 0, 63)
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
+"""
+
+# KEYS: leases, state, wake, fenced. ARGV: token prefix (holder + '/'), idle_ms, wake_ms, holder.
+# Removes every lease of the holder, fences it off, wakes a waiter; how many were removed.
+RELEASE_HOLDER = """
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+local removed = 0
+local prefix = ARGV[1]
+for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(token, 1, string.len(prefix)) == prefix then
+    removed = removed + redis.call('ZREM', KEYS[1], token)
+  end
+end
+if removed > 0 then
+  redis.call('HINCRBY', KEYS[2], 'releases', 1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('LPUSH', KEYS[3], '1')
+  redis.call('LTRIM', KEYS[3], 0, 63)
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
+return removed
 """
 
 # KEYS: leases. Microseconds until the job's next lease expires; -1 without any.

@@ -11,8 +11,6 @@ waiter polls a per-job release counter with backoff and jitter.
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import threading
 import uuid
@@ -21,7 +19,17 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from .. import clock
-from . import IDLE_SECONDS, TAKEN, BackendError, Lease, SharedJobState, Steal, Taken
+from . import (
+    IDLE_SECONDS,
+    TAKEN,
+    BackendError,
+    Lease,
+    SharedJobState,
+    Steal,
+    Taken,
+    default_holder,
+    fenced_message,
+)
 from .gcra import Clock, Token, check_rate, gcra_step
 from .waiting import ReleaseMarks, poll_delays
 
@@ -39,6 +47,9 @@ CREATE TABLE IF NOT EXISTS dynpool_jobs (
     peak INTEGER NOT NULL DEFAULT 0, releases INTEGER NOT NULL DEFAULT 0,
     tat REAL, effective_cap INTEGER, paused_until REAL NOT NULL DEFAULT 0,
     touched REAL NOT NULL, PRIMARY KEY (namespace, job));
+CREATE TABLE IF NOT EXISTS dynpool_fenced (
+    namespace TEXT NOT NULL, holder TEXT NOT NULL, touched REAL NOT NULL,
+    PRIMARY KEY (namespace, holder));
 CREATE TABLE IF NOT EXISTS dynpool_claims (
     run TEXT NOT NULL, item INTEGER NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (run, item));
 """
@@ -52,13 +63,18 @@ class SqliteBackend:
     """A ``LimitsBackend`` in the SQLite file at ``path``, shared by every process that opens it."""
 
     def __init__(
-        self, path: str, namespace: str, lease_seconds: float, clock: Clock = clock.wall_time
+        self,
+        path: str,
+        namespace: str,
+        lease_seconds: float,
+        clock: Clock = clock.wall_time,
+        holder: str | None = None,
     ) -> None:
         self.url = f"sqlite://{path}"
         self.namespace = namespace
         self.lease_seconds = lease_seconds
         self._clock = clock
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._owner = holder or default_holder()
         self._lock = threading.Lock()
         self._marks = ReleaseMarks()
         try:
@@ -91,6 +107,7 @@ class SqliteBackend:
                             db.execute(statement)
                     stale = self._clock() - IDLE_SECONDS
                     db.execute("DELETE FROM dynpool_jobs WHERE touched < ?", (stale,))
+                    db.execute("DELETE FROM dynpool_fenced WHERE touched < ?", (stale,))
                 return
             except sqlite3.OperationalError as error:
                 locked = "locked" in str(error) or "busy" in str(error)
@@ -129,9 +146,16 @@ class SqliteBackend:
             "DELETE FROM dynpool_leases WHERE namespace = ? AND job = ? AND expires <= ?",
             (*key, now),
         )
-        (held,) = db.execute(
-            "SELECT COUNT(*) FROM dynpool_leases WHERE namespace = ? AND job = ?", key
+        # One statement: the slots held, and whether this holder was fenced off
+        # (``release_holder``); then nothing is granted to it (rolled back).
+        held, fenced = db.execute(
+            "SELECT COUNT(*), EXISTS (SELECT 1 FROM dynpool_fenced "
+            "WHERE namespace = ? AND holder = ?) "
+            "FROM dynpool_leases WHERE namespace = ? AND job = ?",
+            (self.namespace, self._owner, *key),
         ).fetchone()
+        if fenced:
+            raise BackendError(f"{self.url}: {fenced_message(self._owner)}")
         if held >= cap:
             (releases,) = db.execute(
                 "SELECT releases FROM dynpool_jobs WHERE namespace = ? AND job = ?", key
@@ -238,6 +262,34 @@ class SqliteBackend:
                 )
 
         self._run(release)
+
+    def release_holder(self, holder: str, jobs: Sequence[str]) -> int:
+        """Every lease of ``holder`` in this namespace, whatever its job (``jobs`` unused)."""
+
+        def release(db: sqlite3.Connection, now: float) -> int:
+            db.execute(
+                "INSERT INTO dynpool_fenced VALUES (?, ?, ?) ON CONFLICT (namespace, holder) "
+                "DO UPDATE SET touched = excluded.touched",
+                (self.namespace, holder, now),
+            )
+            counts = db.execute(
+                "SELECT job, COUNT(*) FROM dynpool_leases WHERE namespace = ? AND owner = ? "
+                "GROUP BY job",
+                (self.namespace, holder),
+            ).fetchall()
+            db.execute(
+                "DELETE FROM dynpool_leases WHERE namespace = ? AND owner = ?",
+                (self.namespace, holder),
+            )
+            for job, _ in counts:  # wakes every waiter of the job, as a release does
+                db.execute(
+                    "UPDATE dynpool_jobs SET releases = releases + 1, touched = ? "
+                    "WHERE namespace = ? AND job = ?",
+                    (now, *self._key(job)),
+                )
+            return sum(int(count) for _, count in counts)
+
+        return self._run(release)
 
     def _release_view(self, jobs: Sequence[str]) -> tuple[dict[str, int], float]:
         """Each job's release count, and the seconds until its next lease expires."""

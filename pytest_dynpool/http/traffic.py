@@ -227,7 +227,9 @@ class TrafficRegistry:
             traffic = self._jobs.get(job.name)
             if traffic is None:
                 gate = self._shared_store()
-                shared = SharedRequestLimits(gate, job) if gate is not None else None
+                shared = None
+                if gate is not None and gate.shares(job.name):
+                    shared = SharedRequestLimits(gate, job)
                 traffic = self._jobs[job.name] = JobTraffic(job, self._clock, shared)
             return traffic
 

@@ -40,7 +40,11 @@ def category_of(config: pytest.Config, report: pytest.TestReport) -> str:
 def outcome_of(config: pytest.Config, report: pytest.TestReport) -> tuple[Outcome | None, bool]:
     """The item outcome this report counts for (None: none, like a passed setup), and
     whether it is a failed subtest (counted apart, as pytest's SUBFAILED)."""
-    category = category_of(config, report)
+    return outcome_in(report, category_of(config, report))
+
+
+def outcome_in(report: pytest.TestReport, category: str) -> tuple[Outcome | None, bool]:
+    """``outcome_of`` for a report whose category the terminal already gave it."""
     if is_subtest(report, category):
         return None, report.failed
     return _BY_CATEGORY.get(category), False

@@ -1,0 +1,47 @@
+"""The controller's summary pieces under -n: figures from its reports, peaks from the store."""
+
+from __future__ import annotations
+
+from pytest_dynpool.model import Job
+from pytest_dynpool.summary import JobStats, Outcome, RunStats
+from pytest_dynpool.xdist_channel import NO_JOB, CollectedPlan, JobRecord
+from pytest_dynpool.xdist_summary import ReportedItems, apply_store_peaks, stats_from_reports
+
+PLAN = CollectedPlan(
+    jobs=[JobRecord("api", 2, None), JobRecord("slow", 1, 0.5)],
+    job_of_item=[0, 0, 0, NO_JOB, 1, 1],
+)
+COLLECTION = ["t::a0", "t::a1", "t::a2", "t::plain", "t::s0", "t::s1"]
+
+
+def test_an_interrupted_runs_table_counts_what_the_controller_received() -> None:
+    reported = ReportedItems()
+    reported.add("t::a0", None, False, 0.25)  # setup passed
+    reported.add("t::a0", Outcome.PASSED, False, 0.5)
+    reported.add("t::a1", Outcome.FAILED, False, 1.0)
+    reported.started.add("t::s0")  # started, never reported an outcome
+    reported.add("t::plain", Outcome.PASSED, False, 0.1)
+    stats = stats_from_reports(PLAN, COLLECTION, reported, workers=4)
+    api, slow = stats.jobs
+    assert (api.items, api.outcomes, api.busy_seconds) == (
+        3,
+        {Outcome.PASSED: 1, Outcome.FAILED: 1},
+        1.75,
+    )
+    assert slow.outcomes == {Outcome.INTERRUPTED: 1}
+    assert slow.job.rate is not None
+    assert slow.job.rate.per_second == 0.5
+    assert stats.exclusive_items == 1
+    assert stats.not_started == 2  # a2 and s1
+    assert (api.peak_in_flight, slow.peak_in_flight) == (2, 1)  # at most, until the store says
+    apply_store_peaks(stats, {"api": 1})
+    assert (api.peak_in_flight, slow.peak_in_flight) == (1, 1)
+
+
+def test_the_smaller_of_the_store_peak_and_the_workers_sum_is_shown() -> None:
+    # A store shared with other runs may count their leases: both are upper bounds.
+    stats = RunStats(workers=8, jobs=[JobStats(Job("api", 4, 4, "test"), peak_in_flight=2)])
+    apply_store_peaks(stats, {"api": 4})
+    assert stats.jobs[0].peak_in_flight == 2
+    apply_store_peaks(stats, {"api": 1})
+    assert stats.jobs[0].peak_in_flight == 1
