@@ -31,7 +31,7 @@ def pytest_configure(config):
 MODULE = """\
 import pytest
 
-pytestmark = pytest.mark.dynpool(max_concurrency=4, job="scopes")
+pytestmark = pytest.mark.dynpool(max_concurrency={cap}, job="{job}")
 
 
 def log(line):
@@ -48,8 +48,18 @@ def resource():
 
 @pytest.mark.parametrize("n", range({items}))
 def test_item(resource, n):
-    pass
+    {body}
 """
+
+
+def fixture_module(name: str, *, cap: int, job: str, items: int, log_runs: bool = False) -> str:
+    """A test module whose module fixture logs its setup and teardown to ``fixtures.log``
+    (and each item's run, with ``log_runs``); its items are one job of ``cap``.
+
+    Also written by tests/test_order.py, which checks the order of the log.
+    """
+    body = f'log("run {name}")' if log_runs else "pass"
+    return MODULE.format(name=name, cap=cap, job=job, items=items, body=body)
 
 
 def figures(lines: list[str]) -> tuple[int, int, int]:
@@ -73,7 +83,7 @@ def run(workspace: Workspace) -> str:
     root = workspace.new_suite("scopes", conftest)
     for m in range(MODULES):
         (root / f"test_m{m:02}.py").write_text(
-            MODULE.format(name=f"m{m:02}", items=ITEMS), encoding="utf-8"
+            fixture_module(f"m{m:02}", cap=4, job="scopes", items=ITEMS), encoding="utf-8"
         )
     workspace.warm_up(root)
     rows = []

@@ -10,7 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from .jobs import Job, JobAssignment
     from .reports.record import HttpJobRecord
-    from .scheduler import ItemClaims, SlotGate
+    from .slot_gate import ItemClaims, SlotGate
     from .summary import RunStats
 
 

@@ -11,25 +11,28 @@ default, each item has an expected duration (measured by an earlier run, else
 its job's median, else the longest seen) and the job with the most remaining work per
 slot goes first, its longest items first: a long item collected last no longer
 ends the run alone, and a small slow job no longer waits behind a big fast one.
-The estimates learn during the run (``complete`` with the item's seconds), and
-the first item of each unknown job, then of each unknown group (test function),
-starts before the others: on a first run, with nothing kept, a slow job is found
-out early instead of last.
+A job's drain is never less than its longest waiting item: few long items
+start together instead of one by one. The estimates learn during the run
+(``complete`` with the item's seconds, and the time so far of a never-measured
+job's item still running), and the first item of each unknown job, then of each
+unknown group (test function), starts before the others: on a first run, with
+nothing kept, a slow job is found out early instead of last.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import clock
-from .backends import Taken
 from .estimates import Estimates
+from .job_queue import Entry, JobQueue
 from .limits import Clock, TokenBucket
 from .order import Order
+from .slot_gate import LocalSlotGate, SlotGate
+
+__all__ = ["CappedScheduler", "JobQueue", "LocalSlotGate", "Scheduler", "SlotGate"]
 
 
 class Scheduler(Protocol):
@@ -93,92 +96,6 @@ class Scheduler(Protocol):
 
     def job_peak(self, job_index: int) -> int:
         """Most items of one job in flight at once so far."""
-
-
-class SlotGate(Protocol):
-    """Asked for a slot of an item's job before the item starts; told when it ends.
-
-    The seam for limits shared beyond this process (issue 12: SQLite, Redis):
-    the scheduler already keeps each job under its cap inside the process.
-    Called under the runtime's claim lock: an answer must come quickly.
-    """
-
-    def try_acquire(self, job: str, cap: int) -> float | None:
-        """None: a slot of ``job`` is now held. Else refused: seconds until worth asking again."""
-
-    def release(self, job: str) -> None:
-        """Give back a slot that ``try_acquire`` granted."""
-
-
-class ItemClaims(Protocol):
-    """Pool items shared with other processes, each run by exactly one (xdist balance).
-
-    Under ``-n`` every worker may run any pooled item: it prefers its own share,
-    and takes another worker's unstarted items once nothing of its own can start.
-    Called under the runtime's claim lock, like ``SlotGate``, whose ``release``
-    gives back the slots taken here.
-    """
-
-    @property
-    def held_back(self) -> frozenset[int]:
-        """Pool items of the other shares: not queued here, run only once stolen."""
-
-    def try_claim(self, item: int, job: str, cap: int) -> float | Taken | None:
-        """Claim ``item`` with a slot of ``job`` (one store step). None: both held;
-        TAKEN: another process claimed it, so it is dropped here; else seconds to defer."""
-
-    def steal(self) -> int | None:
-        """Another process's unstarted item, claimed with its job's slot; None: none now."""
-
-    @property
-    def exhausted(self) -> bool:
-        """Nothing is left to steal: every other share's items are claimed."""
-
-    def retry_in(self) -> float:
-        """How long a worker with nothing to run waits before it tries ``steal`` again."""
-
-
-class LocalSlotGate:
-    """The default gate: the process's own caps are the only limit, so it always grants."""
-
-    def try_acquire(self, job: str, cap: int) -> float | None:
-        return None
-
-    def release(self, job: str) -> None:
-        pass
-
-
-Entry = tuple[float, float, int, int, int]
-"""A job on a heap: (key, second key, its first collected item, job index, generation)."""
-
-
-@dataclass
-class JobQueue:
-    """Run-time state of one job inside the scheduler."""
-
-    cap: int
-    first_index: int
-    waiting: deque[int] = field(default_factory=deque)
-    """Its items not yet started (count and collection orders; by duration see ``Estimates``)."""
-    left: int = 0
-    """How many of its items have not started."""
-    in_flight: int = 0
-    peak: int = 0
-    queued_in_heap: bool = False
-    # Heap entries of another generation are stale (the job was popped or re-keyed since).
-    heap_generation: int = 0
-    starts: TokenBucket | None = None
-    # Parked: out of start tokens, or deferred. A park entry with another
-    # generation than the job's is stale and ignored.
-    parked: bool = False
-    park_generation: int = 0
-    # The time integral of the concurrency the job was allowed, max(cap, in flight)
-    # within the pool, since the run started; see ``CappedScheduler.mean_cap``.
-    allowed_seconds: float = 0.0
-    allowed_since: float = 0.0
-
-    def runnable(self) -> bool:
-        return self.left > 0 and self.in_flight < self.cap and not self.parked
 
 
 class CappedScheduler:
@@ -254,6 +171,7 @@ class CappedScheduler:
         self._pending = len(job_of_item) - len(held_back)
         self._peak_in_flight = 0
         self._undo_peaks: tuple[int, int, int] | None = None  # of the last dispatch
+        self._now = started  # the clock at the last dispatch
         for job_index in range(len(self.jobs)):
             self._offer(job_index)
 
@@ -280,7 +198,10 @@ class CappedScheduler:
 
     def _drain(self, job_index: int, job: JobQueue, estimates: Estimates) -> float:
         """Seconds the job needs at least to run its waiting items (duration order)."""
-        drain = estimates.remaining(job_index) / self._slots(job)
+        # Its work spread over its slots, but no sooner than its longest item can end.
+        drain = max(
+            estimates.remaining(job_index) / self._slots(job), estimates.longest_waiting(job_index)
+        )
         per_second = self._per_second[job_index]
         if per_second is not None and estimates.anything_known:
             # A job held to a rate cannot drain faster than its start tokens come.
@@ -299,7 +220,7 @@ class CappedScheduler:
         elif estimates is None:
             # Remaining rounds at full cap: the job that needs most rounds starts first.
             heapq.heappush(self._heap, (-job.left / job.cap, 0.0, *entry))
-        elif estimates.is_measured(job_index):
+        elif estimates.is_measured(job_index) or estimates.runs_long(job_index):
             heapq.heappush(self._heap, (-self._drain(job_index, job, estimates), 0.0, *entry))
         else:
             rank = estimates.probe_rank(job_index)
@@ -371,8 +292,11 @@ class CappedScheduler:
 
     def _pop_startable(self) -> int | None:
         """The first job on the heap that may start an item now, with its start token."""
-        now = self._clock()
+        now = self._now = self._clock()
         self._unblock_due(now)
+        if self._estimates is not None and now >= self._estimates.next_look:
+            for job_index in self._estimates.look(now):
+                self._refresh(job_index)  # its item in flight ran longer than expected
         while (heap := self._best_heap()) is not None:
             job_index = heapq.heappop(heap)[3]
             job = self.jobs[job_index]
@@ -414,6 +338,8 @@ class CappedScheduler:
         self._undo_peaks = None
         job.in_flight -= 1
         self._in_flight -= 1
+        if self._estimates is not None:
+            self._estimates.stopped(job_index, item)
         return job_index, job
 
     def put_back(self, item: int, defer_seconds: float | None) -> None:
@@ -432,17 +358,9 @@ class CappedScheduler:
         if cap < 1:
             raise ValueError("a cap must be >= 1")
         job = self.jobs[job_index]
-        self._integrate_allowed(job)
+        job.integrate_allowed(self._clock(), self.workers)
         job.cap = cap
         self._offer(job_index)
-
-    def _allowed(self, job: JobQueue) -> int:
-        return min(max(job.cap, job.in_flight), self.workers)
-
-    def _integrate_allowed(self, job: JobQueue) -> None:
-        now = self._clock()
-        job.allowed_seconds += self._allowed(job) * (now - job.allowed_since)
-        job.allowed_since = now
 
     def mean_cap(self, job_index: int) -> float:
         """The job's concurrency allowance averaged over time since the scheduler started.
@@ -453,10 +371,10 @@ class CappedScheduler:
         for an adaptive job, whose cap moved during the run.
         """
         job = self.jobs[job_index]
-        self._integrate_allowed(job)
+        job.integrate_allowed(self._clock(), self.workers)
         elapsed = job.allowed_since - self._started
         if elapsed <= 0.0:
-            return float(self._allowed(job))
+            return float(job.allowed(self.workers))
         return job.allowed_seconds / elapsed
 
     def next_dispatch(self) -> int | None:
@@ -469,20 +387,24 @@ class CappedScheduler:
         item = job.waiting.popleft() if self._estimates is None else self._estimates.take(job_index)
         self._undo_peaks = (item, self._peak_in_flight, job.peak)
         job.left -= 1
-        self._count_start(job)
+        self._count_start(job_index, item)
         self._pending -= 1
         self._offer(job_index)
         return item
 
-    def _count_start(self, job: JobQueue) -> None:
+    def _count_start(self, job_index: int, item: int) -> None:
+        job = self.jobs[job_index]
         job.in_flight += 1
         job.peak = max(job.peak, job.in_flight)
         self._in_flight += 1
         self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        if self._estimates is not None:
+            self._estimates.started(job_index, item, self._now)
 
     def start_held(self, item: int) -> None:
         """A held-back item starts now, outside the queues (it holds its slot already)."""
-        self._count_start(self.jobs[self._job_of_item[item]])
+        self._now = self._clock()
+        self._count_start(self._job_of_item[item], item)
 
     def drop(self, item: int) -> None:
         """Undo the ``next_dispatch`` that returned ``item``: it runs elsewhere, never here."""
@@ -496,9 +418,13 @@ class CappedScheduler:
         if job.in_flight <= 0:
             raise ValueError(f"item {item} completed but its job has nothing in flight")
         if job.in_flight > job.cap:
-            self._integrate_allowed(job)  # the allowance goes down with in flight
+            job.integrate_allowed(
+                self._clock(), self.workers
+            )  # the allowance goes down with in flight
         job.in_flight -= 1
         self._in_flight -= 1
+        if self._estimates is not None:
+            self._estimates.stopped(job_index, item)
         if self._estimates is not None and seconds is not None and seconds >= 0.0:
             self._estimates.learn(job_index, seconds)
             self._refresh(job_index)

@@ -25,7 +25,7 @@ from .jobs import Plan, build_plan
 from .limits_store import LOCAL_JOBS
 from .options import Settings, Unmarked
 from .pytest_compat import XdistWorkerLink, xdist_worker_output
-from .scheduler import ItemClaims, SlotGate
+from .slot_gate import ItemClaims, SlotGate
 from .summary import RunStats
 from .xdist_balance import steal_order, steals
 from .xdist_channel import (

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from benchmarks.scopes import fixture_module
 from pytest_dynpool.durations import CACHE_KEY
 
 from .conftest import assert_no_worker_left
@@ -106,30 +107,9 @@ def test_a_cache_entry_of_the_wrong_shape_is_ignored(pytester: pytest.Pytester) 
     assert starts(pytester) == ["quick0", "slow", "quick1", "quick2", "quick3"]
 
 
-# Three modules, each with a module fixture and items whose known durations
-# interleave the modules: by duration, each module's items are spread over the run.
-MODULE = """
-import pytest
-
-pytestmark = pytest.mark.dynpool(2, job="all")
-
-
-def log(line):
-    with open("fixtures.log", "a") as out:
-        out.write(line + "\\n")
-
-
-@pytest.fixture(scope="module")
-def resource():
-    log("setup {name}")
-    yield
-    log("teardown {name}")
-
-
-@pytest.mark.parametrize("n", range(4))
-def test_item(resource, n):
-    log("run {name}")
-"""
+# Three modules (benchmarks.scopes.fixture_module), each with a module fixture, and items
+# whose known durations interleave the modules: by duration, each module's items are spread
+# over the run.
 
 
 @pytest.mark.parametrize("order", ["duration", "count", "collection"])
@@ -137,7 +117,8 @@ def test_reordering_sets_up_each_module_fixture_once(pytester: pytest.Pytester, 
     """The setup tree keeps a module alive until its last item: no module is set up twice."""
     names = ["a", "b", "c"]
     for name in names:
-        pytester.makepyfile(**{f"test_{name}": MODULE.format(name=name)})
+        module = fixture_module(name, cap=2, job="all", items=4, log_runs=True)
+        pytester.makepyfile(**{f"test_{name}": module})
     # Durations that interleave modules: a0 c0 b0 a1 c1 b1 ... by duration.
     durations = {
         f"test_{name}.py::test_item[{n}]": float(100 - 10 * n - m)

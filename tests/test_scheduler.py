@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import heapq
 import random
-import statistics
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_dynpool.estimates import UNKNOWN_SECONDS, Estimates, RunningMedian
 from pytest_dynpool.order import Order
 from pytest_dynpool.scheduler import CappedScheduler
 
-
-def drain(scheduler: CappedScheduler) -> list[int]:
-    started = []
-    while (item := scheduler.next_dispatch()) is not None:
-        started.append(item)
-    return started
+from .scheduler_replay import FakeClock, drain, workloads
 
 
 def test_job_needing_most_rounds_starts_first() -> None:
@@ -63,15 +55,6 @@ def test_completing_an_item_twice_is_an_error() -> None:
     scheduler.complete(item)
     with pytest.raises(ValueError, match="nothing in flight"):
         scheduler.complete(item)
-
-
-@st.composite
-def workloads(draw: st.DrawFn) -> tuple[int, list[int], list[int], int]:
-    workers = draw(st.integers(1, 8))
-    caps = draw(st.lists(st.integers(1, 10), min_size=1, max_size=6))
-    job_of_item = draw(st.lists(st.integers(0, len(caps) - 1), min_size=0, max_size=60))
-    seed = draw(st.integers(0, 2**32 - 1))
-    return workers, caps, job_of_item, seed
 
 
 @settings(max_examples=200, deadline=None)
@@ -119,131 +102,6 @@ def test_invariants_while_effective_caps_move(
         scheduler.complete(finished)
     assert sorted(dispatched) == list(range(len(job_of_item)))
     assert scheduler.pending == 0
-
-
-def makespan(
-    workers: int,
-    caps: list[int],
-    durations: list[float],
-    job_of_item: list[int],
-    order: Order,
-    known: bool = True,
-    learn: bool = True,
-) -> float:
-    """Replay a run on a fake clock with exact durations: when the last item ends.
-
-    ``learn``: each completion tells the scheduler the item's duration, as the pool does.
-    """
-    scheduler = CappedScheduler(
-        workers, caps, job_of_item, order=order, known_seconds=durations if known else ()
-    )
-    clock = 0.0
-    running: list[tuple[float, int]] = []
-    while True:
-        while (item := scheduler.next_dispatch()) is not None:
-            heapq.heappush(running, (clock + durations[item], item))
-        if not running:
-            return clock
-        clock, item = heapq.heappop(running)
-        scheduler.complete(item, durations[item] if learn else None)
-
-
-def test_duration_order_starts_a_long_item_collected_last_first() -> None:
-    durations = [0.05] * 40 + [1.5]
-    job_of_item = [0] * 41
-    scheduler = CappedScheduler(4, [4], job_of_item, known_seconds=durations)
-    assert scheduler.next_dispatch() == 40
-    assert makespan(4, [4], durations, job_of_item, Order.DURATION) == pytest.approx(1.5)
-    # By count, or with nothing known, the long item starts last: LB plus that item.
-    assert makespan(4, [4], durations, job_of_item, Order.COUNT) == pytest.approx(2.0)
-    assert makespan(4, [4], durations, job_of_item, Order.DURATION, known=False) == (
-        pytest.approx(2.0)
-    )
-
-
-def test_duration_order_starts_a_small_slow_job_before_a_big_fast_one() -> None:
-    durations = [0.02] * 160 + [0.6] * 3
-    job_of_item = [0] * 160 + [1] * 3
-    scheduler = CappedScheduler(4, [4, 1], job_of_item, known_seconds=durations)
-    assert scheduler.next_dispatch() == 160
-    assert makespan(4, [4, 1], durations, job_of_item, Order.DURATION) == pytest.approx(1.8)
-    assert makespan(4, [4, 1], durations, job_of_item, Order.COUNT) > 2.5
-
-
-def test_unknown_items_get_their_jobs_median_else_the_longest_seen() -> None:
-    estimates = Estimates(2, [0, 0, 0, 0, 1, 1], [1.0, 3.0, 10.0, None, None, None])
-    assert (estimates.per_item(0), estimates.per_item(1)) == (3.0, 10.0)
-    assert estimates.remaining(0) == 1.0 + 3.0 + 10.0 + 3.0
-    assert Estimates(2, [0, 1], [None, None]).per_item(1) == UNKNOWN_SECONDS
-    # Fewer known figures than items (new items at the end): unknown.
-    assert Estimates(1, [0, 0, 0], [2.0]).remaining(0) == 6.0
-
-
-def test_a_measured_duration_moves_its_jobs_median_and_the_longest() -> None:
-    estimates = Estimates(3, [0, 0, 1, 1, 2], [])
-    estimates.learn(0, 4.0)
-    assert (estimates.per_item(0), estimates.per_item(1)) == (4.0, 4.0)  # job 1: the longest
-    estimates.learn(1, 1.0)
-    estimates.learn(1, 2.0)
-    estimates.learn(0, 6.0)
-    assert [estimates.per_item(job) for job in range(3)] == [5.0, 1.5, 6.0]
-
-
-def test_each_unknown_function_starts_one_item_early() -> None:
-    # One job, two functions (groups): 0-3 and 4; the first of each goes first, then the rest.
-    estimates = Estimates(1, [0] * 5, [], group_of_item=[0, 0, 0, 0, 1])
-    assert estimates.probe_rank(0) == 0.0
-    assert [estimates.take(0) for _ in range(2)] == [0, 4]
-    assert estimates.probe_rank(0) == 2.0
-    assert [estimates.take(0) for _ in range(3)] == [1, 2, 3]
-
-
-@settings(deadline=None)
-@given(st.lists(st.floats(0.0, 1e6), min_size=1, max_size=50))
-def test_running_median_is_the_median(values: list[float]) -> None:
-    median = RunningMedian()
-    for count, value in enumerate(values, start=1):
-        median.add(value)
-        assert len(median) == count
-        assert median.median() == pytest.approx(statistics.median(values[:count]))
-
-
-def test_a_slow_job_found_out_by_its_first_item_goes_first_on_a_first_run() -> None:
-    """Nothing known: each job starts one item first, and what it took re-keys its job."""
-    durations = [0.02] * 160 + [0.6] * 3
-    job_of_item = [0] * 160 + [1] * 3
-    scheduler = CappedScheduler(4, [4, 1], job_of_item)
-    assert sorted(drain(scheduler)) == [0, 1, 2, 160]  # the slow job's first item among them
-    first_run = makespan(4, [4, 1], durations, job_of_item, Order.DURATION, known=False)
-    assert first_run == pytest.approx(1.8)  # as if its durations had been known
-    assert makespan(4, [4, 1], durations, job_of_item, Order.COUNT) > 2.5
-    blind = makespan(4, [4, 1], durations, job_of_item, Order.DURATION, known=False, learn=False)
-    assert blind == pytest.approx(2.1)  # the early first item alone is not enough: learning is
-
-
-def test_a_completion_re_keys_its_job() -> None:
-    # Two unknown jobs of two items, one worker: each starts one item (0, then 2); job 1's
-    # took 5 s against job 0's 1 s, so job 1's last item goes before job 0's.
-    scheduler = CappedScheduler(1, [1, 1], [0, 0, 1, 1])
-    assert scheduler.next_dispatch() == 0
-    scheduler.complete(0, 1.0)
-    assert scheduler.next_dispatch() == 2
-    scheduler.complete(2, 5.0)
-    assert scheduler.next_dispatch() == 3
-    # Not told the durations, the count order's tie (collection order) decides.
-    blind = CappedScheduler(1, [1, 1], [0, 0, 1, 1])
-    for item in (0, 2):
-        assert blind.next_dispatch() == item
-        blind.complete(item)
-    assert blind.next_dispatch() == 1
-
-
-def test_a_job_of_new_items_is_weighed_by_the_runs_median() -> None:
-    # job 0: two known 1 s items; job 1: four new items, expected 1 s each -> 4 s of work.
-    scheduler = CappedScheduler(
-        1, [1, 1], [0, 0, 1, 1, 1, 1], known_seconds=[1.0, 1.0, None, None, None, None]
-    )
-    assert scheduler.next_dispatch() == 2
 
 
 def test_collection_order_follows_the_collection_where_caps_allow() -> None:
@@ -335,67 +193,8 @@ def test_invariants_under_random_completion_order(
     assert scheduler.in_flight == 0
 
 
-@settings(max_examples=200, deadline=None)
-@given(workloads(), st.lists(st.floats(0.0, 10.0), min_size=60, max_size=60))
-def test_with_nothing_known_each_job_starts_one_item_first(
-    workload: tuple[int, list[int], list[int], int], seconds: list[float]
-) -> None:
-    """A first run: every job starts its first item, most items per slot first, before
-    any job starts a second, whatever the completions teach in between."""
-    workers, caps, job_of_item, seed = workload
-    scheduler = CappedScheduler(workers, caps, job_of_item, order=Order.DURATION)
-    rng = random.Random(seed)
-    started: list[int] = []
-    in_flight: list[int] = []
-    while True:
-        batch = drain(scheduler)
-        started += batch
-        in_flight += batch
-        if not in_flight:
-            break
-        item = in_flight.pop(rng.randrange(len(in_flight)))
-        scheduler.complete(item, seconds[item])
-    jobs = sorted(set(job_of_item))
-    first_jobs = [job_of_item[item] for item in started[: len(jobs)]]
-    size = {job: job_of_item.count(job) / min(caps[job], workers) for job in jobs}
-    by_count = sorted(jobs, key=lambda job: (-size[job], job_of_item.index(job)))
-    assert first_jobs == by_count
-    assert sorted(started) == list(range(len(job_of_item)))
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.integers(1, 6),
-    st.lists(st.tuples(st.integers(0, 3), st.floats(0.01, 5.0)), min_size=1, max_size=30),
-    st.lists(st.integers(1, 6), min_size=4, max_size=4),
-)
-def test_duration_order_stays_within_the_list_scheduling_bound(
-    workers: int, items: list[tuple[int, float]], caps: list[int]
-) -> None:
-    """Work-conserving: the last item starts once the pool or its job was saturated, so
-    the run ends within total / N + work_j / k_j + its duration (at most 3x LB)."""
-    job_of_item = [job for job, _ in items]
-    durations = [seconds for _, seconds in items]
-    span = makespan(workers, caps, durations, job_of_item, Order.DURATION)
-    per_job = max(
-        sum(d for d, j in zip(durations, job_of_item, strict=True) if j == job)
-        / min(caps[job], workers)
-        for job in set(job_of_item)
-    )
-    bound = max(sum(durations) / workers, per_job, max(durations))
-    assert bound - 1e-9 <= span <= sum(durations) / workers + per_job + max(durations) + 1e-9
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_deferred_job_waits_while_others_run_and_comes_back_on_time() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     scheduler = CappedScheduler(workers=4, caps=[2, 2], job_of_item=[0, 0, 1, 1], clock=clock)
     scheduler.defer(0, 5.0)
     assert drain(scheduler) == [2, 3]
@@ -415,7 +214,7 @@ def test_a_job_deferred_until_resumed_waits_for_resume() -> None:
 
 
 def test_put_back_undoes_a_dispatch_exactly() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     scheduler = CappedScheduler(workers=4, caps=[2, 1], job_of_item=[0, 0, 1], clock=clock)
     item = scheduler.next_dispatch()
     assert item is not None
@@ -432,7 +231,7 @@ def test_put_back_undoes_a_dispatch_exactly() -> None:
 
 
 def test_a_stale_park_entry_does_not_end_a_later_defer() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     scheduler = CappedScheduler(workers=2, caps=[1], job_of_item=[0, 0], clock=clock)
     scheduler.defer(0, 1.0)
     scheduler.resume(0)
@@ -441,14 +240,3 @@ def test_a_stale_park_entry_does_not_end_a_later_defer() -> None:
     assert scheduler.next_dispatch() is None
     clock.now = 10.0
     assert scheduler.next_dispatch() == 0
-
-
-def test_put_back_restores_the_jobs_expected_work() -> None:
-    # job 0: 3 s in one item; job 1: two items of 1 s. Job 0 first; put back, it stays first.
-    scheduler = CappedScheduler(1, [1, 1], [0, 1, 1], known_seconds=[3.0, 1.0, 1.0])
-    assert scheduler.next_dispatch() == 0
-    scheduler.put_back(0, None)
-    assert scheduler.next_dispatch() == 1  # job 0 is deferred: the other job goes
-    scheduler.complete(1)
-    scheduler.resume(0)
-    assert scheduler.next_dispatch() == 0  # 3 s of work again against job 1's 1 s

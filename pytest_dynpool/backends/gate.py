@@ -1,7 +1,7 @@
 """Job slots for one process from a shared store: leases kept alive, failures remembered.
 
 The runtime asks ``try_acquire`` before an item starts and ``release`` when it
-ends (the ``SlotGate`` of scheduler.py); the HTTP transports take a slot per
+ends (the ``SlotGate`` of slot_gate.py); the HTTP transports take a slot per
 request with ``acquire_waiting`` and give it back with ``release_lease``. A
 refusal never blocks the runtime: it defers the job for the seconds returned
 (a backoff with jitter) and tries another one; a watcher thread calls

@@ -23,7 +23,8 @@ from ..isolation.item_context import HookCall
 from ..jobs import Job, Plan
 from ..patching import Patches
 from ..pytest_compat import replace_setup_state
-from ..scheduler import CappedScheduler, ItemClaims, LocalSlotGate, Scheduler, SlotGate
+from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
+from ..slot_gate import ItemClaims
 from ..summary import JobStats, Outcome, RunStats, worse
 from .cpu_bound import CpuBoundGauge, SwitchInterval
 from .fixture_store import current_item, install_fixture_store

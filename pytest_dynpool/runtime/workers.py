@@ -22,7 +22,8 @@ from .. import clock
 from ..backends import Taken
 from ..isolation.item_context import HOOK_SINK, HookCall, item_context
 from ..jobs import Job, PooledItem
-from ..scheduler import ItemClaims, Scheduler, SlotGate
+from ..scheduler import Scheduler, SlotGate
+from ..slot_gate import ItemClaims
 from .cpu_bound import CpuBoundGauge
 from .fixture_store import current_item
 from .timeouts import Deadlines, Expired
