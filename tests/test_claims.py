@@ -54,7 +54,7 @@ def test_steal_takes_the_first_unclaimed_item_whose_job_has_a_slot(tmp_path: Pat
     assert found.left
     assert isinstance(a.claim_and_acquire("run", 6, "gw0", "other", 1), Lease)
     found = b.steal("run", "gw1", candidates)
-    assert found == type(found)(None, None, left=False)
+    assert found == type(found)(None, None, left=False, claimed=(5, 6, 7, 8))
 
 
 def test_unclaim_frees_only_the_named_claimer_and_forget_drops_the_run(tmp_path: Path) -> None:

@@ -77,11 +77,13 @@ TAKEN = Taken.TAKEN
 @dataclass(frozen=True)
 class Steal:
     """What ``ClaimingBackend.steal`` found: an item claimed with its slot, or none;
-    ``left``: some candidate is still unclaimed (worth asking again after a release)."""
+    ``left``: some candidate is still unclaimed (worth asking again after a release);
+    ``claimed``: candidates seen claimed by others, which the caller need not offer again."""
 
     item: int | None
     lease: Lease | None
     left: bool
+    claimed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

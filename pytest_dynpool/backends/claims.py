@@ -72,11 +72,12 @@ class StoreClaims:
             self._gate.fail(str(error))
             self._exhausted = True
             return None
+        gone = {*found.claimed, found.item}
+        self._candidates = [c for c in self._candidates if c[0] not in gone]
         if found.item is None or found.lease is None:
             self._exhausted = not found.left
             return None
         self._gate.adopt(found.lease)
-        self._candidates = [c for c in self._candidates if c[0] != found.item]
         self._delays = poll_delays()
         item = self._pool_item[found.item]
         self.stolen.append(item)

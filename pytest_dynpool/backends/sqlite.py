@@ -205,22 +205,26 @@ class SqliteBackend:
         """
 
         def steal(db: sqlite3.Connection, now: float) -> Steal:
-            rows = db.execute("SELECT item FROM dynpool_claims WHERE run = ?", (run,))
-            claimed = {row[0] for row in rows}
             full: set[str] = set()
+            claimed: list[int] = []
             left = False
-            for item, job, cap in candidates:
-                if item in claimed or job in full:
-                    left = left or item not in claimed
+            for item, job, cap in candidates:  # one indexed look-up each, in order
+                taken = db.execute(
+                    "SELECT 1 FROM dynpool_claims WHERE run = ? AND item = ?", (run, item)
+                ).fetchone()
+                if taken is not None:
+                    claimed.append(item)
                     continue
                 left = True
+                if job in full:
+                    continue
                 lease = self._acquire_in(db, now, job, cap)
                 if lease is None:
                     full.add(job)
                     continue
                 db.execute("INSERT INTO dynpool_claims VALUES (?, ?, ?)", (run, item, claimer))
-                return Steal(item, lease, left=True)
-            return Steal(None, None, left=left)
+                return Steal(item, lease, left=True, claimed=tuple(claimed))
+            return Steal(None, None, left=left, claimed=tuple(claimed))
 
         return self._run(steal)
 
