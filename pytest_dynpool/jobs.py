@@ -47,7 +47,7 @@ UNMARKED_EXCLUSIVE_JOB = Job.from_assignment(
 ITEM_JOB_KEY = pytest.StashKey[Job]()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per pooled item, alive all session
 class PooledItem:
     """One item of the pool: its job (an index into ``Plan.jobs``) and its timeout (None: none)."""
 
@@ -290,6 +290,7 @@ def build_plan(
     jobs_by_name: dict[str, Job] = {}
     job_index: dict[str, int] = {}
     checked: set[int] = set()  # ids of the assignments checked so far (alive in ``assignments``)
+    marked_parents: dict[pytest.Item | pytest.Collector, bool] = {}
     for item, returned in zip(items, assignments, strict=True):
         if id(returned) in checked:  # the same declaration as an earlier item's
             assignment = returned
@@ -319,7 +320,7 @@ def build_plan(
                 rate_override=rate_overrides.get(first.name),
             )
         item.stash[ITEM_JOB_KEY] = job
-        reason = why_alone(item, alone_fixtures)
+        reason = why_alone(item, alone_fixtures, marked_parents)
         if reason is not None:
             plan.exclusive.append(item)
             plan.alone[reason] = plan.alone.get(reason, 0) + 1
@@ -335,12 +336,35 @@ def build_plan(
     return plan
 
 
-def why_alone(item: pytest.Item, alone_fixtures: Collection[str]) -> str | None:
-    """Why ``item`` must run alone: the marker, or the first thread-unsafe fixture it uses."""
-    if item.get_closest_marker(ALONE_MARKER_NAME) is not None:
+def why_alone(
+    item: pytest.Item,
+    alone_fixtures: Collection[str],
+    marked_parents: dict[pytest.Item | pytest.Collector, bool] | None = None,
+) -> str | None:
+    """Why ``item`` must run alone: the marker, or the first thread-unsafe fixture it uses.
+
+    ``marked_parents`` remembers which parents carry the marker, across the items of a plan.
+    """
+    if _marked_alone(item, {} if marked_parents is None else marked_parents):
         return ALONE_MARKER_NAME
     used = getattr(item, "fixturenames", ())
     return next((name for name in used if name in alone_fixtures), None)
+
+
+def _marked_alone(
+    node: pytest.Item | pytest.Collector, parents: dict[pytest.Item | pytest.Collector, bool]
+) -> bool:
+    """``node.get_closest_marker(ALONE_MARKER_NAME) is not None``, each parent looked at once."""
+    for mark in node.own_markers:
+        if mark.name == ALONE_MARKER_NAME:
+            return True
+    parent = node.parent
+    if parent is None:
+        return False
+    found = parents.get(parent)
+    if found is None:
+        found = parents[parent] = _marked_alone(parent, parents)
+    return found
 
 
 def _settings(assignment: JobAssignment) -> str:

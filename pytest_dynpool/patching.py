@@ -12,6 +12,7 @@ run that no name still holds a value a patch put there (``unrestored``).
 from __future__ import annotations
 
 import threading
+import types
 from collections.abc import Callable
 from contextlib import ExitStack
 
@@ -24,19 +25,30 @@ _live = 0
 _made: list[tuple[object, str, object]] = []
 
 
+def _is_slot(owner: object, name: str) -> bool:
+    """An instance attribute kept in a ``__slots__`` slot (pluggy's ``HookCaller``), not a dict."""
+    return not isinstance(owner, type) and isinstance(
+        getattr(type(owner), name, None), types.MemberDescriptorType
+    )
+
+
 def _found(owner: object, name: str) -> object:
     """What ``owner`` itself holds under ``name`` (not what it inherits)."""
     if name == "__class__":
         return type(owner)
+    if _is_slot(owner, name):
+        return getattr(owner, name, _MISSING)
     return vars(owner).get(name, _MISSING)
 
 
 def _put(owner: object, name: str, value: object) -> None:
-    if value is _MISSING:
-        if name in vars(owner):
-            delattr(owner, name)
-    else:
+    if value is not _MISSING:
         setattr(owner, name, value)
+    elif _is_slot(owner, name):
+        if hasattr(owner, name):
+            delattr(owner, name)
+    elif name in vars(owner):
+        delattr(owner, name)
 
 
 def patch_attribute(

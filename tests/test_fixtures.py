@@ -484,3 +484,37 @@ def test_a_scope_is_torn_down_only_after_the_scopes_inside_it(pytester: pytest.P
     )
     result = pytester.runpytest("--dynpool-workers", "2")
     result.assert_outcomes(passed=2)
+
+
+def test_no_fixture_instance_outlives_its_function_scope(pytester: pytest.Pytester) -> None:
+    """Parametrized items and the ``request`` pseudo-fixture leave nothing in the store:
+    10,000 such entries kept until the session ends only lengthen each garbage collection."""
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_dynpool.runtime.fixture_store import FIXTURE_STORE_KEY
+
+        @pytest.fixture
+        def uses_request(request):
+            yield request.node.name
+
+        def pytest_dynpool_run_finished(config, stats):
+            store = config.stash.get(FIXTURE_STORE_KEY, None)
+            with open("store.txt", "w") as out:
+                out.write("no store" if store is None else str(len(store)))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.dynpool(2)
+
+        @pytest.mark.parametrize("value", range(6))
+        def test_param(value, request, uses_request):
+            assert uses_request == request.node.name
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "2")
+    result.assert_outcomes(passed=6)
+    assert (pytester.path / "store.txt").read_text() == "0"

@@ -143,6 +143,67 @@ def test_patch_attribute_restores_exactly_what_was_there() -> None:
     assert "inherited" not in vars(owner)
 
 
+class _Slotted:
+    __slots__ = ("set_slot", "unset_slot")
+    set_slot: str
+    unset_slot: str
+
+    def __init__(self) -> None:
+        self.set_slot = "own value"
+
+
+def test_patch_attribute_restores_a_slot_exactly() -> None:
+    """pluggy's HookCaller keeps ``_hookexec`` in a slot: no __dict__ to restore it from."""
+    owner = _Slotted()
+    undo_set = patching.patch_attribute(owner, "set_slot", "patched")
+    undo_unset = patching.patch_attribute(owner, "unset_slot", "patched too")
+    assert (owner.set_slot, owner.unset_slot) == ("patched", "patched too")
+    assert sorted(patching.unrestored()) == [f"{owner!r}.set_slot", f"{owner!r}.unset_slot"]
+    undo_unset()
+    undo_set()
+    assert owner.set_slot == "own value"
+    assert not hasattr(owner, "unset_slot")  # it held nothing: nothing after the undo
+    assert patching.unrestored() == []
+
+
+def test_report_hooks_are_routed_on_their_hook_callers_only(pytester: pytest.Pytester) -> None:
+    """Only the four report hooks pass through the router; each is back after the run."""
+    pytester.makeconftest(
+        """
+        import pytest
+        seen = {}
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_call(item):
+            hook = item.config.hook
+            seen[item.name] = (
+                hook.pytest_runtest_logreport._hookexec is not item.config.pluginmanager._hookexec,
+                hook.pytest_runtest_call._hookexec == item.config.pluginmanager._hookexec,
+            )
+
+        def pytest_unconfigure(config):
+            hook = config.hook
+            with open("routed.txt", "w") as out:
+                out.write(repr(sorted(seen.values())))
+                pm = config.pluginmanager
+                out.write(repr(hook.pytest_runtest_logreport._hookexec == pm._hookexec))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.dynpool(2)
+        @pytest.mark.parametrize("n", range(4))
+        def test_n(n):
+            pass
+        """
+    )
+    result = pytester.runpytest("--dynpool-workers", "2")
+    result.assert_outcomes(passed=4)
+    assert (pytester.path / "routed.txt").read_text() == repr([(True, True)] * 4) + "True"
+
+
 def test_late_undo_leaves_alone_what_someone_set_since() -> None:
     owner = _Owner()
     undo = patching.patch_attribute(owner, "inherited", "ours", if_still_ours=True)

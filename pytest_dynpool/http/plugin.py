@@ -99,13 +99,14 @@ class UnclosedResponseWarning(pytest.PytestWarning):
     """A test ended with a response of a dynpool client still open; its slot was given back."""
 
 
-HELD_SLOTS_KEY = pytest.StashKey[HeldSlots]()
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    """Every request slot this test takes is noted, on any thread or task it runs on."""
-    holder = item.stash[HELD_SLOTS_KEY] = HeldSlots()
+    """Every request slot this test takes is noted, on any thread or task it runs on.
+
+    The holder lives in the test's context only (not on the item, which outlives it by
+    the whole session): its teardown, inside this hook, finds it there.
+    """
+    holder = HeldSlots()
     token = CURRENT_HOLDER.set(holder)
     try:
         return (yield)
@@ -120,7 +121,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     try:
         yield
     finally:
-        holder = item.stash.get(HELD_SLOTS_KEY, None)
+        holder = CURRENT_HOLDER.get()
         if holder is not None and holder.taken:  # a test that took no slot has none to give
             _warn_of_leaks(item, holder.give_back())
 

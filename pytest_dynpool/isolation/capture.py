@@ -55,7 +55,7 @@ from ..pytest_compat import (
     global_capture_streams,
     sys_capture_class_for,
 )
-from .item_context import PROCESS_STREAM, ItemContext, active_context
+from .item_context import ITEM_CONTEXT, PROCESS_STREAM, ItemContext, active_context
 from .session_streams import BYTES_ROUTE, direct_write, is_routable
 
 STDOUT, STDERR, STDIN = 0, 1, 2
@@ -351,7 +351,9 @@ def _start(fixture: CaptureFixture[Any]) -> None:
 
 
 def _get_capture_fixture(capman: CaptureManager) -> Any:
-    context = active_context()
+    context = ITEM_CONTEXT.get()
+    if context is None or context.closed:
+        context = active_context()
     if context is None:
         return capman.__dict__.get("_capture_fixture")
     return context.capture_fixture
@@ -410,7 +412,9 @@ class _ConcurrentCaptureManager(CaptureManager):
                 self.resume_fixture()
 
     def item_capture(self, when: str, item: pytest.Item) -> Any:
-        context = active_context()
+        context = ITEM_CONTEXT.get()
+        if context is None or context.closed:
+            context = active_context()
         if context is None:
             return super().item_capture(when, item)
         return _item_phase_capture(self, context, when, item)
@@ -422,16 +426,16 @@ def _item_phase_capture(
 ) -> Iterator[None]:
     """pytest's ``item_capture`` for one item: its own streams point at the capture."""
     __tracebackhide__ = True
-    pool = _pool()
+    pool = _POOL[-1]  # as _pool(): this runs three times per test
     buffers: list[_PhaseBuffer] = []
     if capman.is_globally_capturing():
         if context.closed_capture:
             raise ValueError(CLOSED_FILE)  # pytest cannot resume a closed capture either
         tee = capman._method == "tee-sys"
         file_backed = capman._method == "fd"
-        buffers = [
-            _PhaseBuffer(pool.real[index] if tee else None, file_backed=file_backed)
-            for index in (STDOUT, STDERR)
+        buffers = [  # written out: three phases per test
+            _PhaseBuffer(pool.real[STDOUT] if tee else None, file_backed=file_backed),
+            _PhaseBuffer(pool.real[STDERR] if tee else None, file_backed=file_backed),
         ]
         context.phase_output[:] = buffers
         context.streams[:] = pool.session  # stdin too: pytest's DontReadFromInput
@@ -444,7 +448,7 @@ def _item_phase_capture(
             # As pytest's suspend: whatever the phase assigned to sys.stdout ends here.
             context.streams[:] = [PROCESS_STREAM] * 3
             context.phase_output[:] = [None, None]
-            out, err = (buffer.read_and_close() for buffer in buffers)
+            out, err = buffers[0].read_and_close(), buffers[1].read_and_close()
             if context.closed_capture:
                 raise ValueError(CLOSED_FILE)  # plain pytest fails to read it here
             item.add_report_section(when, "stdout", out)

@@ -20,29 +20,30 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from ..patching import Patches
 from ..pytest_compat import thread_exceptions, unraisable_exceptions
-from .item_context import ItemContext, active_context
-
-_DequeOf = Callable[[ItemContext], "collections.deque[Any]"]
+from .item_context import ITEM_CONTEXT, active_context
 
 
 class _DequePerItem(collections.deque):  # type: ignore[type-arg]
     """pytest's error deque, whose ends are the running item's own deque."""
 
-    def __init__(self, process: collections.deque[Any], deque_of: _DequeOf) -> None:
+    def __init__(self, process: collections.deque[Any], threads: bool) -> None:
         super().__init__()
         self.process = process
-        self.deque_of = deque_of
+        self.threads = threads  # else unraisable exceptions
 
     def _current(self) -> collections.deque[Any]:
-        context = active_context()
-        return self.process if context is None else self.deque_of(context)
+        context = ITEM_CONTEXT.get()
+        if context is None or context.closed:
+            context = active_context()
+        if context is None:
+            return self.process
+        return context.thread_errors if self.threads else context.unraisables
 
     def append(self, value: Any) -> None:
         self._current().append(value)
@@ -57,13 +58,13 @@ def _route_errors(
     key: pytest.StashKey[Any],
     hook_owner: Any,
     hook_name: str,
-    deque_of: _DequeOf,
+    threads: bool,
 ) -> None:
     process = config.stash.get(key, None)
     hook = getattr(hook_owner, hook_name)
     if process is None or not (isinstance(hook, functools.partial) and "append" in hook.keywords):
         return  # not pytest's hook any more (another plugin's): leave it alone
-    routed = _DequePerItem(process, deque_of)
+    routed = _DequePerItem(process, threads)
     config.stash[key] = routed
     patches.callback(config.stash.__setitem__, key, process)
     patches.setattr(hook_owner, hook_name, functools.partial(hook, append=routed.append))
@@ -105,11 +106,7 @@ def _cancel_dump_later() -> None:
 
 def diagnostics_per_item(patches: Patches, config: pytest.Config) -> None:
     """All of the above, until ``patches`` are undone."""
-    _route_errors(
-        patches, config, thread_exceptions, threading, "excepthook", lambda c: c.thread_errors
-    )
-    _route_errors(
-        patches, config, unraisable_exceptions, sys, "unraisablehook", lambda c: c.unraisables
-    )
+    _route_errors(patches, config, thread_exceptions, threading, "excepthook", threads=True)
+    _route_errors(patches, config, unraisable_exceptions, sys, "unraisablehook", threads=False)
     patches.setattr(faulthandler, "dump_traceback_later", _dump_later)
     patches.setattr(faulthandler, "cancel_dump_traceback_later", _cancel_dump_later)

@@ -23,8 +23,7 @@ import contextvars
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,7 +33,7 @@ from ..patching import Patches
 from .recursion_limit import settle_recursion_limit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # several per test: no __dict__ for the GC to scan
 class HookCall:
     """A hook call made on a worker, to be replayed on the coordinator.
 
@@ -58,7 +57,7 @@ HOOK_SINK: contextvars.ContextVar[HookSink | None] = contextvars.ContextVar(
 PROCESS_STREAM: Final = object()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per test
 class ItemContext:
     """Everything pytest keeps process-wide, kept for one pooled item instead."""
 
@@ -136,6 +135,9 @@ def active_context() -> ItemContext | None:
     """The running pooled item's context, or None outside one or after it ended.
 
     A thread of no test gets the one test in flight, if there is exactly one.
+    The per-phase paths (capture, logs, warnings, thread errors) read
+    ``ITEM_CONTEXT`` first and call this only when it is None or closed: the
+    same answer, without a call in the common case of an item's own thread.
     """
     context = ITEM_CONTEXT.get()
     if context is None:
@@ -145,24 +147,29 @@ def active_context() -> ItemContext | None:
     return context
 
 
-@contextmanager
-def item_context(item: pytest.Item) -> Iterator[ItemContext]:
-    """Give ``item`` its own context for as long as it is in flight on this thread.
+def open_item_context(item: pytest.Item) -> tuple[ItemContext, contextvars.Token[Any]]:
+    """Give ``item`` its own context on this thread until ``close_item_context``.
 
     Its warning state starts as the pool's: what every item would have inherited
-    from the session in plain pytest.
+    from the session in plain pytest. (Two functions, not a context manager: the
+    worker's ``RunningItem`` opens and closes it once per test.)
     """
     base = PROCESS_WARNINGS
-    context = ItemContext(item, list(base.warning_filters), dict(base.warning_hooks))
+    streams, phase_output = [PROCESS_STREAM] * 3, [None, None]  # the defaults, without a call
+    context = ItemContext(
+        item, list(base.warning_filters), dict(base.warning_hooks), streams, phase_output
+    )
     token = ITEM_CONTEXT.set(context)
     _in_flight[context] = threading.get_ident()
-    try:
-        yield context
-    finally:
-        context.closed = True
-        _in_flight.pop(context, None)
-        ITEM_CONTEXT.reset(token)
-        settle_recursion_limit()
+    return context, token
+
+
+def close_item_context(context: ItemContext, token: contextvars.Token[Any]) -> None:
+    """The item is over: what its threads still do goes to no report of it."""
+    context.closed = True
+    _in_flight.pop(context, None)
+    ITEM_CONTEXT.reset(token)
+    settle_recursion_limit()
 
 
 _original_thread_start = threading.Thread.start

@@ -25,7 +25,14 @@ import pytest
 
 from ..patching import Patches
 from ..pytest_compat import LogCaptureHandler, LoggingPlugin, _LiveLoggingStreamHandler
-from .item_context import HOOK_SINK, IN_WIDER_FIXTURE, HookCall, ItemContext, active_context
+from .item_context import (
+    HOOK_SINK,
+    IN_WIDER_FIXTURE,
+    ITEM_CONTEXT,
+    HookCall,
+    ItemContext,
+    active_context,
+)
 
 
 def _get_level(logger: logging.Logger) -> int:
@@ -105,20 +112,34 @@ def _item_handler(plugin: LoggingPlugin, name: str) -> LogCaptureHandler:
     return handler
 
 
-def _shared_setter(name: str) -> Any:
-    def set_(plugin: LoggingPlugin, handler: LogCaptureHandler) -> None:
-        plugin.__dict__[name] = handler
+class _PerItemHandler:
+    """A handler attribute of pytest's logging plugin: the running item's own once made.
 
-    return set_
+    Read several times per test phase: the item's handler, once it has one, is
+    found here without a further call; anything else goes to ``_item_handler``.
+    Assigning sets the shared handler, as pytest does at configure.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, plugin: LoggingPlugin | None, owner: type | None = None) -> Any:
+        if plugin is None:
+            return self
+        context = ITEM_CONTEXT.get()
+        if context is not None and not context.closed:
+            handler = context.log_handlers.get(self._name)
+            if handler is not None:
+                return handler
+        return _item_handler(plugin, self._name)
+
+    def __set__(self, plugin: LoggingPlugin, handler: LogCaptureHandler) -> None:
+        plugin.__dict__[self._name] = handler
 
 
 class _ConcurrentLoggingPlugin(LoggingPlugin):
-    caplog_handler = property(
-        lambda self: _item_handler(self, "caplog_handler"), _shared_setter("caplog_handler")
-    )
-    report_handler = property(
-        lambda self: _item_handler(self, "report_handler"), _shared_setter("report_handler")
-    )
+    caplog_handler = _PerItemHandler("caplog_handler")
+    report_handler = _PerItemHandler("report_handler")
 
 
 class _LiveLogRelay(logging.Filter):

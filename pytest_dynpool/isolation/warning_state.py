@@ -35,7 +35,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any, SupportsIndex
 
 from ..patching import Patches
-from .item_context import PROCESS_WARNINGS, ItemContext, ProcessWarnings, active_context
+from .item_context import (
+    ITEM_CONTEXT,
+    PROCESS_WARNINGS,
+    ItemContext,
+    ProcessWarnings,
+    active_context,
+)
 
 _last_warner: list[object] = [None]
 
@@ -47,7 +53,10 @@ _last_warner: list[object] = [None]
 
 
 def _current_filters() -> list[Any]:
-    holder: ItemContext | ProcessWarnings = active_context() or PROCESS_WARNINGS
+    context = ITEM_CONTEXT.get()
+    if context is None or context.closed:
+        context = active_context()
+    holder: ItemContext | ProcessWarnings = context or PROCESS_WARNINGS
     if _last_warner[0] is not holder:
         _last_warner[0] = holder
         warnings._filters_mutated()  # type: ignore[attr-defined]
@@ -61,10 +70,16 @@ class _InContext:
         self._name = name
 
     def __get__(self, module: object, owner: type | None = None) -> Any:
-        return (active_context() or PROCESS_WARNINGS).warning_hooks[self._name]
+        context = ITEM_CONTEXT.get()
+        if context is None or context.closed:
+            context = active_context()
+        return (context or PROCESS_WARNINGS).warning_hooks[self._name]
 
     def __set__(self, module: object, value: Any) -> None:
-        (active_context() or PROCESS_WARNINGS).warning_hooks[self._name] = value
+        context = ITEM_CONTEXT.get()
+        if context is None or context.closed:
+            context = active_context()
+        (context or PROCESS_WARNINGS).warning_hooks[self._name] = value
 
 
 class _ContextWarningsModule(types.ModuleType):
@@ -76,7 +91,10 @@ class _ContextWarningsModule(types.ModuleType):
 
     @filters.setter
     def filters(self, value: list[Any]) -> None:
-        (active_context() or PROCESS_WARNINGS).warning_filters = value
+        context = ITEM_CONTEXT.get()
+        if context is None or context.closed:
+            context = active_context()
+        (context or PROCESS_WARNINGS).warning_filters = value
 
     showwarning = _InContext("showwarning")
     _showwarnmsg_impl = _InContext("_showwarnmsg_impl")

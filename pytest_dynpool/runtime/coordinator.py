@@ -29,7 +29,7 @@ from ..summary import JobStats, Outcome, RunStats, worse
 from .cpu_bound import CpuBoundGauge, SwitchInterval
 from .fixture_store import current_item, install_fixture_store
 from .interruption import keyboard_interrupt_in_a_test
-from .outcomes import outcome_of
+from .outcomes import StatusSeen, outcome_of
 from .setup_tree import ConcurrentSetupState
 from .stepwise import follow_stepwise
 from .thread_safety import ROUTED_HOOKS, HookRouter, dots_only_progress, thread_safe_runtime
@@ -212,8 +212,11 @@ class PoolExecutor:
                     outside = thread_safe_runtime(phase, config, router)
                     dots_only_progress(phase, config)
                     anyio_runner_per_thread(phase)
+                    seen = StatusSeen()
+                    config.pluginmanager.register(seen)
+                    phase.callback(config.pluginmanager.unregister, seen)
                     try:
-                        _Coordinator(self, router, pool).run()
+                        _Coordinator(self, router, pool, seen).run()
                     finally:
                         self.stats.outside_tests_output = outside.text()
             finally:
@@ -243,8 +246,11 @@ class PoolExecutor:
 class _Coordinator:
     """The main-thread loop of the pooled phase."""
 
-    def __init__(self, executor: PoolExecutor, router: HookRouter, pool: WorkerPool) -> None:
+    def __init__(
+        self, executor: PoolExecutor, router: HookRouter, pool: WorkerPool, seen: StatusSeen
+    ) -> None:
         self.executor = executor
+        self.seen = seen
         self.router = router
         self.pool = pool
         self.has_timeouts = pool.deadlines.active
@@ -363,11 +369,12 @@ class _Coordinator:
                 event.logged.set()
         if isinstance(event, Finished):
             self._account(event)
-            if _stops_the_run(event.error):
-                if self.executor.stopped_by_test is None:
-                    self.executor.stopped_by_test = event.error
-            else:
-                self._record_error(event.error)
+            if event.error is not None:  # rare: no call per item for it
+                if _stops_the_run(event.error):
+                    if self.executor.stopped_by_test is None:
+                        self.executor.stopped_by_test = event.error
+                else:
+                    self._record_error(event.error)
         if self.executor.stopping():
             self.pool.wake()
 
@@ -391,7 +398,7 @@ class _Coordinator:
 
     def _count(self, index: int, report: pytest.TestReport) -> None:
         """Counted as the terminal counted it, which it has just done."""
-        outcome, subtest_failed = outcome_of(self.executor.session.config, report)
+        outcome, subtest_failed = outcome_of(self.executor.session.config, report, self.seen)
         if outcome is not None:
             self.outcomes[index] = worse(self.outcomes.get(index), outcome)
         if subtest_failed:
@@ -407,7 +414,7 @@ class _Coordinator:
         if self.has_timeouts:
             self.finished.add(event.index)
         outcome = self.outcomes.pop(event.index, None)
-        if _stops_the_run(event.error):
+        if event.error is not None and _stops_the_run(event.error):
             outcome = Outcome.INTERRUPTED  # whatever it logged before, it did not pass
         if outcome is not None:
             job_stats.count(outcome)
@@ -418,9 +425,10 @@ class _Coordinator:
         self, item: pytest.Item, worker: str, started: float, ended: float, *, timed_out: bool
     ) -> None:
         """Tell plugins (the reports) where and when the item ran; an error ends the run."""
+        hook = self.executor.session.config.hook.pytest_dynpool_item_finished
+        if not hook.get_hookimpls():
+            return  # nobody listens (no report asked for): spare the hook call per item
         try:
-            self.executor.session.config.hook.pytest_dynpool_item_finished(
-                item=item, worker=worker, started=started, ended=ended, timed_out=timed_out
-            )
+            hook(item=item, worker=worker, started=started, ended=ended, timed_out=timed_out)
         except BaseException as exc:
             self._record_error(exc)

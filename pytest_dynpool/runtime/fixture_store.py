@@ -124,6 +124,10 @@ class FixtureStore:
             names = self._param_names[cache_key] = tuple(sorted(seen))
         return names
 
+    def __len__(self) -> int:
+        """Fixture instances alive: with a value cached or a finalizer left."""
+        return len(self._instances)
+
     def find(self, key: Hashable) -> FixtureInstance | None:
         return self._instances.get(key)
 

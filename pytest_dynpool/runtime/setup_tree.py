@@ -28,7 +28,7 @@ TEST_OUTCOME = (OutcomeException, Exception)
 Finalizer = Callable[[], object]
 
 
-@dataclass
+@dataclass(slots=True)  # one per item in flight, and per collector
 class _NodeState:
     finalizers: list[Finalizer]
     error: tuple[BaseException, types.TracebackType | None] | None = None
@@ -184,7 +184,10 @@ class ConcurrentSetupState:
         # One level at a time: a parent's count drops only after this thread has
         # torn down the child it released, so that the thread releasing the parent
         # never tears it down under a child still being torn down elsewhere.
-        for node in reversed(self._chain(item)[:-1]):
+        # Its chain is dropped here: kept for the whole session, 10,000 items' chains
+        # only lengthen every full garbage collection (they are rebuilt if it runs again).
+        chain = self._chains.pop(item, None)
+        for node in reversed((item.listchain() if chain is None else chain)[:-1]):
             with self._lock:
                 self._users[node] -= 1
                 released = self._active.pop(node, None) if self._users[node] == 0 else None

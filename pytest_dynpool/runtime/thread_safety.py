@@ -2,8 +2,8 @@
 
 Each piece is installed for the pooled phase only and undone afterwards:
 
-- report hooks called on a worker are handed to the coordinator (pluggy's
-  ``_inner_hookexec`` is its documented tracing seam);
+- report hooks called on a worker are handed to the coordinator (the calls of
+  those four hooks only go through the router: ``pytest_compat.route_hook_calls``);
 - ``PYTEST_CURRENT_TEST`` is updated without the KeyError of two threads popping it,
   and a pooled test that reads it from ``os.environ`` sees its own (child
   processes inherit the process environment, which names the last test to set it);
@@ -43,6 +43,7 @@ from ..isolation.diagnostics import diagnostics_per_item
 from ..isolation.doctests import doctests_one_at_a_time
 from ..isolation.item_context import (
     HOOK_SINK,
+    ITEM_CONTEXT,
     HookCall,
     active_context,
     threads_inherit_item_context,
@@ -52,7 +53,7 @@ from ..isolation.recursion_limit import recursion_safe_threads
 from ..isolation.terminal import terminal_per_item
 from ..isolation.warning_state import warnings_per_item
 from ..patching import Patches
-from ..pytest_compat import assertion_util, inner_hookexec_of, runner
+from ..pytest_compat import assertion_util, inner_hookexec_of, route_hook_calls, runner
 
 ROUTED_HOOKS = frozenset(
     {
@@ -75,7 +76,7 @@ class HookRouter:
         self._original: InnerHookExec = inner_hookexec_of(pluginmanager)
 
     def install(self, patches: Patches) -> None:
-        patches.setattr(self._pluginmanager, "_inner_hookexec", self._route)
+        route_hook_calls(patches, self._pluginmanager, ROUTED_HOOKS, self._route)
 
     def _route(
         self, name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
@@ -101,7 +102,9 @@ def _update_current_test_var(item: pytest.Item, when: str | None) -> None:
     # No lock: a lock held across os.environ's C calls convoys the workers on the
     # GIL, and the process-wide value is only what child processes inherit.
     value = f"{item.nodeid} ({when})".replace("\x00", "(null)") if when else None
-    context = active_context()
+    context = ITEM_CONTEXT.get()
+    if context is None or context.closed:
+        context = active_context()
     if context is not None:
         context.current_test_var = value
     if value is not None:
