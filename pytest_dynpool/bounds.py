@@ -10,6 +10,12 @@ largest of these terms:
   have started before (n - b) / r, and the last one then ran for at least the
   job's shortest item;
 - one item: the longest.
+
+An item's work is its time in flight less the time it was blocked on its own
+job's limits (``own_waits``: a request slot or rate token its job's other tests
+held, a Retry-After pause). That wait depends on the schedule: counted as work,
+it grows with how many of the job's tests ran at once, and the bound would
+approach whatever the run took.
 """
 
 from __future__ import annotations
@@ -31,6 +37,17 @@ class JobWork:
     """Rate of test starts, if any."""
     burst: int = 1
     """Starts the rate allows at once (the job's cap)."""
+    waited: Sequence[float] = ()
+    """Seconds each item (in ``items``' order) was blocked on the job's own limits; () none."""
+
+    def work(self) -> list[tuple[str, float]]:
+        """(node id, seconds of work) of each item: its time in flight less its own waits."""
+        if not self.waited:
+            return list(self.items)
+        return [
+            (node_id, max(0.0, seconds - waited))
+            for (node_id, seconds), waited in zip(self.items, self.waited, strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -62,31 +79,29 @@ NOTHING_RAN = Bound(0.0, "nothing")
 
 def job_bound(job: JobWork) -> Bound | None:
     """The larger of one job's own terms (its cap, its rate); None if none of its items ran."""
-    if not job.items:
+    items = job.work()
+    if not items:
         return None
-    work = sum(seconds for _, seconds in job.items)
+    work = sum(seconds for _, seconds in items)
     bound = Bound(work / max(job.cap, 1e-9), "cap", job.name)
     if job.per_second is not None:
-        starts = max(0, len(job.items) - job.burst) / job.per_second
-        shortest = min(seconds for _, seconds in job.items)
+        starts = max(0, len(items) - job.burst) / job.per_second
+        shortest = min(seconds for _, seconds in items)
         bound = _larger(bound, Bound(starts + shortest, "rate", job.name))
     return bound
 
 
 def lower_bound(workers: int, jobs: Sequence[JobWork]) -> Bound:
     """The largest term; on a tie the pool, then a job's cap, its rate, one item."""
-    durations = [seconds for job in jobs for _, seconds in job.items]
-    if not durations:
+    work = [pair for job in jobs for pair in job.work()]
+    if not work:
         return NOTHING_RAN
-    best = Bound(sum(durations) / workers, "pool")
+    best = Bound(sum(seconds for _, seconds in work) / workers, "pool")
     for job in jobs:
         own = job_bound(job)
         if own is not None:
             best = _larger(best, own)
-    node_id, longest = max(
-        ((node_id, seconds) for job in jobs for node_id, seconds in job.items),
-        key=lambda pair: pair[1],
-    )
+    node_id, longest = max(work, key=lambda pair: pair[1])
     return _larger(best, Bound(longest, "item", node_id))
 
 

@@ -58,6 +58,8 @@ class JobStats:
     busy_seconds: float = 0.0
     timings: list[tuple[str, float]] = field(default_factory=list)
     """(node id, seconds in flight) of each item that ran."""
+    waited: list[float] = field(default_factory=list)
+    """Seconds each item of ``timings`` was blocked on its own job's limits (``own_waits``)."""
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     mean_cap: float | None = None
     """The concurrency the job was allowed, averaged over the pooled phase (None: its cap)."""
@@ -67,10 +69,12 @@ class JobStats:
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
-    def record(self, node_id: str, seconds: float) -> None:
-        """One item's time in flight, setup to teardown."""
+    def record(self, node_id: str, seconds: float, waited: float = 0.0) -> None:
+        """One item's time in flight, setup to teardown, and how much of it it was blocked
+        on its own job's limits."""
         self.busy_seconds += seconds
         self.timings.append((node_id, seconds))
+        self.waited.append(waited)
 
     @property
     def durations(self) -> list[float]:
@@ -84,6 +88,7 @@ class JobStats:
             items=self.timings,
             per_second=job.rate.per_second if job.rate is not None else None,
             burst=job.cap,
+            waited=self.waited,
         )
 
     def column(self, name: Outcome | str) -> int:

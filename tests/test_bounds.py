@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_dynpool.bounds import NOTHING_RAN, Bound, JobWork, job_bound, lower_bound
+from pytest_dynpool.model import Job
+from pytest_dynpool.summary import JobStats
 
 
 def items(*seconds: float, prefix: str = "t.py::i") -> list[tuple[str, float]]:
@@ -75,3 +77,48 @@ def test_a_jobs_own_bound_is_the_larger_of_its_cap_and_rate_terms() -> None:
     capped = JobWork("legacy", 1, items(*[1.0] * 4), per_second=100.0, burst=1)
     assert job_bound(capped) == Bound(4.0, "cap", "legacy")
     assert job_bound(JobWork("idle", 1, [])) is None
+
+
+# Issue 14, an honest lower bound: time an item was blocked on its own job's limits
+# (slots or tokens its job's other tests held) depends on the schedule; it is not work.
+
+
+def test_own_waits_are_not_work_for_a_jobs_cap() -> None:
+    # 3 s in flight, 1.5 s of it waiting for the job's slots: 1.5 s of work at cap 1
+    job = JobWork("api", 1, items(1.0, 1.0, 1.0), waited=[0.0, 0.5, 1.0])
+    assert lower_bound(8, [job]) == Bound(1.5, "cap", "api")
+
+
+def test_own_waits_are_not_work_for_the_pool() -> None:
+    # 4 s in flight on 2 workers, 2 s of it waiting: 1 s, not 2 s
+    job = JobWork("api", 2, items(1.0, 1.0, 1.0, 1.0), waited=[1.0, 1.0, 0.0, 0.0])
+    assert lower_bound(2, [job]) == Bound(1.0, "pool")
+
+
+def test_the_longest_item_is_the_longest_once_its_own_waits_are_taken_out() -> None:
+    # i0 was in flight longest (2 s) but waited 1.5 s of it: i1's 1 s is the longest work
+    job = JobWork("api", 4, items(2.0, 1.0), waited=[1.5, 0.0])
+    assert lower_bound(4, [job]) == Bound(1.0, "item", "t.py::i1")
+
+
+def test_the_rate_term_runs_the_shortest_item_without_its_wait() -> None:
+    # 3 starts at 1/s with a burst of 1: the last starts after 2 s, then works 0.1 s
+    job = JobWork("search", 1, items(0.5, 0.5, 0.5), per_second=1.0, burst=1, waited=[0.4] * 3)
+    bound = lower_bound(8, [job])
+    assert bound.term == "rate"
+    assert bound.seconds == pytest.approx(2.1)
+
+
+def test_an_own_wait_longer_than_the_item_leaves_no_negative_work() -> None:
+    job = JobWork("api", 1, items(1.0, 0.5), waited=[1.2, 0.0])
+    assert job.work() == [("t.py::i0", 0.0), ("t.py::i1", 0.5)]
+
+
+def test_job_stats_pass_each_items_own_waits_to_the_bound() -> None:
+    stats = JobStats(Job("api", 2, 2, "test"))
+    stats.record("t.py::a", 1.0, 0.25)
+    stats.record("t.py::b", 1.0)
+    stats.record("t.py::a", 1.0, 0.25)  # the same node id twice (a file given twice)
+    work = stats.work(workers=4)
+    assert (work.waited, stats.busy_seconds) == ([0.25, 0.0, 0.25], 3.0)
+    assert job_bound(work) == Bound(pytest.approx(1.25), "cap", "api")  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from .. import clock
-from .traffic import CURRENT_HOLDER, OVERLOAD_STATUSES, JobTraffic
+from .traffic import CURRENT_HOLDER, OVERLOAD_STATUSES, HeldSlots, JobTraffic
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_RETRIES = 5
@@ -113,8 +113,18 @@ class Release:
         self._lock = threading.Lock()
         self._release: Callable[[], None] | None = traffic.requests.release
         self._holder = CURRENT_HOLDER.get()
+        self._request_open = False
         if self._holder is not None:
             self._holder.hold(self, traffic.name)
+
+    def keep_request_open(self) -> None:
+        """The response goes on holding the slot: for the test, its request is in progress
+        (not blocked) until the slot comes back."""
+        with self._lock:
+            if self._release is None or self._holder is None:
+                return
+            self._request_open = True
+            self._holder.request_started()
 
     def also(self, release_shared: Callable[[], None]) -> None:
         """Give back a slot of the shared limits store too, first (issue 12)."""
@@ -135,10 +145,13 @@ class Release:
     def __call__(self) -> None:
         with self._lock:
             release, self._release = self._release, None
+            request_open, self._request_open = self._request_open, False
         if release is None:
             return
         if self._holder is not None:
             self._holder.drop(self)
+            if request_open:
+                self._holder.request_ended()
         release()
 
 
@@ -195,26 +208,57 @@ class Answer:
 def exchange(
     traffic: JobTraffic, request: httpx.Request, clock: Callable[[], float]
 ) -> Generator[Step, object, Answer]:
-    """One request under the job's limits, retries included, as a sans-I/O state machine."""
+    """One request under the job's limits, retries included, as a sans-I/O state machine.
+
+    The running test's ``HeldSlots`` notes the request as in progress, and each step
+    that waits on the job's limits as a wait (``HeldSlots.blocked_seconds``).
+    """
+    holder = CURRENT_HOLDER.get()
+    if holder is None:
+        return (yield from _exchange(traffic, request, clock, None))
+    holder.request_started()
+    try:
+        return (yield from _exchange(traffic, request, clock, holder))
+    finally:
+        holder.request_ended()
+
+
+def _on_limits(holder: HeldSlots | None, step: Step) -> Generator[Step, object, object]:
+    """Yield ``step``, one that waits on the job's limits, as a wait of the running test."""
+    if holder is None:
+        return (yield step)
+    holder.wait_started()
+    try:
+        return (yield step)
+    finally:
+        holder.wait_ended()
+
+
+def _exchange(
+    traffic: JobTraffic,
+    request: httpx.Request,
+    clock: Callable[[], float],
+    holder: HeldSlots | None,
+) -> Generator[Step, object, Answer]:
     if traffic.adaptive is not None and request.method in IDEMPOTENT_METHODS:
         yield ReadBody()  # a body we may have to send again
     attempt = 0
     while True:
         while (paused := traffic.seconds_paused()) > 0:
-            yield Wait(paused)
-        if not (yield TakeSlot(_pool_timeout(request))):
+            yield from _on_limits(holder, Wait(paused))
+        if not (yield from _on_limits(holder, TakeSlot(_pool_timeout(request)))):
             raise _slot_timeout(traffic, request)
         release = Release(traffic)
         try:
             if traffic.shared is not None:  # the shared store's slot too: both go back together
-                shared_release = yield TakeSharedSlot()
+                shared_release = yield from _on_limits(holder, TakeSharedSlot())
                 assert callable(shared_release)
                 release.also(shared_release)
             delay = traffic.next_request_delay()
             if delay > 0:
-                yield Wait(delay)
+                yield from _on_limits(holder, Wait(delay))
             while (token_wait := traffic.shared_token_wait()) > 0:
-                yield Wait(token_wait)
+                yield from _on_limits(holder, Wait(token_wait))
             generation = traffic.generation
             started = clock()
             response = yield Send()
@@ -228,6 +272,7 @@ def exchange(
             if response.is_closed or isinstance(response.stream, httpx.ByteStream):
                 release()  # a body already in memory (mock transports): nothing in flight
                 return Answer(response, None)
+            release.keep_request_open()
             return Answer(response, release)
         attempt += 1
         traffic.record_retry()
@@ -236,8 +281,8 @@ def exchange(
         finally:
             release()
         wait = _retry_wait(traffic, response, attempt)
-        if wait > 0:
-            yield Wait(wait)
+        if wait > 0:  # the adaptive mode's back-off: a limit of the job too
+            yield from _on_limits(holder, Wait(wait))
 
 
 class Driver:

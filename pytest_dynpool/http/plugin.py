@@ -18,6 +18,7 @@ import pytest
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
 from ..limits_store import GATE_KEY
 from ..model import Job
+from ..own_waits import add_own_wait
 from ..xdist_role import distributes, worker_input
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
@@ -104,7 +105,9 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     """Every request slot this test takes is noted, on any thread or task it runs on.
 
     The holder lives in the test's context only (not on the item, which outlives it by
-    the whole session): its teardown, inside this hook, finds it there.
+    the whole session): its teardown, inside this hook, finds it there. It also measures
+    the time the test was blocked on its job's limits, which the lower bound does not
+    count as work (``own_waits``): only that figure stays on the item.
     """
     holder = HeldSlots()
     token = CURRENT_HOLDER.set(holder)
@@ -113,6 +116,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     finally:
         CURRENT_HOLDER.reset(token)
         holder.give_back()  # our teardown wrapper did not run (an interrupt): still give back
+        add_own_wait(item, holder.blocked_seconds())
 
 
 @pytest.hookimpl(wrapper=True)

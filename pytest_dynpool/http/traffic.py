@@ -242,7 +242,9 @@ class HeldSlots:
     """The request slots one test holds, so that those it leaves taken come back at its end.
 
     A response the test never closes (an unclosed ``client.stream(...)``) would
-    otherwise keep its job's slot for the rest of the session.
+    otherwise keep its job's slot for the rest of the session. It also measures how
+    long the test was blocked on its job's limits (``blocked_seconds``), which the
+    lower bound does not count as work.
     """
 
     # Class-level defaults, so that a test that never takes a slot (most tests) pays
@@ -252,6 +254,13 @@ class HeldSlots:
     _ended = False
     # Whether this test ever took a slot: if not, its end has nothing to give back.
     taken = False
+    # Own-limit waits (for the lower bound): this test's requests in progress (in the
+    # exchange, or a response still holding its slot), how many of them wait on the
+    # job's limits, since when all of them have, and the seconds of such waits so far.
+    _requests = 0
+    _waiting = 0
+    _blocked_since: float | None = None
+    _blocked_seconds = 0.0
 
     def hold(self, release: Callable[[], None], job_name: str) -> None:
         """Note a slot taken for this test (not after the test has ended)."""
@@ -267,6 +276,43 @@ class HeldSlots:
         with self._lock:
             if self._held is not None:
                 self._held.pop(release, None)
+
+    def request_started(self) -> None:
+        """A request of this test is in progress (doing something until it waits)."""
+        self._count(requests=1, waiting=0)
+
+    def request_ended(self) -> None:
+        self._count(requests=-1, waiting=0)
+
+    def wait_started(self) -> None:
+        """One of this test's requests in progress waits on its job's limits."""
+        self._count(requests=0, waiting=1)
+
+    def wait_ended(self) -> None:
+        self._count(requests=0, waiting=-1)
+
+    def _count(self, requests: int, waiting: int) -> None:
+        # Blocked: at least one request waits and none of the test's requests is doing
+        # anything else. Concurrent waits count once; a wait while another request is
+        # served counts not at all (the test was not idle).
+        with self._lock:
+            now = clock.perf_counter()  # under the lock: intervals never run backwards
+            self._requests += requests
+            self._waiting += waiting
+            blocked = self._waiting > 0 and self._waiting >= self._requests
+            if blocked and self._blocked_since is None:
+                self._blocked_since = now
+            elif not blocked and self._blocked_since is not None:
+                self._blocked_seconds += now - self._blocked_since
+                self._blocked_since = None
+
+    def blocked_seconds(self) -> float:
+        """Wall seconds this test was blocked on its own job's limits, up to now."""
+        with self._lock:
+            since = self._blocked_since
+            if since is None:
+                return self._blocked_seconds
+            return self._blocked_seconds + clock.perf_counter() - since
 
     def give_back(self) -> list[str]:
         """The test has ended: give back every slot still held; their jobs' names."""

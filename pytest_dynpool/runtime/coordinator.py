@@ -21,6 +21,7 @@ from .. import clock
 from ..isolation.anyio_runner import anyio_runner_per_thread
 from ..isolation.item_context import HookCall
 from ..jobs import Job, Plan
+from ..own_waits import own_wait
 from ..patching import Patches
 from ..pytest_compat import replace_setup_state
 from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
@@ -409,7 +410,7 @@ class _Coordinator:
         stats = self.executor.stats
         pooled = self.executor.plan.pooled[event.index]
         job_stats: JobStats = stats.jobs[pooled.job_index]
-        job_stats.record(pooled.item.nodeid, event.ended - event.started)
+        job_stats.record(pooled.item.nodeid, event.ended - event.started, own_wait(pooled.item))
         self.logged.pop(event.index, None)
         if self.has_timeouts:
             self.finished.add(event.index)
