@@ -23,7 +23,17 @@ from . import backends, capped, overhead, peers, scale, scopes, uneven, xdist_mi
 from .common import Settings, Workspace, prime
 from .server import LatencyServer
 
-SCENARIOS = ("capped", "peers", "overhead", "scale", "uneven", "scopes", "backends", "xdist")
+SCENARIOS = (
+    "capped",
+    "peers",
+    "overhead",
+    "scale",
+    "uneven",
+    "scopes",
+    "backends",
+    "xdist",
+    "xdist-balance",
+)
 
 
 def machine() -> str:
@@ -101,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name in selected:
                 with Workspace(f"dynpool-bench-{name}-", settings, pycache) as workspace:
                     tables.append(module.run(workspace))
+        if "xdist-balance" in selected:
+            with Workspace("dynpool-bench-balance-", settings, pycache) as workspace:
+                tables.append(xdist_mixed.run_balance(workspace))
         if "backends" in selected:
             tables.append(backends.run(settings))
     size = "smoke sizes (figures mean nothing)" if settings.smoke else "full sizes"

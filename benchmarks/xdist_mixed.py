@@ -188,6 +188,11 @@ def run_overhead(workspace: Workspace) -> str:
             "marked",
             ["-n", "2", "--dynpool-workers", "4"],
         ),
+        (
+            "dynpool -n 2, marked, --dynpool-xdist-balance=fixed (no claims)",
+            "marked",
+            ["-n", "2", "--dynpool-workers", "4", "--dynpool-xdist-balance=fixed"],
+        ),
         ("dynpool -n 2, unmarked (xdist's scheduling)", "unmarked", ["-n", "2"]),
     ]
     walls: dict[str, list[float]] = {name: [] for name, _, _ in variants}
@@ -263,26 +268,44 @@ def run_uneven(workspace: Workspace) -> str:
     (root / "test_uneven.py").write_text(
         UNEVEN_MODULE.format(items=items, long=long), encoding="utf-8"
     )
-    args = ["-n", "2", "--dynpool-workers", "4"]
+    base = ["-n", "2", "--dynpool-workers", "4"]
+    variants = [("fixed", [*base, "--dynpool-xdist-balance=fixed"]), ("steal", base)]
     rows = []
-    fractions = []
+    fractions: dict[str, list[float]] = {name: [] for name, _ in variants}
+    walls_of: dict[str, list[float]] = {name: [] for name, _ in variants}
     for round_index in range(workspace.settings.rounds):
-        progress(f"xdist uneven: round {round_index + 1}")
-        run = workspace.run(root, args, passed=items)
-        walls, fraction = idle_fraction(run.output)
-        fractions.append(fraction)
-        rows.append([str(round_index + 1), f"{run.wall:.2f}", walls, f"{fraction:.1%}"])
+        shift = round_index % len(variants)
+        for name, args in variants[shift:] + variants[:shift]:
+            progress(f"xdist uneven: round {round_index + 1}, {name}")
+            run = workspace.run(root, args, passed=items)
+            walls, fraction = idle_fraction(run.output)
+            fractions[name].append(fraction)
+            walls_of[name].append(run.wall)
+            rows.append([str(round_index + 1), name, f"{run.wall:.2f}", walls, f"{fraction:.1%}"])
     lines = [
         f"### 8c. Uneven durations under pytest-xdist: {items} sleeps (7 in 8 of 50 ms, "
         f"1 in 8 of {long:g} s, seeded), one job of cap 8, -n 2 --dynpool-workers 4",
         "",
-        table(["round", "wall s", "pooled wall per worker", "idle fraction"], rows, "l"),
+        table(["round", "balance", "wall s", "pooled wall per worker", "idle fraction"], rows, "l"),
         "",
         "Idle fraction: 1 - mean / slowest of the workers' pooled walls, the share of the "
-        "workers' time (up to the slowest one's end) spent done and waiting, because items are "
-        f"sent to the workers up front. Worst round: {max(fractions):.1%}.",
+        "workers' time (up to the slowest one's end) spent done and waiting. fixed: items stay "
+        "in the worker they were sent to up front; steal (the default): a worker whose own "
+        "items have all started takes the other's unstarted ones. Worst round: "
+        + ", ".join(f"{name} {max(fractions[name]):.1%}" for name, _ in variants)
+        + "; median wall: "
+        + ", ".join(
+            f"{name} {sorted(walls_of[name])[len(walls_of[name]) // 2]:.2f} s"
+            for name, _ in variants
+        )
+        + ".",
     ]
     return "\n".join(lines)
+
+
+def run_balance(workspace: Workspace) -> str:
+    """Only what the balance changes: 8c (idle) and 8b' (the claims' cost)."""
+    return run_uneven(workspace) + "\n\n" + run_overhead(workspace)
 
 
 def run(workspace: Workspace) -> str:

@@ -117,8 +117,11 @@ class Estimates:
         job_of_item: list[int],
         known: list[float | None],
         group_of_item: Sequence[int] = (),
+        held_back: frozenset[int] = frozenset(),
     ) -> None:
-        """``group_of_item``: items of one group (a test function) are expected to take
+        """``held_back``: items not queued (see ``CappedScheduler``).
+
+        ``group_of_item``: items of one group (a test function) are expected to take
         alike, so that one item of each unknown group is worth starting early (a probe)."""
         self.jobs = [JobWork() for _ in range(job_count)]
         self._looks: list[tuple[float, int, int]] = []  # (when, watch generation, job)
@@ -137,7 +140,7 @@ class Estimates:
                 seen.add(group)
                 self._probe[item] = True
         for item in sorted(
-            range(len(job_of_item)),
+            (item for item in range(len(job_of_item)) if item not in held_back),
             key=lambda item: (not self._probe[item], -(self._own[item] or 0.0)),
         ):  # probes, then longest first; ties (and unknown items) in collection order
             seconds = self._own[item]

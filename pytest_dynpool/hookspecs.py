@@ -10,7 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from .jobs import Job, JobAssignment
     from .reports.record import HttpJobRecord
-    from .slot_gate import SlotGate
+    from .slot_gate import ItemClaims, SlotGate
     from .summary import RunStats
 
 
@@ -71,6 +71,17 @@ def pytest_dynpool_slot_gate(config: pytest.Config) -> SlotGate | None:
     refuse, and the job is then deferred for the seconds it names while other
     jobs run on. None (every implementation): the process's own caps only.
     Called on the main thread when the pooled phase starts.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_dynpool_item_claims(config: pytest.Config, gate: SlotGate | None) -> ItemClaims | None:
+    """Return the ``ItemClaims`` through which this process shares pooled items with others.
+
+    The xdist worker's balance (``xdist_balance``): every worker may run any pooled
+    item, each claimed by one worker in the store as it starts. ``gate`` is what
+    ``pytest_dynpool_slot_gate`` returned. None: the plan's items are this
+    process's alone. Called on the main thread when the pooled phase starts.
     """
 
 

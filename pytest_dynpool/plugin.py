@@ -27,6 +27,7 @@ from .pytest_version import check_pytest_version
 from .reports.options import ReportSettings, add_report_options, read_report_settings
 from .stay_off import reason_to_stay_off
 from .summary import RunStats, format_summary
+from .xdist_balance import add_balance_option
 from .xdist_role import WORKER_SIDE_KEY, WORKERINPUT_KEY, distributes, worker_input
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -49,6 +50,7 @@ FIXTURES_PLUGIN = "pytest_dynpool.fixtures"
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
     add_store_options(parser)
+    add_balance_option(parser)
     add_report_options(parser)
 
 
@@ -221,7 +223,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     patches = config.stash[PATCHES_KEY] = Patches()
     try:
         gate = config.hook.pytest_dynpool_slot_gate(config=config)
-        run_session(session, plan, stats, patches, gate)
+        claims = config.hook.pytest_dynpool_item_claims(config=config, gate=gate)
+        run_session(session, plan, stats, patches, gate, claims)
     finally:
         # Kept whatever the order, so that a later run by duration knows them.
         durations.remember(config, stats.item_seconds())

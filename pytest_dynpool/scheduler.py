@@ -45,6 +45,12 @@ class Scheduler(Protocol):
     def next_dispatch(self) -> int | None:
         """Claim the next item to run, or None when nothing may start now."""
 
+    def start_held(self, item: int) -> None:
+        """A held-back item (see ``CappedScheduler``) starts now, its slot already held."""
+
+    def drop(self, item: int) -> None:
+        """Undo the ``next_dispatch`` that returned ``item``: it runs elsewhere, never here."""
+
     def complete(self, item: int, seconds: float | None = None) -> None:
         """Give back the slot of a finished item; ``seconds``: how long it took, if measured."""
 
@@ -115,7 +121,10 @@ class CappedScheduler:
         order: Order = Order.DURATION,
         known_seconds: Sequence[float | None] = (),
         group_of_item: Sequence[int] = (),
+        held_back: frozenset[int] = frozenset(),
     ) -> None:
+        """``held_back``: items not queued; they may start later by ``start_held``
+        (another xdist worker's share, stolen once nothing of this one's can start)."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if any(cap < 1 for cap in caps):
@@ -132,8 +141,12 @@ class CappedScheduler:
         self._job_of_item = job_of_item
         self._estimates: Estimates | None = None
         if order is Order.DURATION:
-            self._estimates = Estimates(len(caps), job_of_item, list(known_seconds), group_of_item)
+            self._estimates = Estimates(
+                len(caps), job_of_item, list(known_seconds), group_of_item, held_back
+            )
         for item, job_index in enumerate(job_of_item):
+            if item in held_back:
+                continue
             job = self.jobs[job_index]
             job.first_index = min(job.first_index, item)
             job.left += 1
@@ -155,7 +168,7 @@ class CappedScheduler:
         self._unmeasured_rated: list[Entry] = []
         self._parked: list[tuple[float, int, int]] = []  # (until, generation, job)
         self._in_flight = 0
-        self._pending = len(job_of_item)
+        self._pending = len(job_of_item) - len(held_back)
         self._peak_in_flight = 0
         self._undo_peaks: tuple[int, int, int] | None = None  # of the last dispatch
         self._now = started  # the clock at the last dispatch
@@ -315,22 +328,28 @@ class CappedScheduler:
         if self.jobs[job_index].parked:
             self._unpark(job_index)
 
-    def put_back(self, item: int, defer_seconds: float | None) -> None:
-        """Undo the dispatch of ``item`` (the last one made) and defer its job."""
+    def _undo_dispatch(self, item: int) -> tuple[int, JobQueue]:
+        """Undo the peaks and the slot of the last dispatch, which returned ``item``."""
         job_index = self._job_of_item[item]
         job = self.jobs[job_index]
         if self._undo_peaks is None or self._undo_peaks[0] != item:
             raise ValueError(f"item {item} is not the last one dispatched")
         _, self._peak_in_flight, job.peak = self._undo_peaks
         self._undo_peaks = None
+        job.in_flight -= 1
+        self._in_flight -= 1
+        if self._estimates is not None:
+            self._estimates.stopped(job_index, item)
+        return job_index, job
+
+    def put_back(self, item: int, defer_seconds: float | None) -> None:
+        """Undo the dispatch of ``item`` (the last one made) and defer its job."""
+        job_index, job = self._undo_dispatch(item)
         if self._estimates is None:
             job.waiting.appendleft(item)
         else:
-            self._estimates.stopped(job_index, item)
             self._estimates.put_back(job_index, item)
         job.left += 1
-        job.in_flight -= 1
-        self._in_flight -= 1
         self._pending += 1
         self.defer(job_index, defer_seconds)
 
@@ -368,15 +387,29 @@ class CappedScheduler:
         item = job.waiting.popleft() if self._estimates is None else self._estimates.take(job_index)
         self._undo_peaks = (item, self._peak_in_flight, job.peak)
         job.left -= 1
+        self._count_start(job_index, item)
+        self._pending -= 1
+        self._offer(job_index)
+        return item
+
+    def _count_start(self, job_index: int, item: int) -> None:
+        job = self.jobs[job_index]
         job.in_flight += 1
         job.peak = max(job.peak, job.in_flight)
         self._in_flight += 1
-        self._pending -= 1
         self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         if self._estimates is not None:
             self._estimates.started(job_index, item, self._now)
-        self._offer(job_index)
-        return item
+
+    def start_held(self, item: int) -> None:
+        """A held-back item starts now, outside the queues (it holds its slot already)."""
+        self._now = self._clock()
+        self._count_start(self._job_of_item[item], item)
+
+    def drop(self, item: int) -> None:
+        """Undo the ``next_dispatch`` that returned ``item``: it runs elsewhere, never here."""
+        job_index, _ = self._undo_dispatch(item)
+        self._offer(job_index)  # its slot is free again
 
     def complete(self, item: int, seconds: float | None = None) -> None:
         """Give back the item's slot; its measured ``seconds`` teach the duration order."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .backends import Taken
+
 
 class SlotGate(Protocol):
     """Asked for a slot of an item's job before the item starts; told when it ends.
@@ -23,6 +25,34 @@ class SlotGate(Protocol):
 
     def release(self, job: str) -> None:
         """Give back a slot that ``try_acquire`` granted."""
+
+
+class ItemClaims(Protocol):
+    """Pool items shared with other processes, each run by exactly one (xdist balance).
+
+    Under ``-n`` every worker may run any pooled item: it prefers its own share,
+    and takes another worker's unstarted items once nothing of its own can start.
+    Called under the runtime's claim lock, like ``SlotGate``, whose ``release``
+    gives back the slots taken here.
+    """
+
+    @property
+    def held_back(self) -> frozenset[int]:
+        """Pool items of the other shares: not queued here, run only once stolen."""
+
+    def try_claim(self, item: int, job: str, cap: int) -> float | Taken | None:
+        """Claim ``item`` with a slot of ``job`` (one store step). None: both held;
+        TAKEN: another process claimed it, so it is dropped here; else seconds to defer."""
+
+    def steal(self) -> int | None:
+        """Another process's unstarted item, claimed with its job's slot; None: none now."""
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing is left to steal: every other share's items are claimed."""
+
+    def retry_in(self) -> float:
+        """How long a worker with nothing to run waits before it tries ``steal`` again."""
 
 
 class LocalSlotGate:

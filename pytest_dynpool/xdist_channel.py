@@ -8,6 +8,8 @@ run and names it in every worker's ``workerinput``; in it:
   written before the worker reports its collection, so the controller finds it.
 - ``limits.sqlite``: the run's limits store when the user chose none
   (``limits_store.store_for_xdist_run``).
+- ``parts.json``: each worker's share of the pooled items (its preference): another
+  worker steals from it once nothing of its own can start (``backends.claims``).
 - ``stop``: -x / --maxfail reached somewhere: every worker stops dispatching.
 - ``inflight-<worker>.log``: ``+index`` / ``-index`` lines as items start and
   end, so that after a crash the controller knows which items were in flight.
@@ -67,6 +69,17 @@ class SideChannel:
             return CollectedPlan(jobs, [int(j) for j in data["job_of_item"]])
         return None
 
+    def write_parts(self, parts: dict[str, list[int]]) -> None:
+        self._write("parts.json", parts)
+
+    def read_parts(self) -> dict[str, list[int]]:
+        """Each worker's share by worker id; empty before the controller wrote it."""
+        path = self.directory / "parts.json"
+        if not path.exists():
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(worker): [int(i) for i in part] for worker, part in data.items()}
+
     def request_stop(self, reason: str) -> None:
         self._write("stop", reason)
 
@@ -82,13 +95,18 @@ class SideChannel:
         path = self.directory / f"inflight-{worker}.log"
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
+    def _log_lines(self, worker: str) -> list[str]:
+        path = self.directory / f"inflight-{worker}.log"
+        return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+    def ever_started(self, worker: str) -> list[int]:
+        """Every item that started on ``worker``, ended or not."""
+        return sorted({int(line[1:]) for line in self._log_lines(worker) if line[0] == "+"})
+
     def in_flight(self, worker: str) -> list[int]:
         """Items that started on ``worker`` and did not end, most recent start first."""
-        path = self.directory / f"inflight-{worker}.log"
-        if not path.exists():
-            return []
         started: dict[int, None] = {}
-        for line in path.read_text(encoding="utf-8").split():
+        for line in self._log_lines(worker):
             index = int(line[1:])
             if line[0] == "+":
                 started[index] = None

@@ -4,7 +4,9 @@ Imported only in a distributed run, where xdist is installed. The controller
 names the limits store every worker uses (the user's, or an SQLite file it makes
 for the run), never collects, learns every item's job from the plan a worker
 wrote into the side channel, splits the run (``xdist_partition``), and sends
-each worker all of its items at once and then shutdown.
+each worker all of its items at once and then shutdown. With stealing
+(``xdist_balance``) an item may run in another worker than the one it was sent
+to: its completion is accepted from whichever worker ran it, once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .limits_store import give_back_leases, read_store_peaks, store_for_xdist_ru
 from .pytest_compat import xdist_check_same_collection
 from .runtime.outcomes import outcome_in
 from .summary import RunStats, align_columns, format_summary, job_table_rows
+from .xdist_balance import RunClaims, steals
 from .xdist_channel import NO_JOB, USAGE_ERROR_KEY, WORKEROUTPUT_KEY, SideChannel
 from .xdist_partition import partition
 from .xdist_role import STORE_INPUT_KEY, WORKERINPUT_KEY
@@ -42,16 +45,26 @@ class PartitionScheduling(LoadScheduling):
     """
 
     def __init__(
-        self, config: pytest.Config, log: Producer, channel: SideChannel, reported: set[str]
+        self,
+        config: pytest.Config,
+        log: Producer,
+        channel: SideChannel,
+        reported: set[str],
+        claims: RunClaims | None = None,
     ) -> None:
         super().__init__(config, log)
         self.channel = channel
+        # With stealing on: any worker may run any pooled item, claimed in the store.
+        self.claims = claims
+        # Items left in a worker that ended normally: another worker took them.
+        self.elsewhere: set[int] = set()
         # Node ids whose reports reached the controller: a worker that runs several
         # items at once can die between an item's reports and its completion.
         self.reported = reported
         self.partitioned = False
         self.parts: dict[WorkerController, list[int]] = {}
         self.orphans: list[list[int]] = []
+        self.pooled: set[int] = set()
 
     def schedule(self) -> None:
         assert self.collection_is_completed
@@ -75,15 +88,49 @@ class PartitionScheduling(LoadScheduling):
             for index in range(len(plan.jobs))
         ]
         exclusive = [i for i, j in enumerate(plan.job_of_item) if j == NO_JOB]
-        for node, part in zip(self.nodes, partition(len(self.nodes), jobs, exclusive), strict=True):
+        parts = partition(len(self.nodes), jobs, exclusive)
+        pooled = set(range(len(collection))) - set(exclusive)
+        self.pooled = pooled
+        self.channel.write_parts(
+            {
+                node.gateway.id: [i for i in part if i in pooled]
+                for node, part in zip(self.nodes, parts, strict=True)
+            }
+        )
+        for node, part in zip(self.nodes, parts, strict=True):
             self._give(node, part)
 
     def _give(self, node: WorkerController, part: list[int]) -> None:
+        if node not in self.parts and self.parts:  # a replacement: its share joins the parts
+            shares = self.channel.read_parts()
+            shares[node.gateway.id] = [i for i in part if i in self.pooled]
+            self.channel.write_parts(shares)
         self.parts[node] = part
         self.node2pending[node].extend(part)
         if part:
             node.send_runtest_some(part)
         node.shutdown()
+
+    def mark_test_complete(
+        self, node: WorkerController, item_index: int, duration: float = 0
+    ) -> None:
+        """From whichever worker ran the item: with stealing, not always the one it was sent to."""
+        if not self.partitioned or self.claims is None:
+            super().mark_test_complete(node, item_index, duration)
+            return
+        self._forget(item_index)
+        self.check_schedule(node, duration=duration)
+
+    def _forget(self, index: int) -> None:
+        """``index`` is done (or blamed for a crash): no worker owes it any more."""
+        self.elsewhere.discard(index)
+        for pending in self.node2pending.values():
+            if index in pending:
+                pending.remove(index)
+
+    @property
+    def tests_finished(self) -> bool:
+        return bool(super().tests_finished) and not self.elsewhere
 
     def check_schedule(self, node: WorkerController, duration: float = 0) -> None:
         if not self.partitioned:
@@ -105,14 +152,31 @@ class PartitionScheduling(LoadScheduling):
         collection = self.collection
         pending = [i for i in self.node2pending.pop(node) if collection[i] not in self.reported]
         had_part = self.parts.pop(node, None) is not None
+        if self.claims is not None and "exitstatus" in getattr(node, "workeroutput", {}):
+            # Ended normally: what it still owes, other workers claimed and run.
+            self.elsewhere.update(pending)
+            return None
+        started = self.channel.in_flight(node.gateway.id)
+        if self.claims is not None:
+            # Items it stole are its too: in flight when it died, or ended with their
+            # reports lost with it (their owners dropped them as claimed).
+            pending += [
+                i
+                for i in self.channel.ever_started(node.gateway.id)
+                if i not in pending and collection[i] not in self.reported
+            ]
         if not pending:
             return None
         # xdist reports the first pending item as the one that crashed the worker:
         # put the item that started last of those in flight first.
-        in_flight = [i for i in self.channel.in_flight(node.gateway.id) if i in pending]
+        in_flight = [i for i in started if i in pending]
         rest = [i for i in pending if i not in in_flight]
         ordered = in_flight + rest
         crashed = ordered.pop(0)
+        if self.claims is not None:
+            self._forget(crashed)
+            # Its claims go, so that the replacement (or the owner) may run them.
+            self.claims.unclaim(ordered, node.gateway.id)
         if ordered and had_part:
             self.orphans.append(sorted(ordered))
             self.pending.extend(ordered)
@@ -140,6 +204,7 @@ class XdistController:
         self.reported: set[str] = set()
         self.failures = 0
         self.maxfail: int = config.getoption("maxfail", 0) or 0
+        self.claims: RunClaims | None = None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: WorkerController) -> None:
@@ -152,7 +217,9 @@ class XdistController:
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Producer) -> LoadScheduling:
-        self.scheduling = PartitionScheduling(config, log, self.channel, self.reported)
+        if steals(config, self.store.url):
+            self.claims = RunClaims(self.store, str(self.channel.directory))
+        self.scheduling = PartitionScheduling(config, log, self.channel, self.reported, self.claims)
         return self.scheduling
 
     @pytest.hookimpl(optionalhook=True)
@@ -262,4 +329,6 @@ class XdistController:
         return bool(peaks)
 
     def pytest_unconfigure(self) -> None:
+        if self.claims is not None:
+            self.claims.forget()
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -7,10 +7,11 @@ only has to balance the workers. Each job's items are dealt one at a time to
 the least loaded worker (load = items given so far), largest job first, so
 every worker gets about the same number of items of every job and in all.
 
-Balance bound: items cannot move once sent (xdist has no way to take an item
-back from a worker), so a worker whose items turn out shorter finishes early
-and idles while another still runs its own. ``benchmarks/xdist_mixed.py``
-measures that idle fraction with uneven durations (``BENCHMARKS.md``).
+The split is each worker's preference: with the run's SQLite store a worker
+whose own items have all started takes another's unstarted ones (``xdist_balance``);
+without stealing, a worker whose items turn out shorter finishes early and idles
+while another still runs its own. ``benchmarks/xdist_mixed.py`` measures that idle
+fraction with uneven durations, both ways (``BENCHMARKS.md``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """On an xdist worker: run the items the controller sends on this process's thread pool.
 
 The controller sends a worker all of its items at once, then shutdown
-(``xdist_controller.PartitionScheduling``). The worker then runs them like a
+(``xdist_controller.PartitionScheduling``); with stealing the worker's plan
+also holds the other shares' pooled items, held back until it takes one
+(``xdist_balance``). The worker then runs them like a
 plain dynpool run with each job's whole cap, held across the workers by the
 run's limits store (``limits_store``, named in ``workerinput``): its
 coordinator replays each item's reports on the main thread, where this plugin
@@ -15,13 +17,17 @@ import contextlib
 import os
 import threading
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .jobs import Plan, build_plan
+from .limits_store import LOCAL_JOBS
 from .options import Settings, Unmarked
 from .pytest_compat import XdistWorkerLink, xdist_worker_output
+from .slot_gate import ItemClaims, SlotGate
 from .summary import RunStats
+from .xdist_balance import steal_order, steals
 from .xdist_channel import (
     NO_JOB,
     USAGE_ERROR_KEY,
@@ -31,6 +37,9 @@ from .xdist_channel import (
     SideChannel,
 )
 from .xdist_stats import stats_to_dict
+
+if TYPE_CHECKING:
+    from .backends.claims import StoreClaims
 
 STOP_POLL_SECONDS = 0.02
 
@@ -59,6 +68,11 @@ class XdistWorker:
         self._watcher: threading.Thread | None = None
         # Only once this worker runs the loop itself; else xdist's own loop stamps and completes.
         self.running = False
+        # Collection indices of the other shares' items this worker may steal, in order.
+        self.held: list[int] = []
+        self.steals = False
+        self.claims: StoreClaims | None = None
+        self.plan = Plan()  # this worker's plan, once received
 
     def plan_ready(self, session: pytest.Session, plan: Plan) -> None:
         """Tell the controller every item's job, before xdist reports the collection."""
@@ -77,7 +91,19 @@ class XdistWorker:
         """Wait for this worker's items; the plan of those items alone, with whole caps."""
         self.running = True
         indices = self.link.receive_all()
-        items = [session.items[index] for index in indices]
+        self.steals = steals(self.config)
+        if self.steals:
+            # Not stolen: a rated job's items, and a local job's (the store holds no
+            # claim or slot of it: each worker's own ``unmarked`` job).
+            stealable = {
+                self.index_of[pooled.item.nodeid]
+                for pooled in plan.pooled
+                if plan.jobs[pooled.job_index].rate is None
+                and plan.jobs[pooled.job_index].name not in LOCAL_JOBS
+            }
+            parts = self.channel.read_parts()
+            self.held = steal_order(self.worker_id, parts, stealable - set(indices))
+        items = [session.items[index] for index in [*indices, *self.held]]
         assignments = [self.config.hook.pytest_dynpool_job_for_item(item=item) for item in items]
         mine = build_plan(
             items,
@@ -96,7 +122,32 @@ class XdistWorker:
             seconds = {pooled.item: known for pooled, known in pairs}
             mine.known_seconds = [seconds.get(pooled.item) for pooled in mine.pooled]
         self._watch_for_stop(session)
+        self.plan = mine
         return mine
+
+    def pytest_dynpool_item_claims(
+        self, config: pytest.Config, gate: SlotGate | None
+    ) -> ItemClaims | None:
+        """With stealing on, every pooled item starts through a claim in the run's store."""
+        if not self.steals:
+            return None
+        from .backends import ClaimingBackend
+        from .backends.claims import StoreClaims
+        from .backends.gate import StoreGate
+
+        if not isinstance(gate, StoreGate) or not isinstance(gate.backend, ClaimingBackend):
+            raise RuntimeError("pytest-dynpool: stealing under -n needs the run's SQLite store")
+        plan = self.plan
+        keys = [self.index_of[pooled.item.nodeid] for pooled in plan.pooled]
+        pool_item = {key: item for item, key in enumerate(keys)}
+        candidates = []
+        for key in self.held:
+            job = plan.jobs[plan.pooled[pool_item[key]].job_index]
+            candidates.append((pool_item[key], job.name, job.cap))
+        self.claims = StoreClaims(
+            gate, gate.backend, str(self.channel.directory), self.worker_id, keys, candidates
+        )
+        return self.claims
 
     def _watch_for_stop(self, session: pytest.Session) -> None:
         """-x / --maxfail reached in another worker: stop dispatching here too."""
@@ -144,6 +195,13 @@ class XdistWorker:
             self.link.send_complete(index, self.durations.pop(nodeid, 0.0))
 
     def pytest_dynpool_run_finished(self, config: pytest.Config, stats: RunStats) -> None:
+        claims = self.claims
+        if claims is not None:  # count the items this worker ran, not those it could have
+            plan = self.plan
+            stolen = set(claims.stolen)
+            never_here = [i for i in claims.held_back if i not in stolen] + claims.dropped
+            for item in never_here:
+                stats.jobs[plan.pooled[item].job_index].items -= 1
         xdist_worker_output(config)[WORKEROUTPUT_KEY] = stats_to_dict(stats)
 
     def pytest_unconfigure(self) -> None:

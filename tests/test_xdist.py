@@ -274,7 +274,11 @@ def test_http_statistics_are_merged_over_workers(
     server.caps = {"api": 4}  # the gate opens at 4 in flight: both workers' shares of 2
     monkeypatch.setenv("DYNPOOL_BASE_URL", os.environ["GATED_URL"])
     pytester.makepyfile(test_http=HTTP_SUITE)
-    result = pytester.runpytest_subprocess("-n", "2", "--dynpool-workers", "4", timeout=120)
+    # Balance fixed: the test is about both workers' statistics, and with stealing one
+    # worker may run every item (it did on xdist 3.6, a busy machine).
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dynpool-workers", "4", "--dynpool-xdist-balance=fixed", timeout=120
+    )
     result.assert_outcomes(passed=12)
     assert server.peak["api"] == 4
     assert server.timeouts == []
@@ -364,8 +368,17 @@ def test_a_429_seen_by_one_worker_lowers_the_adaptive_cap_of_the_other(
     server.statuses = {"overload": 429}
     monkeypatch.setenv("DYNPOOL_BASE_URL", os.environ["GATED_URL"])
     pytester.makepyfile(test_adaptive=ADAPTIVE_SUITE)
+    # Balance fixed: each worker keeps the item it was sent (with stealing, a worker with
+    # free threads may run both, and the test is about two workers).
     result = pytester.runpytest_subprocess(
-        "-n", "2", "--dynpool-workers", "4", "-p", "no:randomly", timeout=120
+        "-n",
+        "2",
+        "--dynpool-workers",
+        "4",
+        "-p",
+        "no:randomly",
+        "--dynpool-xdist-balance=fixed",
+        timeout=120,
     )
     result.assert_outcomes(passed=2)
     workers = {(pytester.path / f"worker-{n}").read_text() for n in range(2)}

@@ -129,11 +129,14 @@ def test_hangs():
 
 def test_output_logs_warnings_and_timeouts_per_test_under_xdist(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_iso=ISOLATION_SUITE)
+    # Balance fixed: the barrier pairs items within one worker, so each worker must keep
+    # the four items it was sent (a worker that stole one would wait for a fifth partner).
     result = pytester.runpytest_subprocess(
         "-n",
         "2",
         "--dynpool-workers",
         "4",
+        "--dynpool-xdist-balance=fixed",
         "--junitxml=junit.xml",
         "-o",
         "junit_logging=all",

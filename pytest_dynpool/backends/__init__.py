@@ -18,6 +18,7 @@ Every failure to reach the store is a ``BackendError``: callers fail closed
 
 from __future__ import annotations
 
+import enum
 import os
 import socket
 from collections.abc import Sequence
@@ -62,6 +63,27 @@ class Lease:
     token: str
     owner: str
     seconds: float
+
+
+class Taken(enum.Enum):
+    """A claim's answer: another process claimed (started) the item."""
+
+    TAKEN = "taken"
+
+
+TAKEN = Taken.TAKEN
+
+
+@dataclass(frozen=True)
+class Steal:
+    """What ``ClaimingBackend.steal`` found: an item claimed with its slot, or none;
+    ``left``: some candidate is still unclaimed (worth asking again after a release);
+    ``claimed``: candidates seen claimed by others, which the caller need not offer again."""
+
+    item: int | None
+    lease: Lease | None
+    left: bool
+    claimed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +169,30 @@ class LimitsBackend(Protocol):
 
     def close(self) -> None:
         """Drop the connection; leases still held stay until released or expired."""
+
+
+@runtime_checkable
+class ClaimingBackend(LimitsBackend, Protocol):
+    """A store that also claims items, so that xdist workers share one run's items.
+
+    Each item of run ``run`` is claimed by one ``claimer`` (an xdist worker) when it
+    starts, in the transaction that takes its job's slot: it runs exactly once
+    whichever worker gets there first. Only the SQLite store has it (see the README).
+    """
+
+    def claim_and_acquire(
+        self, run: str, item: int, claimer: str, job: str, cap: int
+    ) -> Lease | Taken | None:
+        """Claim ``item`` and a slot of ``job``; TAKEN if another claimer has it; None: no slot."""
+
+    def steal(self, run: str, claimer: str, candidates: Sequence[tuple[int, str, int]]) -> Steal:
+        """Claim the first unclaimed (item, job, cap) of ``candidates`` whose job has a slot."""
+
+    def unclaim(self, run: str, items: Sequence[int], claimer: str) -> None:
+        """Free the claims ``claimer`` holds on ``items``."""
+
+    def forget_run(self, run: str) -> None:
+        """Drop every claim of ``run``."""
 
 
 def request_slots(job: str) -> str:
@@ -238,10 +284,14 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_NAMESPACE",
     "IDLE_SECONDS",
+    "TAKEN",
     "BackendError",
+    "ClaimingBackend",
     "Lease",
     "LimitsBackend",
     "SharedJobState",
+    "Steal",
+    "Taken",
     "Token",
     "default_holder",
     "fenced_message",

@@ -16,10 +16,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .. import clock
-from . import BackendError, Lease, LimitsBackend, SharedJobState, Token
+from . import BackendError, Lease, LimitsBackend, SharedJobState, Taken, Token
 from .heartbeat import LeaseKeeper
 from .waiting import poll_delays
 
@@ -112,20 +112,28 @@ class StoreGate:
         ``on_failure`` has been told. A local job is always granted: the
         process's own scheduler is its cap.
         """
+        answer = self.try_acquire_with(job, lambda: self.backend.acquire(job, cap))
+        assert not isinstance(answer, Taken)
+        return answer
+
+    def try_acquire_with(
+        self, job: str, acquire: Callable[[], Lease | Taken | None]
+    ) -> float | Taken | None:
+        """``try_acquire`` with the store call given: a claim of an item with its slot
+        (``backends.claims``) may answer TAKEN, passed on as is. A local job's items are
+        never shared between processes: granted without the store, unclaimed."""
         if job in self.local_jobs:
             return None
-        rate = self._start_rates.get(job)
+        per_second, burst = self._start_rates.get(job) or (None, 1)
         try:
-            outcome = self.lease(job, cap, *(rate or (None, 1)))
+            outcome = self.lease(job, 0, per_second, burst, acquire)
         except StoreFailed:
             return LONGEST_DEFER_SECONDS
+        if isinstance(outcome, Taken):
+            return outcome
         with self._lock:
             if isinstance(outcome, Lease):
-                self._granted.setdefault(job, []).append(outcome)
-                self._backoff.pop(job, None)
-                since = self._refused_since.pop(job, None)
-                if since is not None:
-                    self.waits.append(clock.monotonic() - since)
+                self.granted(outcome)
                 return None
             self._refused_since.setdefault(job, clock.monotonic())
             if outcome.retry_in is not None:
@@ -134,6 +142,25 @@ class StoreGate:
         with self._lock:
             delays = self._backoff.setdefault(job, poll_delays())
             return next(delays)
+
+    def adopt(self, lease: Lease) -> None:
+        """A lease the backend granted outside ``lease`` (a stolen item's): the runtime's."""
+        self.hold(lease)
+        with self._lock:
+            self.granted(lease)
+
+    def fail(self, message: str) -> None:
+        """The store failed outside this gate's calls: nothing more is granted."""
+        self._fail(message)
+
+    def granted(self, lease: Lease) -> None:
+        """Count ``lease`` as the runtime's, given back by ``release``. Under ``_lock``."""
+        job = lease.job
+        self._granted.setdefault(job, []).append(lease)
+        self._backoff.pop(job, None)
+        since = self._refused_since.pop(job, None)
+        if since is not None:
+            self.waits.append(clock.monotonic() - since)
 
     def release(self, job: str) -> None:
         """The runtime's door: give back one slot that ``try_acquire`` granted for ``job``."""
@@ -147,19 +174,42 @@ class StoreGate:
         """Whether ``job``'s limits live in the store (not a local job)."""
         return job not in self.local_jobs
 
+    @overload
     def lease(
         self, job: str, cap: int, per_second: float | None = None, burst: int = 1
-    ) -> Lease | Refused:
+    ) -> Lease | Refused: ...
+
+    @overload
+    def lease(
+        self,
+        job: str,
+        cap: int,
+        per_second: float | None,
+        burst: int,
+        acquire: Callable[[], Lease | Taken | None],
+    ) -> Lease | Refused | Taken: ...
+
+    def lease(
+        self,
+        job: str,
+        cap: int,
+        per_second: float | None = None,
+        burst: int = 1,
+        acquire: Callable[[], Lease | Taken | None] | None = None,
+    ) -> Lease | Refused | Taken:
         """A lease of ``job`` and, with a rate, a token; or how to wait. Never blocks.
 
+        ``acquire``: the store call that takes the slot (default: ``acquire(job, cap)``).
         StoreFailed once the store has failed (now or before).
         """
         if self.failure is not None:
             raise StoreFailed(self.failure)
         try:
-            lease = self.backend.acquire(job, cap)
+            lease = self.backend.acquire(job, cap) if acquire is None else acquire()
             if lease is None:
                 return Refused(None)
+            if isinstance(lease, Taken):
+                return lease
             if per_second is not None:
                 wait = self.backend.take_token(job, per_second, burst).wait
                 if wait > 0.0:
@@ -167,12 +217,17 @@ class StoreGate:
                     return Refused(wait)
         except BackendError as error:
             raise self._fail(str(error)) from error
+        self.hold(lease)
+        return lease
+
+    def hold(self, lease: Lease) -> None:
+        """Keep ``lease`` alive (heartbeat) and count it in this process's peak."""
+        job = lease.job
         with self._lock:
             held = self._held.setdefault(job, set())
             held.add(lease.token)
             self.local_peaks[job] = max(self.local_peaks.get(job, 0), len(held))
         self._keeper.hold(lease)
-        return lease
 
     def release_lease(self, lease: Lease) -> None:
         """Give the slot back at once; a store failure here is remembered, never raised."""

@@ -19,7 +19,17 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from .. import clock
-from . import IDLE_SECONDS, BackendError, Lease, SharedJobState, default_holder, fenced_message
+from . import (
+    IDLE_SECONDS,
+    TAKEN,
+    BackendError,
+    Lease,
+    SharedJobState,
+    Steal,
+    Taken,
+    default_holder,
+    fenced_message,
+)
 from .gcra import Clock, Token, check_rate, gcra_step
 from .waiting import ReleaseMarks, poll_delays
 
@@ -40,6 +50,8 @@ CREATE TABLE IF NOT EXISTS dynpool_jobs (
 CREATE TABLE IF NOT EXISTS dynpool_fenced (
     namespace TEXT NOT NULL, holder TEXT NOT NULL, touched REAL NOT NULL,
     PRIMARY KEY (namespace, holder));
+CREATE TABLE IF NOT EXISTS dynpool_claims (
+    run TEXT NOT NULL, item INTEGER NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (run, item));
 """
 _TOUCH = (
     "INSERT INTO dynpool_jobs (namespace, job, touched) VALUES (?, ?, ?) "
@@ -126,43 +138,110 @@ class SqliteBackend:
     def _key(self, job: str) -> tuple[str, str]:
         return (self.namespace, job)
 
-    def acquire(self, job: str, cap: int) -> Lease | None:
+    def _acquire_in(self, db: sqlite3.Connection, now: float, job: str, cap: int) -> Lease | None:
+        """A slot of ``job`` inside the caller's transaction, or None (refused)."""
         key = self._key(job)
-
-        def acquire(db: sqlite3.Connection, now: float) -> Lease | None:
-            db.execute(_TOUCH, (*key, now))
-            db.execute(
-                "DELETE FROM dynpool_leases WHERE namespace = ? AND job = ? AND expires <= ?",
-                (*key, now),
-            )
-            # One statement: the slots held, and whether this holder was fenced off
-            # (``release_holder``); then nothing is granted to it (rolled back).
-            held, fenced = db.execute(
-                "SELECT COUNT(*), EXISTS (SELECT 1 FROM dynpool_fenced "
-                "WHERE namespace = ? AND holder = ?) "
-                "FROM dynpool_leases WHERE namespace = ? AND job = ?",
-                (self.namespace, self._owner, *key),
+        db.execute(_TOUCH, (*key, now))
+        db.execute(
+            "DELETE FROM dynpool_leases WHERE namespace = ? AND job = ? AND expires <= ?",
+            (*key, now),
+        )
+        # One statement: the slots held, and whether this holder was fenced off
+        # (``release_holder``); then nothing is granted to it (rolled back).
+        held, fenced = db.execute(
+            "SELECT COUNT(*), EXISTS (SELECT 1 FROM dynpool_fenced "
+            "WHERE namespace = ? AND holder = ?) "
+            "FROM dynpool_leases WHERE namespace = ? AND job = ?",
+            (self.namespace, self._owner, *key),
+        ).fetchone()
+        if fenced:
+            raise BackendError(f"{self.url}: {fenced_message(self._owner)}")
+        if held >= cap:
+            (releases,) = db.execute(
+                "SELECT releases FROM dynpool_jobs WHERE namespace = ? AND job = ?", key
             ).fetchone()
-            if fenced:
-                raise BackendError(f"{self.url}: {fenced_message(self._owner)}")
-            if held >= cap:
-                (releases,) = db.execute(
-                    "SELECT releases FROM dynpool_jobs WHERE namespace = ? AND job = ?", key
-                ).fetchone()
-                self._marks.refused(job, releases)
-                return None
-            token = uuid.uuid4().hex
-            db.execute(
-                "INSERT INTO dynpool_leases VALUES (?, ?, ?, ?, ?)",
-                (*key, token, self._owner, now + self.lease_seconds),
-            )
-            db.execute(
-                "UPDATE dynpool_jobs SET peak = MAX(peak, ?) WHERE namespace = ? AND job = ?",
-                (held + 1, *key),
-            )
-            return Lease(job, token, self._owner, self.lease_seconds)
+            self._marks.refused(job, releases)
+            return None
+        token = uuid.uuid4().hex
+        db.execute(
+            "INSERT INTO dynpool_leases VALUES (?, ?, ?, ?, ?)",
+            (*key, token, self._owner, now + self.lease_seconds),
+        )
+        db.execute(
+            "UPDATE dynpool_jobs SET peak = MAX(peak, ?) WHERE namespace = ? AND job = ?",
+            (held + 1, *key),
+        )
+        return Lease(job, token, self._owner, self.lease_seconds)
 
-        return self._run(acquire)
+    def acquire(self, job: str, cap: int) -> Lease | None:
+        return self._run(lambda db, now: self._acquire_in(db, now, job, cap))
+
+    def claim_and_acquire(
+        self, run: str, item: int, claimer: str, job: str, cap: int
+    ) -> Lease | Taken | None:
+        """Claim ``item`` of ``run`` for ``claimer`` and take a slot of ``job``, in one step.
+
+        TAKEN: another claimer has it. None: no slot now, and the item stays unclaimed
+        (a claim means the item started, so a crash leaves no claimed item unstarted).
+        """
+
+        def claim(db: sqlite3.Connection, now: float) -> Lease | Taken | None:
+            row = db.execute(
+                "SELECT owner FROM dynpool_claims WHERE run = ? AND item = ?", (run, item)
+            ).fetchone()
+            if row is not None and row[0] != claimer:
+                return TAKEN
+            lease = self._acquire_in(db, now, job, cap)
+            if lease is not None and row is None:
+                db.execute("INSERT INTO dynpool_claims VALUES (?, ?, ?)", (run, item, claimer))
+            return lease
+
+        return self._run(claim)
+
+    def steal(self, run: str, claimer: str, candidates: Sequence[tuple[int, str, int]]) -> Steal:
+        """The first of ``candidates`` (item, job, cap) nobody claimed whose job has a slot now.
+
+        Claimed with its slot in one transaction.
+        """
+
+        def steal(db: sqlite3.Connection, now: float) -> Steal:
+            full: set[str] = set()
+            claimed: list[int] = []
+            left = False
+            for item, job, cap in candidates:  # one indexed look-up each, in order
+                taken = db.execute(
+                    "SELECT 1 FROM dynpool_claims WHERE run = ? AND item = ?", (run, item)
+                ).fetchone()
+                if taken is not None:
+                    claimed.append(item)
+                    continue
+                left = True
+                if job in full:
+                    continue
+                lease = self._acquire_in(db, now, job, cap)
+                if lease is None:
+                    full.add(job)
+                    continue
+                db.execute("INSERT INTO dynpool_claims VALUES (?, ?, ?)", (run, item, claimer))
+                return Steal(item, lease, left=True, claimed=tuple(claimed))
+            return Steal(None, None, left=left, claimed=tuple(claimed))
+
+        return self._run(steal)
+
+    def unclaim(self, run: str, items: Sequence[int], claimer: str) -> None:
+        """Free ``claimer``'s claims of ``items`` (a crashed worker's, to run them again)."""
+
+        def unclaim(db: sqlite3.Connection, now: float) -> None:
+            db.executemany(
+                "DELETE FROM dynpool_claims WHERE run = ? AND item = ? AND owner = ?",
+                [(run, item, claimer) for item in items],
+            )
+
+        self._run(unclaim)
+
+    def forget_run(self, run: str) -> None:
+        """Drop every claim of ``run`` (it has ended)."""
+        self._run(lambda db, now: db.execute("DELETE FROM dynpool_claims WHERE run = ?", (run,)))
 
     def renew(self, lease: Lease) -> bool:
         def renew(db: sqlite3.Connection, now: float) -> bool:

@@ -25,6 +25,7 @@ from ..own_waits import own_wait
 from ..patching import Patches
 from ..pytest_compat import replace_setup_state
 from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
+from ..slot_gate import ItemClaims
 from ..summary import JobStats, Outcome, RunStats, worse
 from .cpu_bound import CpuBoundGauge, SwitchInterval
 from .fixture_store import current_item, install_fixture_store
@@ -77,10 +78,11 @@ def run_session(
     stats: RunStats,
     patches: Patches,
     slot_gate: SlotGate | None,
+    claims: ItemClaims | None = None,
 ) -> None:
     """The session's run loop; its patches go on ``patches``, undone after the session."""
     install_fixture_store(patches, session)
-    PoolExecutor(session, plan, stats, patches, slot_gate).run()
+    PoolExecutor(session, plan, stats, patches, slot_gate, claims).run()
 
 
 class PoolExecutor:
@@ -93,8 +95,11 @@ class PoolExecutor:
         stats: RunStats,
         patches: Patches,
         slot_gate: SlotGate | None = None,
+        claims: ItemClaims | None = None,
     ) -> None:
         self.session = session
+        self.claims = claims
+        held_back = claims.held_back if claims is not None else frozenset()
         self.plan = plan
         self.stats = stats
         self.patches = patches
@@ -104,7 +109,10 @@ class PoolExecutor:
         # What a pooled test raised to stop the run, re-raised once the tests in flight end.
         self.stopped_by_test: BaseException | None = None
         self.setup_state = ConcurrentSetupState(
-            [*plan.exclusive, *(pooled.item for pooled in plan.pooled)],
+            [
+                *plan.exclusive,
+                *(p.item for i, p in enumerate(plan.pooled) if i not in held_back),
+            ],
             is_stopping=self.stopping,
         )
 
@@ -151,6 +159,7 @@ class PoolExecutor:
             order=self.plan.order,
             known_seconds=self.plan.known_seconds,
             group_of_item=self._function_of_each_item(),
+            held_back=self.claims.held_back if self.claims is not None else frozenset(),
         )
 
     def _function_of_each_item(self) -> list[int]:
@@ -174,6 +183,9 @@ class PoolExecutor:
             pooled.item.location  # noqa: B018
         config = self.session.config
         scheduler = self._make_scheduler()
+        if self.claims is not None and not self.claims.exhausted:
+            # Session fixtures are not torn down between this worker's items and stolen ones.
+            self.setup_state.hold_session(self.session)
         # Lengthened only while the phase is CPU-bound; restored when the phase ends.
         switch_interval = SwitchInterval()
         pool = WorkerPool(
@@ -185,6 +197,10 @@ class PoolExecutor:
             slot_gate=self.slot_gate,
             before_start=self.setup_state.expect,
             cpu_gauge=CpuBoundGauge(self.stats.workers, on_change=switch_interval.follow),
+            claims=self.claims,
+            adopt=self.setup_state.adopt,
+            drop=self.setup_state.drop,
+            nothing_to_steal=self.setup_state.release_session,
         )
         handle = PoolHandle(self.plan.jobs, pool)
         router = HookRouter(config.pluginmanager)

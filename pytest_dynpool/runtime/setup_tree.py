@@ -68,6 +68,9 @@ class ConcurrentSetupState:
             for node in chain[:-1]:
                 self._users[node] = self._users.get(node, 0) + 1
         self.stack = _ActiveView(self)
+        # Teardown errors of collectors released by a dropped item (see ``drop``).
+        self._late_errors: list[BaseException] = []
+        self._held_session: Node | None = None
 
     def is_node_active(self, node: Node) -> bool:
         return node in self._active
@@ -76,6 +79,53 @@ class ConcurrentSetupState:
         """Count ``item`` as in flight from dispatch until its teardown."""
         with self._lock:
             self._expected += 1
+
+    def adopt(self, item: pytest.Item) -> None:
+        """``item`` joins the run (stolen from another xdist worker): its collectors'
+        users count it, and one torn down already is set up again, as pytest does
+        for a module whose items are not contiguous."""
+        chain = item.listchain()
+        with self._lock:
+            self._chains[item] = chain
+            for node in chain[:-1]:
+                self._users[node] = self._users.get(node, 0) + 1
+
+    def hold_session(self, session: Node) -> None:
+        """One more user of the session, so that its fixtures outlive this worker's own items
+        while it may still steal (``release_session`` when nothing is left to steal)."""
+        with self._lock:
+            self._users[session] = self._users.get(session, 0) + 1
+        self._held_session = session
+
+    def release_session(self) -> None:
+        """Give up ``hold_session``'s use: the session ends with its last item, as in pytest."""
+        session = self._held_session
+        if session is not None:
+            self._held_session = None
+            self._release([session])
+
+    def drop(self, item: pytest.Item) -> None:
+        """``item`` leaves the run unrun (another xdist worker started it): as if finished.
+
+        A collector it was the last user of is torn down now; an error there is
+        raised at the session's end (``teardown_exact(None)``), with no item to carry it.
+        """
+        self._release(list(reversed(self._chain(item)[:-1])))
+
+    def _release(self, nodes: list[Node]) -> None:
+        """One use less of each of ``nodes`` (innermost first); tear down those unused now."""
+        released = []
+        with self._lock:
+            for node in nodes:
+                self._users[node] -= 1
+                state = self._active.pop(node, None) if self._users[node] == 0 else None
+                if state is not None:
+                    released.append((node, state))
+        exceptions: list[BaseException] = []
+        for node, state in released:
+            self._run_finalizers(node, state, exceptions)
+        with self._lock:
+            self._late_errors.extend(exceptions)
 
     def _chain(self, item: pytest.Item) -> list[Node]:
         chain = self._chains.get(item)
@@ -122,7 +172,9 @@ class ConcurrentSetupState:
         __tracebackhide__ = True
         item = CURRENT_ITEM.get()
         if item is None:
-            self._teardown_nodes(self._pop_all())
+            with self._lock:
+                late, self._late_errors = self._late_errors, []
+            self._teardown_nodes(self._pop_all(), late)
             return
         exceptions: list[BaseException] = []
         with self._lock:
@@ -159,9 +211,11 @@ class ConcurrentSetupState:
         self._active.clear()
         return popped
 
-    def _teardown_nodes(self, nodes: list[tuple[Node, _NodeState]]) -> None:
+    def _teardown_nodes(
+        self, nodes: list[tuple[Node, _NodeState]], late: list[BaseException]
+    ) -> None:
         __tracebackhide__ = True
-        exceptions: list[BaseException] = []
+        exceptions: list[BaseException] = list(late)
         for node, state in nodes:
             self._run_finalizers(node, state, exceptions)
         _raise_collected(exceptions)

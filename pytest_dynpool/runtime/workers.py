@@ -13,13 +13,16 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
 from .. import clock
+from ..backends import Taken
 from ..isolation.item_context import HOOK_SINK, HookCall, close_item_context, open_item_context
 from ..jobs import Job, PooledItem
 from ..scheduler import Scheduler, SlotGate
+from ..slot_gate import ItemClaims
 from .cpu_bound import CpuBoundGauge
 from .fixture_store import CURRENT_ITEM
 from .timeouts import Deadlines, Expired
@@ -156,7 +159,15 @@ class WorkerPool:
         slot_gate: SlotGate,
         before_start: Callable[[pytest.Item], None],
         cpu_gauge: CpuBoundGauge | None = None,
+        claims: ItemClaims | None = None,
+        adopt: Callable[[pytest.Item], None] = lambda item: None,
+        drop: Callable[[pytest.Item], None] = lambda item: None,
+        nothing_to_steal: Callable[[], None] = lambda: None,
     ) -> None:
+        """``claims``: items shared with other xdist workers; ``adopt`` is told of an item
+        stolen from another worker before it starts, ``drop`` of one that another
+        worker claimed, ``nothing_to_steal`` once when nothing is left to steal (both
+        called without the lock: they may tear down collectors)."""
         self._items = items
         # What each item is told runs after it (pytest's ``nextitem``): the next in plan order.
         self._next_item = [pooled.item for pooled in items[1:]] + [None]
@@ -167,6 +178,13 @@ class WorkerPool:
         self._gate = slot_gate
         self._before_start = before_start
         self._gauge = cpu_gauge
+        self._claims = claims
+        self._adopt = adopt
+        self._drop = drop
+        self._nothing_to_steal = nothing_to_steal
+        # Run by the claiming thread once it has left the lock (teardowns of collectors).
+        self._after_lock: list[Callable[[], None]] = []
+        self._told_exhausted = False
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         # Set when nothing more may start, and no worker may wait for a hand-over.
         self._stopped = threading.Event()
@@ -252,17 +270,24 @@ class WorkerPool:
         room is left after its claim.
         """
         with self._slots:
-            if finished is None:
-                return self._claim_locked()
-            if not self.deadlines.unwatch(finished):
-                return None  # timed out: a replacement thread has taken this one's place
-            self._complete(finished, seconds)
-            claimed = self._claim_locked(wake_before_waiting=True)
-            if claimed is None:
-                self._slots.notify_all()
-            elif self._scheduler.in_flight < self._limit():
-                self._slots.notify()
-            return claimed
+            claimed = self._claim_next(finished, seconds)
+            after_lock, self._after_lock = self._after_lock, []
+        for call in after_lock:
+            call()
+        return claimed
+
+    def _claim_next(self, finished: int | None, seconds: float) -> tuple[int, ItemReports] | None:
+        if finished is None:
+            return self._claim_locked()
+        if not self.deadlines.unwatch(finished):
+            return None  # timed out: a replacement thread has taken this one's place
+        self._complete(finished, seconds)
+        claimed = self._claim_locked(wake_before_waiting=True)
+        if claimed is None:
+            self._slots.notify_all()
+        elif self._scheduler.in_flight < self._limit():
+            self._slots.notify()
+        return claimed
 
     def _limit(self) -> int:
         return self._workers if self._gauge is None else self._gauge.limit
@@ -286,23 +311,57 @@ class WorkerPool:
             index = self._scheduler.next_dispatch()
             if index is not None:
                 job = self._jobs[self._items[index].job_index]
-                wait = self._gate.try_acquire(job.name, job.cap)
+                wait: float | Taken | None
+                if self._claims is None:
+                    wait = self._gate.try_acquire(job.name, job.cap)
+                else:
+                    wait = self._claims.try_claim(index, job.name, job.cap)
+                if isinstance(wait, Taken):  # another xdist worker started it
+                    self._scheduler.drop(index)
+                    self._after_lock.append(partial(self._drop, self._items[index].item))
+                    continue
                 if wait is not None:  # another process holds the job's slots
                     self._scheduler.put_back(index, wait)
                     continue
-                self._before_start(self._items[index].item)
-                reports = ItemReports(index, self._events, self._stopped)
-                # Watched here, under the lock, so that a timeout always finds it.
-                self.deadlines.watch(index, reports)
-                return index, reports
-            if self._scheduler.pending == 0:
+                return self._start(index)
+            stolen = self._steal()
+            if stolen is not None:
+                return self._start(stolen)
+            claims = self._claims
+            may_steal = claims is not None and not claims.exhausted
+            if self._scheduler.pending == 0 and not may_steal:
                 return None
             # Every job with waiting items is at its cap or parked.
             if wake_before_waiting:
                 self._slots.notify_all()  # as before this worker gave its slot back
                 wake_before_waiting = False
-            self._slots.wait(timeout=self._scheduler.seconds_until_ready())
+            timeout = self._scheduler.seconds_until_ready()
+            if may_steal and claims is not None:
+                retry = claims.retry_in()
+                timeout = retry if timeout is None else min(timeout, retry)
+            self._slots.wait(timeout=timeout)
         return None
+
+    def _steal(self) -> int | None:
+        """Another xdist worker's unstarted item, when a thread is free for it."""
+        claims = self._claims
+        if claims is None or claims.exhausted or self._scheduler.in_flight >= self._workers:
+            return None
+        stolen = claims.steal()
+        if claims.exhausted and not self._told_exhausted:
+            self._told_exhausted = True
+            self._after_lock.append(self._nothing_to_steal)
+        if stolen is not None:
+            self._scheduler.start_held(stolen)
+            self._adopt(self._items[stolen].item)
+        return stolen
+
+    def _start(self, index: int) -> tuple[int, ItemReports]:
+        self._before_start(self._items[index].item)
+        reports = ItemReports(index, self._events, self._stopped)
+        # Watched here, under the lock, so that a timeout always finds it.
+        self.deadlines.watch(index, reports)
+        return index, reports
 
     def _complete(self, index: int, seconds: float | None = None) -> None:
         self._scheduler.complete(index, seconds)
