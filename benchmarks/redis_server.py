@@ -44,14 +44,25 @@ def make_tls_files(directory: Path) -> TlsFiles:
     if openssl is None:
         raise RedisMissing(OPENSSL_HINT)
     files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
-    ca_key, request, extensions = (directory / name for name in ("ca.key", "server.csr", "san.cnf"))
-    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
-    key = "-newkey rsa:2048 -nodes -days 2"
+    ca_key, request = directory / "ca.key", directory / "server.csr"
+    ca_ext, server_ext = directory / "ca.cnf", directory / "server.cnf"
+    # The extensions Python 3.13's strict verification (VERIFY_X509_STRICT) asks for.
+    ca_ext.write_text(
+        "[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+        "subjectKeyIdentifier=hash\n"
+    )
+    server_ext.write_text(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    key = "-newkey rsa:2048 -nodes"
     steps = [
-        f"req -x509 {key} -keyout {ca_key} -out {files.ca} -subj /CN=pytest-dynpool-test-CA",
+        f"req -x509 {key} -days 2 -keyout {ca_key} -out {files.ca}"
+        f" -subj /CN=pytest-dynpool-test-CA -config {ca_ext} -extensions v3",
         f"req {key} -keyout {files.key} -out {request} -subj /CN=127.0.0.1",
         f"x509 -req -in {request} -CA {files.ca} -CAkey {ca_key} -CAcreateserial"
-        f" -out {files.cert} -days 2 -extfile {extensions}",
+        f" -out {files.cert} -days 2 -extfile {server_ext}",
     ]
     for step in steps:  # the temporary directory's path has no spaces
         subprocess.run([openssl, *step.split()], check=True, capture_output=True)
