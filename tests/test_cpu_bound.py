@@ -132,7 +132,12 @@ def test_a_cpu_bound_phase_runs_with_a_longer_interval_then_restores_it(
         @pytest.mark.dynpool(4)
         @pytest.mark.parametrize("n", range(30))
         def test_sleep(n):
-            time.sleep(0.01)  # the run lasts several windows of the gauge
+            # A gate, not a duration: wait (at most 2 s) until the gauge has looked at a
+            # whole window and lengthened the interval; the run lasts several windows.
+            for _ in range(200):
+                if abs(sys.getswitchinterval() - 0.05) < 1e-6:
+                    break
+                time.sleep(0.01)
             with open("intervals.log", "a") as out:
                 out.write(f"{sys.getswitchinterval()}\\n")
         """
