@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,21 @@ from pytest_dynpool.backends.gate import StoreGate
 from pytest_dynpool.backends.sqlite import SqliteBackend
 from pytest_dynpool.scheduler import CappedScheduler
 
+_OPEN: list[SqliteBackend] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    """Every store a test opened is closed (Python 3.13 warns of an unclosed connection)."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
 
 def _store(tmp_path: Path) -> SqliteBackend:
-    return SqliteBackend(str(tmp_path / "limits.db"), "ns", 10.0)
+    store = SqliteBackend(str(tmp_path / "limits.db"), "ns", 10.0)
+    _OPEN.append(store)
+    return store
 
 
 def test_an_item_is_claimed_once_with_its_slot(tmp_path: Path) -> None:

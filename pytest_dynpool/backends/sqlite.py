@@ -81,12 +81,19 @@ class SqliteBackend:
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as error:
+            raise self._cannot_open(error) from error
+        try:
             self._set_up()
         except sqlite3.Error as error:
-            raise BackendError(
-                f"{self.url}: cannot open the SQLite limits store ({error}); "
-                "check that its directory exists and is writable"
-            ) from error
+            self._db.close()  # not left for the garbage collector (Python 3.13 warns)
+            raise self._cannot_open(error) from error
+
+    def _cannot_open(self, error: sqlite3.Error) -> BackendError:
+        return BackendError(
+            f"{self.url}: cannot open the SQLite limits store ({error}); "
+            "check that its directory exists and is writable"
+        )
 
     def _set_up(self) -> None:
         """WAL mode and the tables, retried while other processes do the same.
