@@ -9,6 +9,10 @@ largest of these terms:
 - a job's rate: n items started at r per second with a burst of b cannot all
   have started before (n - b) / r, and the last one then ran for at least the
   job's shortest item;
+- a job's slots: work inside its tests that held one of its cap slots (an HTTP
+  request while served) packs into ``cap`` slots at best: the uses' total / cap,
+  and, since some slot served at least ceil(n / cap) of its n uses one after
+  another, the sum of that many of the shortest;
 - one item: the longest.
 
 An item's work is its time in flight less the time it was blocked on its own
@@ -39,6 +43,10 @@ class JobWork:
     """Starts the rate allows at once (the job's cap)."""
     waited: Sequence[float] = ()
     """Seconds each item (in ``items``' order) was blocked on the job's own limits; () none."""
+    slot_uses: Sequence[float] = ()
+    """Seconds each use of one of the job's cap slots lasted (``own_waits.add_slot_uses``)."""
+    slots: int = 1
+    """How many such uses the job allows at once: its cap, not bounded by the pool."""
 
     def work(self) -> list[tuple[str, float]]:
         """(node id, seconds of work) of each item: its time in flight less its own waits."""
@@ -50,12 +58,16 @@ class JobWork:
         ]
 
 
+JOB_TERMS = ("cap", "rate", "slots")
+"""The terms that are about one job (``Bound.subject`` names it)."""
+
+
 @dataclass(frozen=True)
 class Bound:
     """The lower bound in seconds and the term that set it.
 
-    ``term`` is ``"pool"``, ``"cap"``, ``"rate"``, ``"item"`` or ``"nothing"``;
-    ``subject`` names the job (cap, rate) or the item (item) the term is about.
+    ``term`` is ``"pool"``, ``"cap"``, ``"rate"``, ``"slots"``, ``"item"`` or ``"nothing"``;
+    ``subject`` names the job (cap, rate, slots) or the item (item) the term is about.
     """
 
     seconds: float
@@ -67,7 +79,7 @@ class Bound:
         """The term in words, for the summary's pool line."""
         if self.term == "pool":
             return "the pool"
-        if self.term in ("cap", "rate"):
+        if self.term in JOB_TERMS:
             return f"job {self.subject}'s {self.term}"
         if self.term == "item":
             return f"one item ({self.subject})"
@@ -78,7 +90,7 @@ NOTHING_RAN = Bound(0.0, "nothing")
 
 
 def job_bound(job: JobWork) -> Bound | None:
-    """The larger of one job's own terms (its cap, its rate); None if none of its items ran."""
+    """The largest of one job's own terms (cap, rate, slots); None if none of its items ran."""
     items = job.work()
     if not items:
         return None
@@ -88,7 +100,20 @@ def job_bound(job: JobWork) -> Bound | None:
         starts = max(0, len(items) - job.burst) / job.per_second
         shortest = min(seconds for _, seconds in items)
         bound = _larger(bound, Bound(starts + shortest, "rate", job.name))
+    if job.slot_uses:
+        bound = _larger(bound, Bound(_packed(job.slot_uses, job.slots), "slots", job.name))
     return bound
+
+
+def _packed(uses: Sequence[float], slots: int) -> float:
+    """The least time ``uses`` need in ``slots`` parallel slots.
+
+    At most ``slots`` at once means the uses split into ``slots`` sequences (as
+    intervals colour), so one slot served ceil(n / slots) of them in a row.
+    """
+    slots = max(slots, 1)
+    in_a_row = -(-len(uses) // slots)
+    return max(sum(uses) / slots, sum(sorted(uses)[:in_a_row]))
 
 
 def lower_bound(workers: int, jobs: Sequence[JobWork]) -> Bound:

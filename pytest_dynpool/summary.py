@@ -60,6 +60,8 @@ class JobStats:
     """(node id, seconds in flight) of each item that ran."""
     waited: list[float] = field(default_factory=list)
     """Seconds each item of ``timings`` was blocked on its own job's limits (``own_waits``)."""
+    slot_uses: list[float] = field(default_factory=list)
+    """Seconds of each use of one of the job's cap slots inside pooled items (``own_waits``)."""
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     mean_cap: float | None = None
     """The concurrency the job was allowed, averaged over the pooled phase (None: its cap)."""
@@ -89,6 +91,8 @@ class JobStats:
             per_second=job.rate.per_second if job.rate is not None else None,
             burst=job.cap,
             waited=self.waited,
+            slot_uses=self.slot_uses,
+            slots=job.cap,
         )
 
     def column(self, name: Outcome | str) -> int:
@@ -131,6 +135,13 @@ class RunStats:
     def bound(self) -> Bound:
         """The pooled phase's lower bound and what set it (``bounds.lower_bound``)."""
         return lower_bound(self.workers, [stats.work(self.workers) for stats in self.jobs])
+
+    def add_slot_uses(self, job_name: str, seconds: Sequence[float]) -> None:
+        """Uses of job ``job_name``'s cap slots inside a pooled item (of any job)."""
+        for stats in self.jobs:
+            if stats.job.name == job_name:
+                stats.slot_uses.extend(seconds)
+                return
 
     def lower_bound(self) -> float:
         return self.bound().seconds

@@ -42,6 +42,7 @@ def stats_to_dict(stats: RunStats) -> dict[str, Any]:
                 "busy": job_stats.busy_seconds,
                 "timings": [[node_id, seconds] for node_id, seconds in job_stats.timings],
                 "waited": job_stats.waited,
+                "slot_uses": job_stats.slot_uses,
                 "outcomes": {outcome.value: n for outcome, n in job_stats.outcomes.items()},
             }
         )
@@ -111,6 +112,8 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
             ):
                 job_stats.timings.append((str(node_id), float(seconds)))  # busy: summed above
                 job_stats.waited.append(float(waited))
+            if not local:  # a shared cap: every process's uses went through the same slots
+                job_stats.slot_uses.extend(float(value) for value in job_data["slot_uses"])
             for outcome, count in job_data["outcomes"].items():
                 job_stats.outcomes[Outcome(outcome)] = job_stats.outcomes.get(
                     Outcome(outcome), 0

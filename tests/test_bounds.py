@@ -122,3 +122,36 @@ def test_job_stats_pass_each_items_own_waits_to_the_bound() -> None:
     work = stats.work(workers=4)
     assert (work.waited, stats.busy_seconds) == ([0.25, 0.0, 0.25], 3.0)
     assert job_bound(work) == Bound(pytest.approx(1.25), "cap", "api")  # type: ignore[arg-type]
+
+
+# Issue 14, the example suite: a job's requests hold its cap's slots. Eight requests
+# of 0.2 s through 3 slots take 0.6 s however they are arranged (some slot serves
+# three in a row), more than their total over the slots (0.53 s) or any item.
+
+
+def test_slot_uses_pack_into_the_jobs_cap_one_slot_serving_several_in_a_row() -> None:
+    # 5 items of 0.25 s work each (a cap term of 0.42 s) made 8 requests of 0.2 s
+    job = JobWork("reports", 3, items(*[0.25] * 5), slot_uses=[0.2] * 8, slots=3)
+    bound = lower_bound(8, [job])
+    assert bound == Bound(pytest.approx(0.6), "slots", "reports")  # type: ignore[arg-type]
+    assert bound.reason == "job reports's slots"
+
+
+def test_slot_uses_of_uneven_length_are_bounded_by_their_total_over_the_slots() -> None:
+    # One long use: 3.0 s over 2 slots (1.5 s) beats the two shortest in a row (0.2 s)
+    job = JobWork("api", 2, items(0.1), slot_uses=[2.6, 0.1, 0.1, 0.2], slots=2)
+    assert job_bound(job) == Bound(pytest.approx(1.5), "slots", "api")  # type: ignore[arg-type]
+
+
+def test_the_slots_are_the_jobs_cap_not_the_pools_size() -> None:
+    # A cap-4 job on a 2-worker pool still sends 4 requests at once: 8 uses of 1 s -> 2 s
+    job = JobWork("api", 2, items(1.0, 1.0), slot_uses=[1.0] * 8, slots=4)
+    assert job_bound(job) == Bound(2.0, "slots", "api")
+
+
+def test_job_stats_give_the_bound_their_slot_uses_and_the_full_cap() -> None:
+    stats = JobStats(Job("api", 6, 6, "test"))
+    stats.record("t.py::a", 1.0)
+    stats.slot_uses.extend([0.5, 0.5])
+    work = stats.work(workers=2)
+    assert (work.cap, work.slots, list(work.slot_uses)) == (2, 6, [0.5, 0.5])

@@ -70,6 +70,23 @@ def test_a_wait_while_another_request_of_the_test_is_served_does_not_count(
     assert holder.blocked_seconds() == 0.5
 
 
+def test_each_answered_request_is_a_use_of_its_jobs_slot(time: FakeTime) -> None:
+    # Retries included: each attempt held a slot while the server answered it.
+    holder = HeldSlots()
+    token = CURRENT_HOLDER.set(holder)
+    try:
+        traffic = JobTraffic(_job(), clock=time)
+        transport = LimitedTransport(traffic, _answers(), sleep=time.sleep, clock=time)
+        with httpx.Client(transport=transport) as client:
+            assert client.get("http://api/x").content == b"done"
+    finally:
+        CURRENT_HOLDER.reset(token)
+    served = holder.served_seconds()
+    assert list(served) == [traffic.name]
+    assert len(served[traffic.name]) == traffic.stats.requests == 4
+    assert served[traffic.name] == traffic.stats.latencies
+
+
 def test_a_response_that_still_holds_its_slot_keeps_the_test_busy(time: FakeTime) -> None:
     traffic = JobTraffic(Job("api", 2, 2, "test"))
     holder = HeldSlots()
@@ -244,3 +261,53 @@ def test_the_bound_does_not_count_a_tests_wait_for_its_jobs_slots(
     upper = max(sum(most_work) / min(3, figures["workers"]), max(most_work))
     assert figures["bound"] <= upper + 1e-9
     assert figures["bound"] < max(in_flight)  # what the old bound could never be
+
+
+# Each answered request of a pooled test is a use of one of its job's cap slots; the
+# job's uses reach the bound. One test of a cap-2 job sends four requests at once on
+# four threads: they pass two at a time, so the job needed at least its two shortest
+# requests one after the other, though that test is the job's only item.
+SLOTS_CONFTEST = """
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def dynpool_base_url(make_httpserver):
+    make_httpserver.expect_request("/data").respond_with_data("x")
+    return make_httpserver.url_for("/")
+
+
+def pytest_dynpool_run_finished(config, stats):
+    bound = stats.bound()
+    (job,) = [job for job in stats.jobs if job.job.name == "api"]
+    figures = {"bound": bound.seconds, "uses": job.slot_uses, "slots": job.work(8).slots}
+    (config.rootpath / "figures.json").write_text(json.dumps(figures))
+"""
+
+SLOTS_SUITE = """
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+@pytest.mark.dynpool(2, job="api")
+def test_four_at_once(dynpool_client):
+    with ThreadPoolExecutor(4) as threads:
+        answers = list(threads.map(lambda _: dynpool_client.get("/data"), range(4)))
+    assert [answer.status_code for answer in answers] == [200] * 4
+"""
+
+
+def test_a_jobs_requests_reach_the_bound_as_uses_of_its_slots(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(SLOTS_CONFTEST)
+    pytester.makepyfile(test_slots=SLOTS_SUITE)
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    figures = json.loads((pytester.path / "figures.json").read_text())
+    uses: list[float] = figures["uses"]
+    assert len(uses) == 4
+    assert min(uses) > 0
+    assert figures["slots"] == 2
+    assert figures["bound"] >= sum(sorted(uses)[:2]) - 1e-9

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import ssl
 from collections.abc import Callable
 
+import certifi
 import httpx
 import pytest
 
@@ -237,3 +240,37 @@ def test_async_slot_wait_times_out_too() -> None:
 
     assert asyncio.run(main()) == (False, True)
     assert (state.requests.in_use, state.requests.waiting) == (0, 0)
+
+
+def test_clients_share_one_tls_context_per_ca_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpx would load the CA bundle for every client (one per async test); the plugin
+    # loads it once, and again only when $SSL_CERT_FILE / $SSL_CERT_DIR change.
+    from pytest_dynpool.http import transport
+
+    made: list[str | None] = []
+
+    def counting(*, verify: bool, trust_env: bool) -> ssl.SSLContext:
+        made.append(os.environ.get("SSL_CERT_FILE"))
+        return real(verify=verify, trust_env=trust_env)
+
+    real = httpx.create_ssl_context
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    transport._ssl_context_for.cache_clear()
+    traffic = JobState(Job("api", 2, 2, "test"))
+    try:
+        with transport.make_client(traffic, "http://x"), transport.make_client(traffic, "http://x"):
+            pass
+        for _ in range(2):
+            asyncio.run(transport.make_async_client(traffic, "http://x").aclose())
+        first = transport.default_ssl_context()
+        assert made == [None]
+        monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+        second = transport.default_ssl_context()
+        assert made == [None, certifi.where()]
+        assert second is not first
+        assert second.verify_mode is ssl.CERT_REQUIRED
+        assert second.check_hostname
+    finally:
+        transport._ssl_context_for.cache_clear()

@@ -59,10 +59,13 @@ def test_the_workers_timings_and_waits_reach_the_merged_lower_bound() -> None:
 
     one = worker([("t::a0", 1.0, 0.0), ("t::a1", 1.0, 0.5)], peak=2)
     two = worker([("t::a2", 2.0, 1.0)], peak=1)
+    one.jobs[0].slot_uses.extend([0.25, 0.25])  # requests through the store's shared slots
+    two.jobs[0].slot_uses.append(0.5)
     merged = merge([("gw0", stats_to_dict(one)), ("gw1", stats_to_dict(two))]).stats
     (api,) = merged.jobs
     assert api.timings == [("t::a0", 1.0), ("t::a1", 1.0), ("t::a2", 2.0)]
     assert api.waited == [0.0, 0.5, 1.0]
+    assert api.slot_uses == [0.25, 0.25, 0.5]
     assert api.busy_seconds == 4.0
     bound = merged.bound()
     assert (bound.term, bound.subject) == ("cap", "api")

@@ -267,7 +267,10 @@ def _exchange(
             traffic.record_error()
             raise
         assert isinstance(response, httpx.Response)
-        traffic.record(response.status_code, clock() - started, generation)
+        latency = clock() - started
+        traffic.record(response.status_code, latency, generation)
+        if holder is not None:
+            holder.served(traffic.name, latency)
         if not _should_retry(traffic, request, response.status_code, attempt):
             if response.is_closed or isinstance(response.stream, httpx.ByteStream):
                 release()  # a body already in memory (mock transports): nothing in flight

@@ -18,7 +18,7 @@ import pytest
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB, assignment_from_marker
 from ..limits_store import GATE_KEY
 from ..model import Job
-from ..own_waits import add_own_wait
+from ..own_waits import add_own_wait, add_slot_uses
 from ..xdist_role import distributes, worker_input
 from .options import add_http_options, read_base_url
 from .summary import format_http_summary
@@ -107,7 +107,8 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     The holder lives in the test's context only (not on the item, which outlives it by
     the whole session): its teardown, inside this hook, finds it there. It also measures
     the time the test was blocked on its job's limits, which the lower bound does not
-    count as work (``own_waits``): only that figure stays on the item.
+    count as work, and each request's time on the server, a use of one of its job's
+    slots (``own_waits``): only those figures stay on the item.
     """
     holder = HeldSlots()
     token = CURRENT_HOLDER.set(holder)
@@ -117,6 +118,8 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         CURRENT_HOLDER.reset(token)
         holder.give_back()  # our teardown wrapper did not run (an interrupt): still give back
         add_own_wait(item, holder.blocked_seconds())
+        for job_name, seconds in holder.served_seconds().items():
+            add_slot_uses(item, job_name, seconds)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -261,6 +261,8 @@ class HeldSlots:
     _waiting = 0
     _blocked_since: float | None = None
     _blocked_seconds = 0.0
+    # Each answered request's time on the server, by job: slot uses for the lower bound.
+    _served: dict[str, list[float]] | None = None
 
     def hold(self, release: Callable[[], None], job_name: str) -> None:
         """Note a slot taken for this test (not after the test has ended)."""
@@ -305,6 +307,18 @@ class HeldSlots:
             elif not blocked and self._blocked_since is not None:
                 self._blocked_seconds += now - self._blocked_since
                 self._blocked_since = None
+
+    def served(self, job_name: str, seconds: float) -> None:
+        """A request of this test held one of job ``job_name``'s slots while served."""
+        with self._lock:
+            if self._served is None:
+                self._served = {}
+            self._served.setdefault(job_name, []).append(seconds)
+
+    def served_seconds(self) -> dict[str, list[float]]:
+        """Each job's requests' times on the server (``served``), by job name."""
+        with self._lock:
+            return {name: list(seconds) for name, seconds in (self._served or {}).items()}
 
     def blocked_seconds(self) -> float:
         """Wall seconds this test was blocked on its own job's limits, up to now."""

@@ -20,6 +20,9 @@ decides.
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
+import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -191,9 +194,33 @@ async def _take_off_the_loop(take: Callable[[], Callable[[], None]]) -> Callable
         raise
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context, made once per CA setting rather than once per client.
+
+    httpx builds it per transport, loading the CA bundle each time: about 20 ms of
+    CPU under the GIL, paid by every async test (each has its own client). The
+    context is what httpx would make ($SSL_CERT_FILE and $SSL_CERT_DIR honoured,
+    read now, so a test that changes them gets a context of its own).
+    """
+    with _SSL_CONTEXT_LOCK:  # tests set up at once on several workers make it once
+        return _ssl_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+_SSL_CONTEXT_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    del cert_file, cert_dir  # the cache key: httpx reads them from the environment
+    return httpx.create_ssl_context(verify=True, trust_env=True)
+
+
 def make_client(traffic: JobTraffic, base_url: str) -> httpx.Client:
     """The job's shared client: one connection pool for all its tests and threads."""
-    inner = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=traffic.cap))
+    inner = httpx.HTTPTransport(
+        verify=default_ssl_context(),
+        limits=httpx.Limits(max_keepalive_connections=traffic.cap),
+    )
     return httpx.Client(
         base_url=base_url, transport=LimitedTransport(traffic, inner), timeout=DEFAULT_TIMEOUT
     )
@@ -201,7 +228,10 @@ def make_client(traffic: JobTraffic, base_url: str) -> httpx.Client:
 
 def make_async_client(traffic: JobTraffic, base_url: str) -> httpx.AsyncClient:
     """A client for one async test (its connections belong to that test's event loop)."""
-    inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=traffic.cap))
+    inner = httpx.AsyncHTTPTransport(
+        verify=default_ssl_context(),
+        limits=httpx.Limits(max_keepalive_connections=traffic.cap),
+    )
     return httpx.AsyncClient(
         base_url=base_url,
         transport=AsyncLimitedTransport(traffic, inner),

@@ -112,7 +112,7 @@ class RunRecord:
     wall_seconds: float = 0.0
     pool_wall_seconds: float = 0.0
     lower_bound_seconds: float = 0.0
-    bounded_by: str = "nothing"  # pool, cap, rate, item, nothing (bounds.Bound.term)
+    bounded_by: str = "nothing"  # pool, cap, rate, slots, item, nothing (Bound.term)
     bounding_job: str | None = None
     peak_in_flight: int = 0
     exit_status: int | None = None

@@ -17,7 +17,7 @@ import pytest
 
 from .. import clock
 from ..backends import redact
-from ..bounds import job_bound
+from ..bounds import JOB_TERMS, job_bound
 from ..jobs import ITEM_JOB_KEY, UNMARKED_EXCLUSIVE_JOB
 from ..limits_store import STORE_SETTINGS_KEY
 from ..pytest_compat import is_xdist_worker, xdist_worker_of
@@ -172,7 +172,7 @@ class RunRecorder:
         record.pool_wall_seconds = stats.pool_wall_seconds
         record.lower_bound_seconds = bound.seconds
         record.bounded_by = bound.term
-        if bound.term in ("cap", "rate"):
+        if bound.term in JOB_TERMS:
             record.bounding_job = bound.subject
         record.peak_in_flight = stats.pool_peak_in_flight
         record.not_started = stats.not_started

@@ -190,7 +190,7 @@
 
   root.appendChild(el("h2", {}, "Jobs, by how much each held the run back"));
   root.appendChild(el("div", { "class": "note" },
-    "bound s = the job's own term of the lower bound (its work / its cap, or its rate): no schedule could finish the job sooner; " +
+    "bound s = the job's own term of the lower bound (its work / its cap, its rate, or its requests packed into its slots): no schedule could finish the job sooner; " +
     "the run's lower bound is the largest of these, the total work / workers and the longest item"));
   var table = el("table", { id: "jobs" });
   var head = el("tr", {});

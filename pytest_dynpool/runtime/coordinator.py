@@ -21,7 +21,7 @@ from .. import clock
 from ..isolation.anyio_runner import anyio_runner_per_thread
 from ..isolation.item_context import HookCall
 from ..jobs import Job, Plan
-from ..own_waits import own_wait
+from ..own_waits import own_wait, slot_uses
 from ..patching import Patches
 from ..pytest_compat import replace_setup_state
 from ..scheduler import CappedScheduler, LocalSlotGate, Scheduler, SlotGate
@@ -411,6 +411,8 @@ class _Coordinator:
         pooled = self.executor.plan.pooled[event.index]
         job_stats: JobStats = stats.jobs[pooled.job_index]
         job_stats.record(pooled.item.nodeid, event.ended - event.started, own_wait(pooled.item))
+        for job_name, uses in slot_uses(pooled.item).items():
+            stats.add_slot_uses(job_name, uses)
         self.logged.pop(event.index, None)
         if self.has_timeouts:
             self.finished.add(event.index)
