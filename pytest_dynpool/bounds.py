@@ -15,6 +15,10 @@ largest of these terms:
   another, the sum of that many of the shortest;
 - one item: the longest.
 
+The session's teardown, done by the pooled phase's last item once every other
+one has ended, follows whichever term is largest: it is taken out of that item's
+work and added to the bound.
+
 An item's work is its time in flight less the time it was blocked on its own
 job's limits (``own_waits``: a request slot or rate token its job's other tests
 held, a Retry-After pause). That wait depends on the schedule: counted as work,
@@ -25,7 +29,7 @@ approach whatever the run took.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,17 @@ class Bound:
     seconds: float
     term: str
     subject: str | None = None
+    then: float = 0.0
+    """Seconds of the session's teardown included in ``seconds``, after the term."""
 
     @property
     def reason(self) -> str:
         """The term in words, for the summary's pool line."""
+        if round(self.then, 2) > 0:  # as the summary prints seconds
+            return f"{self._term_reason()}, then {self.then:.2f}s of session teardown"
+        return self._term_reason()
+
+    def _term_reason(self) -> str:
         if self.term == "pool":
             return "the pool"
         if self.term in JOB_TERMS:
@@ -116,8 +127,36 @@ def _packed(uses: Sequence[float], slots: int) -> float:
     return max(sum(uses) / slots, sum(sorted(uses)[:in_a_row]))
 
 
-def lower_bound(workers: int, jobs: Sequence[JobWork]) -> Bound:
-    """The largest term; on a tie the pool, then a job's cap, its rate, one item."""
+def lower_bound(
+    workers: int, jobs: Sequence[JobWork], session_teardowns: Sequence[tuple[str, float]] = ()
+) -> Bound:
+    """The largest term, then the session's teardown; on a tie the pool, then a job's
+    cap, its rate, its slots, one item.
+
+    ``session_teardowns``: (node id, seconds) of the item whose teardown tore the
+    session down, one per process; the shortest follows the term.
+    """
+    if session_teardowns:
+        jobs = [_without_teardowns(job, session_teardowns) for job in jobs]
+    best = _largest_term(workers, jobs)
+    if session_teardowns and best is not NOTHING_RAN:
+        then = min(seconds for _, seconds in session_teardowns)
+        return Bound(best.seconds + then, best.term, best.subject, then)
+    return best
+
+
+def _without_teardowns(job: JobWork, teardowns: Sequence[tuple[str, float]]) -> JobWork:
+    """``job`` with each session teardown taken out of the time of the item that did it."""
+    items = list(job.items)
+    for node_id, seconds in teardowns:
+        for index in range(len(items) - 1, -1, -1):  # a node id run twice: the later one
+            if items[index][0] == node_id:
+                items[index] = (node_id, max(0.0, items[index][1] - seconds))
+                break
+    return replace(job, items=items)
+
+
+def _largest_term(workers: int, jobs: Sequence[JobWork]) -> Bound:
     work = [pair for job in jobs for pair in job.work()]
     if not work:
         return NOTHING_RAN

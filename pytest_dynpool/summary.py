@@ -117,6 +117,9 @@ class RunStats:
     threads_left_behind: int = 0
     # Items of jobs that ran alone, among the exclusive ones: why (a fixture, the marker) -> count.
     alone: dict[str, int] = field(default_factory=dict)
+    session_teardowns: list[tuple[str, float]] = field(default_factory=list)
+    """(node id, seconds): the item whose teardown tore the session down inside the pooled
+    phase, after every other item, and how long that took; one per process (xdist)."""
 
     @classmethod
     def for_plan(cls, plan: Plan, workers: int) -> RunStats:
@@ -134,7 +137,9 @@ class RunStats:
 
     def bound(self) -> Bound:
         """The pooled phase's lower bound and what set it (``bounds.lower_bound``)."""
-        return lower_bound(self.workers, [stats.work(self.workers) for stats in self.jobs])
+        return lower_bound(
+            self.workers, [stats.work(self.workers) for stats in self.jobs], self.session_teardowns
+        )
 
     def add_slot_uses(self, job_name: str, seconds: Sequence[float]) -> None:
         """Uses of job ``job_name``'s cap slots inside a pooled item (of any job)."""

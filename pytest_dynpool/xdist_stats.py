@@ -57,6 +57,7 @@ def stats_to_dict(stats: RunStats) -> dict[str, Any]:
         "outside": stats.outside_tests_output,
         "timed_out": stats.timed_out,
         "left_behind": stats.threads_left_behind,
+        "session_teardowns": [[node_id, seconds] for node_id, seconds in stats.session_teardowns],
     }
 
 
@@ -73,7 +74,15 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
     merged = RunStats(workers=0)
     by_name: dict[str, JobStats] = {}
     walls: dict[str, float] = {}
+    # Each worker that ran items tore its own session down after them: the shortest such
+    # teardown follows the merged bound, unless some worker's went unmeasured.
+    teardowns: list[tuple[str, float]] = []
+    every_teardown_known = True
     for worker, data in per_worker:
+        if any(job_data["timings"] for job_data in data["jobs"]):
+            known = data["session_teardowns"]
+            every_teardown_known = every_teardown_known and bool(known)
+            teardowns.extend((str(node_id), float(seconds)) for node_id, seconds in known)
         merged.workers += int(data["workers"])
         merged.exclusive_items += int(data["exclusive_items"])
         merged.pool_peak_in_flight += int(data["peak"])
@@ -119,6 +128,7 @@ def merge(per_worker: Sequence[tuple[str, dict[str, Any]]]) -> MergedRun:
                     Outcome(outcome), 0
                 ) + int(count)
     merged.pool_wall_seconds = max(walls.values(), default=0.0)
+    merged.session_teardowns = teardowns if every_teardown_known else []
     return MergedRun(merged, walls)
 
 

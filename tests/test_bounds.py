@@ -155,3 +155,37 @@ def test_job_stats_give_the_bound_their_slot_uses_and_the_full_cap() -> None:
     stats.slot_uses.extend([0.5, 0.5])
     work = stats.work(workers=2)
     assert (work.cap, work.slots, list(work.slot_uses)) == (2, 6, [0.5, 0.5])
+
+
+# The session's teardown: the pooled phase's last item does it once every other item has
+# ended, so it follows whichever term is largest; it is not that item's work.
+
+
+def test_the_sessions_teardown_follows_the_largest_term() -> None:
+    # cap 1: 1 + 1 + (1 - 0.4) s of work, then 0.4 s of teardown by i2
+    job = JobWork("api", 1, items(1.0, 1.0, 1.0))
+    bound = lower_bound(8, [job], [("t.py::i2", 0.4)])
+    assert bound == Bound(pytest.approx(3.0), "cap", "api", 0.4)  # type: ignore[arg-type]
+    assert bound.reason == "job api's cap, then 0.40s of session teardown"
+
+
+def test_the_sessions_teardown_is_not_counted_twice_in_the_item_that_did_it() -> None:
+    # i0 was in flight 2 s, 1.5 s of it tearing the session down: its work is 0.5 s, so
+    # i1's 1 s is the longest item, then 1.5 s of teardown (not 2 + 1.5)
+    job = JobWork("api", 4, items(2.0, 1.0))
+    bound = lower_bound(4, [job], [("t.py::i0", 1.5)])
+    assert bound == Bound(2.5, "item", "t.py::i1", 1.5)
+
+
+def test_the_shortest_of_several_processes_teardowns_follows_the_term() -> None:
+    # Each xdist worker tears its own session down after its own items.
+    one = JobWork("api", 2, items(1.0, prefix="a.py::i"))
+    two = JobWork("web", 2, items(1.0, prefix="b.py::i"))
+    bound = lower_bound(2, [one, two], [("a.py::i0", 0.5), ("b.py::i0", 0.25)])
+    # items' work 0.5 and 0.75: the longest item, 0.75, then the shorter teardown
+    assert bound == Bound(1.0, "item", "b.py::i0", 0.25)
+
+
+def test_a_teardown_too_short_to_print_is_not_named() -> None:
+    bound = lower_bound(1, [JobWork("api", 1, items(1.0))], [("t.py::i0", 0.001)])
+    assert bound.reason == "the pool"  # a tie with the cap goes to the pool

@@ -311,3 +311,55 @@ def test_a_jobs_requests_reach_the_bound_as_uses_of_its_slots(pytester: pytest.P
     assert min(uses) > 0
     assert figures["slots"] == 2
     assert figures["bound"] >= sum(sorted(uses)[:2]) - 1e-9
+
+
+# The session's teardown runs in the pooled phase's last item, after every other item:
+# the pool measures it there, and the bound adds it after its largest term.
+TEARDOWN_CONFTEST = """
+import json
+import time
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def server(pytestconfig):
+    yield
+    started = time.perf_counter()
+    time.sleep(0.05)  # a server that takes a moment to stop
+    measured = time.perf_counter() - started
+    (pytestconfig.rootpath / "own_measure.json").write_text(json.dumps(measured))
+
+
+def pytest_dynpool_run_finished(config, stats):
+    bound = stats.bound()
+    figures = {"teardowns": stats.session_teardowns, "bound": bound.seconds, "then": bound.then}
+    (config.rootpath / "figures.json").write_text(json.dumps(figures))
+"""
+
+TEARDOWN_SUITE = """
+import pytest
+
+pytestmark = pytest.mark.dynpool(2, job="api")
+
+
+@pytest.mark.parametrize("n", range(3))
+def test_uses_the_server(server, n):
+    pass
+"""
+
+
+def test_the_sessions_teardown_in_the_last_item_follows_the_bound(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(TEARDOWN_CONFTEST)
+    pytester.makepyfile(test_teardown=TEARDOWN_SUITE)
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    figures = json.loads((pytester.path / "figures.json").read_text())
+    own_measure = json.loads((pytester.path / "own_measure.json").read_text())
+    ((node_id, seconds),) = figures["teardowns"]
+    assert node_id in {f"test_teardown.py::test_uses_the_server[{n}]" for n in range(3)}
+    assert seconds >= own_measure > 0
+    assert figures["then"] == seconds
+    assert figures["bound"] >= seconds

@@ -73,3 +73,31 @@ def test_the_workers_timings_and_waits_reach_the_merged_lower_bound() -> None:
     # Both workers peaked at different times: no more than the job's own peak was in flight.
     apply_store_peaks(merged, {"api": 2})
     assert merged.pool_peak_in_flight == 2
+
+
+def test_each_workers_session_teardown_reaches_the_merged_bound_unless_one_is_missing() -> None:
+    from pytest_dynpool.xdist_stats import merge, stats_to_dict
+
+    def worker(node_id: str, teardown: float | None) -> RunStats:
+        job = JobStats(Job("api", 2, 2, "test"), items=1, peak_in_flight=1)
+        job.record(node_id, 1.0)
+        stats = RunStats(workers=2, jobs=[job], pool_peak_in_flight=1)
+        if teardown is not None:
+            stats.session_teardowns = [(node_id, teardown)]
+        return stats
+
+    idle = RunStats(workers=2, jobs=[JobStats(Job("api", 2, 2, "test"))])  # ran nothing
+    both = merge(
+        [
+            ("gw0", stats_to_dict(worker("t::a", 0.5))),
+            ("gw1", stats_to_dict(worker("t::b", 0.25))),
+            ("gw2", stats_to_dict(idle)),
+        ]
+    ).stats
+    assert both.session_teardowns == [("t::a", 0.5), ("t::b", 0.25)]
+    assert both.bound().then == 0.25
+    one_unknown = merge(
+        [("gw0", stats_to_dict(worker("t::a", 0.5))), ("gw1", stats_to_dict(worker("t::b", None)))]
+    ).stats
+    assert one_unknown.session_teardowns == []
+    assert one_unknown.bound().then == 0.0

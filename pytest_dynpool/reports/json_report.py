@@ -98,7 +98,11 @@ def report_document(record: RunRecord) -> dict[str, Any]:
             "wall_seconds": _seconds(record.wall_seconds),
             "pool_wall_seconds": _seconds(record.pool_wall_seconds),
             "lower_bound_seconds": _seconds(record.lower_bound_seconds),
-            "bounded_by": {"term": record.bounded_by, "job": record.bounding_job},
+            "bounded_by": {
+                "term": record.bounded_by,
+                "job": record.bounding_job,
+                "then_session_teardown_seconds": _seconds(record.session_teardown_seconds),
+            },
             "peak_in_flight": record.peak_in_flight,
             "exit_status": record.exit_status,
             "interrupted": record.interrupted,

@@ -114,6 +114,7 @@ class RunRecord:
     lower_bound_seconds: float = 0.0
     bounded_by: str = "nothing"  # pool, cap, rate, slots, item, nothing (Bound.term)
     bounding_job: str | None = None
+    session_teardown_seconds: float = 0.0  # in the bound, after its term (Bound.then)
     peak_in_flight: int = 0
     exit_status: int | None = None
     interrupted: bool = False

@@ -172,6 +172,7 @@ class RunRecorder:
         record.pool_wall_seconds = stats.pool_wall_seconds
         record.lower_bound_seconds = bound.seconds
         record.bounded_by = bound.term
+        record.session_teardown_seconds = bound.then
         if bound.term in JOB_TERMS:
             record.bounding_job = bound.subject
         record.peak_in_flight = stats.pool_peak_in_flight

@@ -232,6 +232,8 @@ class PoolExecutor:
             self.stats.pool_peak_in_flight = scheduler.peak_in_flight
             self.stats.not_started = scheduler.pending
             self.stats.threads_left_behind = pool.deadlines.threads_left_behind()
+            if (torn_down := self.setup_state.session_teardown) is not None:
+                self.stats.session_teardowns = [(torn_down[0].nodeid, torn_down[1])]
             for job_index, job_stats in enumerate(self.stats.jobs):
                 job_stats.peak_in_flight = scheduler.job_peak(job_index)
                 job_stats.mean_cap = scheduler.mean_cap(job_index)

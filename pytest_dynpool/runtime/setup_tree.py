@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from .. import clock
 from ..pytest_compat import Node, OutcomeException
 from .fixture_store import CURRENT_ITEM
 
@@ -71,6 +72,9 @@ class ConcurrentSetupState:
         # Teardown errors of collectors released by a dropped item (see ``drop``).
         self._late_errors: list[BaseException] = []
         self._held_session: Node | None = None
+        self.session_teardown: tuple[pytest.Item, float] | None = None
+        """The item whose teardown tore the session down, and the seconds that took: no
+        schedule ends before it, after every item (``bounds``)."""
 
     def is_node_active(self, node: Node) -> bool:
         return node in self._active
@@ -192,15 +196,29 @@ class ConcurrentSetupState:
                 self._users[node] -= 1
                 released = self._active.pop(node, None) if self._users[node] == 0 else None
             if released is not None:
-                self._run_finalizers(node, released, exceptions)
+                self._tear_down(item, node, released, exceptions)
         with self._lock:
             self._expected -= 1
             rest = self._pop_all_locked() if self._expected == 0 and self._is_stopping() else []
         # -x / Ctrl-C: the last item in flight tears everything down, as pytest
         # does for the item that stops the session.
         for node, node_state in rest:
-            self._run_finalizers(node, node_state, exceptions)
+            self._tear_down(item, node, node_state, exceptions)
         _raise_collected(exceptions)
+
+    def _tear_down(
+        self, item: pytest.Item, node: Node, state: _NodeState, exceptions: list[BaseException]
+    ) -> None:
+        """``_run_finalizers`` inside ``item``'s teardown, timing the session's."""
+        __tracebackhide__ = True
+        if not isinstance(node, pytest.Session):
+            self._run_finalizers(node, state, exceptions)
+            return
+        started = clock.perf_counter()
+        try:
+            self._run_finalizers(node, state, exceptions)
+        finally:
+            self.session_teardown = (item, clock.perf_counter() - started)
 
     def _pop_all(self) -> list[tuple[Node, _NodeState]]:
         with self._lock:
