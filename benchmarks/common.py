@@ -55,8 +55,8 @@ import pytest
 @pytest.hookimpl(optionalhook=True)  # optional: -p no:dynpool runs lack the hookspec
 def pytest_dynpool_run_finished(config, stats):
     path = os.environ.get("{RESULT_ENV}")
-    if not path:
-        return
+    if not path or hasattr(config, "workerinput"):
+        return  # an xdist worker's figures are its own share: the caller reads the terminal
     jobs = [
         {{
             "name": job.job.name,
@@ -77,8 +77,9 @@ def pytest_dynpool_run_finished(config, stats):
         "peak": stats.pool_peak_in_flight,
         "jobs": jobs,
     }}
-    with open(path, "w", encoding="utf-8") as out:
+    with open(path + ".part", "w", encoding="utf-8") as out:
         json.dump(figures, out)
+    os.replace(path + ".part", path)  # whole or not at all, for whoever reads it
 '''
 """The machine-readable channel: the plugin's own figures of the pooled phase."""
 
