@@ -217,7 +217,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     stats = RunStats.for_plan(plan, config.stash[SETTINGS_KEY].workers)
     config.stash[STATS_KEY] = stats
     from .pytest_compat import keep_pytest_timing_real
-    from .runtime.coordinator import run_session  # the runtime: only when the pool runs
+    from .runtime.executor import run_session  # the runtime: only when the pool runs
 
     keep_pytest_timing_real(config.stash.setdefault(TIMING_PATCHES_KEY, Patches()))
     patches = config.stash[PATCHES_KEY] = Patches()

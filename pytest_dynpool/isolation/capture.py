@@ -23,9 +23,8 @@ assignment would redirect every other test. For the pool's duration:
   the item that closed it only: that item errors as in plain pytest, where the
   later tests would error too.
 
-Phase buffers under ``--capture=fd`` are temporary files, as pytest's are, so
-that what a child made by ``fork`` prints lands in the test's report: before
-a fork the forking item's buffers are opened, and the child inherits them.
+The phase buffers and pytest's capture manager per item live in ``phase_capture``;
+the pool's own side of the streams in ``pool_streams``.
 
 File descriptors are process-wide and cannot be split by thread: on workers
 ``capfd``/``capfdbinary`` capture at the ``sys`` level, and output that C code or
@@ -35,73 +34,33 @@ subprocesses write to fd 1 or 2 reaches the terminal.
 from __future__ import annotations
 
 import io
-import os
 import sys
 import threading
 import types
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from tempfile import TemporaryFile
-from typing import Any, TextIO
+from typing import Any
 
 import pytest
 
 from ..patching import Patches
-from ..pytest_compat import (
-    CaptureFixture,
-    CaptureIO,
-    CaptureManager,
-    global_capture_streams,
-    sys_capture_class_for,
+from ..pytest_compat import CaptureFixture, global_capture_streams
+from .item_context import PROCESS_STREAM, active_context
+from .phase_capture import ConcurrentCaptureManager, register_fork_hook, start_capture_fixture
+from .pool_streams import (
+    CLOSED_FILE,
+    POOL,
+    STDERR,
+    STDIN,
+    STDOUT,
+    OrphanOutput,
+    PoolStreams,
+    pool_streams,
 )
-from .item_context import ITEM_CONTEXT, PROCESS_STREAM, ItemContext, active_context
 from .session_streams import BYTES_ROUTE, direct_write, is_routable
-
-STDOUT, STDERR, STDIN = 0, 1, 2
-CLOSED_FILE = "I/O operation on closed file."
-
-
-class OrphanOutput:
-    """Output of threads that belong to no running pooled test."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parts: list[str] = []
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            self._parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def text(self) -> str:
-        with self._lock:
-            return "".join(self._parts)
-
-
-@dataclass
-class _PoolStreams:
-    """The process's side of the streams while the pool runs."""
-
-    values: list[Any]  # sys.stdout/stderr for code outside any item (the main thread)
-    real: list[Any]  # the streams when the pool started: the terminal
-    session: list[Any]  # pytest's session capture streams, or None when not capturing
-    orphans: OrphanOutput | None
-
-
-_POOL: list[_PoolStreams] = []  # one entry while the pool runs
-
-
-def _pool() -> _PoolStreams:
-    return _POOL[-1]
 
 
 def _current(index: int) -> Any:
     """What ``sys.stdout`` (or stderr) is for the caller."""
-    pool = _pool()
+    pool = pool_streams()
     context = active_context()
     if context is not None:
         value = context.streams[index]
@@ -116,7 +75,7 @@ def _assign(index: int, value: Any) -> None:
     if context is not None:
         context.streams[index] = value
     else:
-        _pool().values[index] = value
+        pool_streams().values[index] = value
 
 
 def _stream_property(index: int) -> property:
@@ -139,7 +98,7 @@ class StreamRouter:
 
     def _target(self) -> Any:
         target = _current(self._index)
-        return _pool().real[self._index] if target is self else target
+        return pool_streams().real[self._index] if target is self else target
 
     def write(self, text: str) -> int:
         written: int = self._target().write(text)
@@ -154,7 +113,7 @@ class StreamRouter:
 
 def _sink(index: int) -> Any:
     """Where a write to the session capture stream goes: the writer's phase buffer."""
-    pool = _pool()
+    pool = pool_streams()
     context = active_context()
     if context is not None:
         if index in context.closed_capture:
@@ -177,7 +136,7 @@ def _write_bytes(index: int, data: Any) -> int:
 
 def _route_bytes(buffer: Any, data: Any) -> int:
     """Writes to a session stream's own ``buffer`` (see ``session_streams``) while the pool runs."""
-    session = _pool().session
+    session = pool_streams().session
     for index in (STDOUT, STDERR):
         if session[index] is not None and buffer is session[index].buffer:
             return _write_bytes(index, data)
@@ -214,7 +173,7 @@ class _RoutedBuffer(io.BufferedIOBase):
 
 
 def _index_of(stream: object) -> int:
-    return STDOUT if stream is _pool().session[STDOUT] else STDERR
+    return STDOUT if stream is pool_streams().session[STDOUT] else STDERR
 
 
 class _RoutedCaptureStream:
@@ -267,201 +226,13 @@ def _no_dict(namespace: dict[str, Any]) -> None:
     namespace["__slots__"] = ()  # the same layout as pytest's class, for __class__ assignment
 
 
-class _PhaseBuffer:
-    """One phase's stdout or stderr, made on the first write: most phases write nothing.
-
-    A temporary file under ``--capture=fd`` (a forked child writes into it too), else
-    memory; either way bytes that are not UTF-8 read back as replacement characters.
-    """
-
-    __slots__ = ("_file_backed", "_io", "_tee")
-
-    def __init__(self, tee: TextIO | None, *, file_backed: bool) -> None:
-        self._io: io.TextIOWrapper | None = None
-        self._tee = tee
-        self._file_backed = file_backed
-
-    def open(self) -> io.TextIOWrapper:
-        if self._io is None:
-            if self._file_backed:
-                self._io = io.TextIOWrapper(
-                    TemporaryFile(buffering=0),  # noqa: SIM115 - closed by read_and_close
-                    encoding="utf-8",
-                    errors="replace",
-                    newline="",
-                    write_through=True,
-                )
-            else:
-                self._io = CaptureIO()
-        return self._io
-
-    def write(self, text: str) -> int:
-        written = self.open().write(text)
-        if self._tee is not None:
-            self._tee.write(text)
-        return written
-
-    @property
-    def buffer(self) -> Any:
-        return self.open().buffer
-
-    def flush(self) -> None:
-        pass
-
-    def read_and_close(self) -> str:
-        if self._io is None:
-            return ""
-        if self._file_backed:
-            self._io.seek(0)
-            text = self._io.read()
-        else:
-            text = self._io.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
-        self._io.close()
-        self._io = None
-        return text
-
-
-def _open_phase_files_before_fork() -> None:
-    """A child made by ``fork`` inherits the forking item's phase files, as in pytest."""
-    if _POOL and (context := active_context()) is not None:
-        for phase in context.phase_output:
-            if isinstance(phase, _PhaseBuffer) and phase._file_backed:
-                phase.open()
-
-
-_fork_hook_registered = False
-
-
-def _register_fork_hook() -> None:
-    # os.register_at_fork cannot be undone: the hook does nothing outside the pool.
-    global _fork_hook_registered
-    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_open_phase_files_before_fork)
-        _fork_hook_registered = True
-
-
-_original_start = CaptureFixture._start
-
-
-def _start(fixture: CaptureFixture[Any]) -> None:
-    """``CaptureFixture._start``; on a worker ``capfd`` captures at the ``sys`` level."""
-    if active_context() is not None and fixture._capture is None:
-        fixture.captureclass = sys_capture_class_for(fixture.captureclass)
-    _original_start(fixture)
-
-
-def _get_capture_fixture(capman: CaptureManager) -> Any:
-    context = ITEM_CONTEXT.get()
-    if context is None or context.closed:
-        context = active_context()
-    if context is None:
-        return capman.__dict__.get("_capture_fixture")
-    return context.capture_fixture
-
-
-def _set_capture_fixture(capman: CaptureManager, fixture: Any) -> None:
-    context = active_context()
-    if context is None:
-        capman.__dict__["_capture_fixture"] = fixture
-    else:
-        context.capture_fixture = fixture
-
-
-class _ConcurrentCaptureManager(CaptureManager):
-    """One capture fixture per item; the global capture stays with the main thread.
-
-    The global capture stays suspended while the pool runs: on a worker,
-    "resuming" it means pointing the item's own ``sys.stdout`` at the session
-    capture stream (``_item_phase_capture``).
-    """
-
-    _capture_fixture = property(_get_capture_fixture, _set_capture_fixture)
-
-    def resume_global_capture(self) -> None:
-        if active_context() is None:
-            super().resume_global_capture()
-
-    def suspend_global_capture(self, in_: bool = False) -> None:
-        if active_context() is None:
-            super().suspend_global_capture(in_)
-
-    def read_global_capture(self) -> Any:
-        if active_context() is None:
-            return super().read_global_capture()
-        return "", ""
-
-    @contextmanager
-    def global_and_fixture_disabled(self) -> Iterator[None]:
-        context = active_context()
-        if context is None:
-            with super().global_and_fixture_disabled():
-                yield
-            return
-        fixture = self._capture_fixture
-        do_fixture = fixture is not None and fixture._is_started()
-        if do_fixture:
-            self.suspend_fixture()
-        saved = list(context.streams)
-        # As pytest's suspend_global_capture(in_=False): stdin stays captured.
-        context.streams[STDOUT] = context.streams[STDERR] = PROCESS_STREAM
-        try:
-            yield
-        finally:
-            context.streams[:] = saved
-            if do_fixture:
-                self.resume_fixture()
-
-    def item_capture(self, when: str, item: pytest.Item) -> Any:
-        context = ITEM_CONTEXT.get()
-        if context is None or context.closed:
-            context = active_context()
-        if context is None:
-            return super().item_capture(when, item)
-        return _item_phase_capture(self, context, when, item)
-
-
-@contextmanager
-def _item_phase_capture(
-    capman: _ConcurrentCaptureManager, context: ItemContext, when: str, item: pytest.Item
-) -> Iterator[None]:
-    """pytest's ``item_capture`` for one item: its own streams point at the capture."""
-    __tracebackhide__ = True
-    pool = _POOL[-1]  # as _pool(): this runs three times per test
-    buffers: list[_PhaseBuffer] = []
-    if capman.is_globally_capturing():
-        if context.closed_capture:
-            raise ValueError(CLOSED_FILE)  # pytest cannot resume a closed capture either
-        tee = capman._method == "tee-sys"
-        file_backed = capman._method == "fd"
-        buffers = [  # written out: three phases per test
-            _PhaseBuffer(pool.real[STDOUT] if tee else None, file_backed=file_backed),
-            _PhaseBuffer(pool.real[STDERR] if tee else None, file_backed=file_backed),
-        ]
-        context.phase_output[:] = buffers
-        context.streams[:] = pool.session  # stdin too: pytest's DontReadFromInput
-    capman.activate_fixture()
-    try:
-        yield
-    finally:
-        capman.deactivate_fixture()
-        if buffers:
-            # As pytest's suspend: whatever the phase assigned to sys.stdout ends here.
-            context.streams[:] = [PROCESS_STREAM] * 3
-            context.phase_output[:] = [None, None]
-            out, err = buffers[0].read_and_close(), buffers[1].read_and_close()
-            if context.closed_capture:
-                raise ValueError(CLOSED_FILE)  # plain pytest fails to read it here
-            item.add_report_section(when, "stdout", out)
-            item.add_report_section(when, "stderr", err)
-
-
 def capture_per_item(patches: Patches, config: pytest.Config) -> OrphanOutput:
     """Per-item ``sys.stdout``/``sys.stderr`` and capture manager, until ``patches`` are undone."""
     orphans = OrphanOutput()
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is None:
         return orphans
-    _register_fork_hook()
+    register_fork_hook()
     namespace = vars(sys)
     saved_streams = [namespace["stdout"], namespace["stderr"], namespace["stdin"]]
     capturing = capman.is_globally_capturing()
@@ -472,8 +243,8 @@ def capture_per_item(patches: Patches, config: pytest.Config) -> OrphanOutput:
     elif session[STDIN] is None:
         session[STDIN] = saved_streams[STDIN]
     keep_orphans = orphans if capturing else None
-    _POOL.append(_PoolStreams(list(saved_streams), saved_streams, session, keep_orphans))
-    patches.callback(_POOL.pop)
+    POOL.append(PoolStreams(list(saved_streams), saved_streams, session, keep_orphans))
+    patches.callback(POOL.pop)
     if capturing:
         _ROUTED_BUFFERS[:] = [
             None if is_routable(stream.buffer) else _RoutedBuffer(index, stream.buffer)
@@ -489,6 +260,6 @@ def capture_per_item(patches: Patches, config: pytest.Config) -> OrphanOutput:
     patches.setattr(sys, "stderr", StreamRouter(STDERR))
     patches.setattr(sys, "stdin", StreamRouter(STDIN))
     patches.set_class(sys, _ContextSysModule)
-    patches.set_class(capman, _ConcurrentCaptureManager)
-    patches.setattr(CaptureFixture, "_start", _start)
+    patches.set_class(capman, ConcurrentCaptureManager)
+    patches.setattr(CaptureFixture, "_start", start_capture_fixture)
     return orphans

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from ..isolation.asyncio_loops import shared_loops_one_test_at_a_time
-from ..isolation.capture import OrphanOutput, capture_per_item
+from ..isolation.capture import capture_per_item
 from ..isolation.diagnostics import diagnostics_per_item
 from ..isolation.doctests import doctests_one_at_a_time
 from ..isolation.item_context import (
@@ -49,6 +49,7 @@ from ..isolation.item_context import (
     threads_inherit_item_context,
 )
 from ..isolation.logs import logging_per_item
+from ..isolation.pool_streams import OrphanOutput
 from ..isolation.recursion_limit import recursion_safe_threads
 from ..isolation.terminal import terminal_per_item
 from ..isolation.warning_state import warnings_per_item

@@ -24,7 +24,7 @@ from ..patching import Patches, patch_attribute
 from ..pytest_compat import inner_hookexec_of
 
 if TYPE_CHECKING:
-    from .workers import ItemReports
+    from .item_events import ItemReports
 
 
 @dataclass(frozen=True)
