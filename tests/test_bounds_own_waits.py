@@ -70,9 +70,9 @@ def test_a_wait_while_another_request_of_the_test_is_served_does_not_count(
     assert holder.blocked_seconds() == 0.5
 
 
-def test_each_answered_request_is_a_use_of_its_jobs_slot(time: FakeTime) -> None:
-    # Retries included: each attempt held a slot while the server answered it.
-    holder = HeldSlots()
+def _scripted_get(holder: HeldSlots, time: FakeTime) -> JobTraffic:
+    """One GET through the sync transport, as ``holder``'s test, against the scripted
+    answers (429, 503, 429, then 200 "done"); the job's traffic."""
     token = CURRENT_HOLDER.set(holder)
     try:
         traffic = JobTraffic(_job(), clock=time)
@@ -81,6 +81,13 @@ def test_each_answered_request_is_a_use_of_its_jobs_slot(time: FakeTime) -> None
             assert client.get("http://api/x").content == b"done"
     finally:
         CURRENT_HOLDER.reset(token)
+    return traffic
+
+
+def test_each_answered_request_is_a_use_of_its_jobs_slot(time: FakeTime) -> None:
+    # Retries included: each attempt held a slot while the server answered it.
+    holder = HeldSlots()
+    traffic = _scripted_get(holder, time)
     served = holder.served_seconds()
     assert list(served) == [traffic.name]
     assert len(served[traffic.name]) == traffic.stats.requests == 4
@@ -110,14 +117,7 @@ def test_a_response_that_still_holds_its_slot_keeps_the_test_busy(time: FakeTime
 def test_every_limit_wait_of_the_core_counts_in_both_transports(time: FakeTime) -> None:
     # The scripted answers back off 0.05 s, wait out a Retry-After of 2 s, back off 0.2 s.
     sync_holder = HeldSlots()
-    token = CURRENT_HOLDER.set(sync_holder)
-    try:
-        traffic = JobTraffic(_job(), clock=time)
-        transport = LimitedTransport(traffic, _answers(), sleep=time.sleep, clock=time)
-        with httpx.Client(transport=transport) as client:
-            assert client.get("http://api/x").content == b"done"
-    finally:
-        CURRENT_HOLDER.reset(token)
+    _scripted_get(sync_holder, time)
     assert time.sleeps == pytest.approx([0.05, 2.0, 0.2])
     assert sync_holder.blocked_seconds() == pytest.approx(2.25)
 
